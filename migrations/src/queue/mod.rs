@@ -1,0 +1,19 @@
+//! Tables of the queue service: campaigns, business numbers, agents,
+//! attentions and their outbox.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_queue;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_create_queue::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "queue_migrations".into_iden()
+    }
+}

@@ -1,0 +1,57 @@
+//! Database connections and schema readiness, the same for every service.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm_migration::MigratorTrait;
+
+use crate::settings::DatabaseSettings;
+
+/// Connects to `url` (SQLite or PostgreSQL). SQLite gets a single connection:
+/// it allows one writer at a time, and one connection avoids "database is
+/// locked" errors between our own transactions.
+pub async fn connect(url: &str, settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+    let sqlite = url.starts_with("sqlite:");
+    if sqlite {
+        create_sqlite_dir(url)?;
+    }
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(if sqlite { 1 } else { settings.max_connections.max(1) })
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+        .sqlx_logging(false);
+    Database::connect(options).await
+}
+
+fn create_sqlite_dir(url: &str) -> Result<(), DbErr> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// Brings the schema to `M`'s version when `migrate` is set; otherwise waits
+/// until someone else (the Kubernetes migration job) has.
+pub async fn prepare<M: MigratorTrait>(db: &DatabaseConnection, migrate: bool) -> Result<(), DbErr> {
+    if migrate {
+        return M::up(db, None).await;
+    }
+    loop {
+        match M::get_pending_migrations(db).await {
+            Ok(pending) if pending.is_empty() => return Ok(()),
+            Ok(pending) => tracing::warn!(pending = pending.len(), "waiting for migrations"),
+            Err(error) => tracing::warn!(%error, "waiting for the database"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

@@ -1,0 +1,12 @@
+//! What every atenciones process shares: settings, telemetry, database
+//! connection and readiness, gRPC serving with health, reflection and graceful
+//! shutdown.
+
+pub mod database;
+pub mod grpc;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use settings::{ServiceName, Settings};
+pub use tokio_util::sync::CancellationToken;

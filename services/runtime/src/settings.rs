@@ -1,0 +1,194 @@
+//! Typed settings, layered: built-in defaults → optional file → environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("defaults.toml");
+
+/// Every setting of every process; each role reads the sections it needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub demo: bool,
+    pub database: DatabaseSettings,
+    pub telemetry: TelemetrySettings,
+    pub gateway: GatewaySettings,
+    pub queue: ServiceSettings,
+    pub messaging: MessagingSettings,
+    pub form: ServiceSettings,
+    pub history: ServiceSettings,
+    pub whatsapp: WhatsAppSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub migrate: bool,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetrySettings {
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub otlp_endpoint: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewaySettings {
+    pub listen: SocketAddr,
+    pub auth: AuthSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub jwt_secret: String,
+    pub issuer: String,
+    pub audience: String,
+}
+
+/// A gRPC service: where it listens, how others reach it, where its data lives.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceSettings {
+    pub listen: SocketAddr,
+    pub url: String,
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessagingSettings {
+    pub listen: SocketAddr,
+    pub url: String,
+    pub database_url: String,
+    pub webhook_listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WhatsAppSettings {
+    pub app_secret: String,
+    pub verify_token: String,
+    pub access_token: String,
+    pub api_base_url: String,
+    pub api_version: String,
+}
+
+/// The services with their own data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceName {
+    Queue,
+    Messaging,
+    Form,
+    History,
+}
+
+impl ServiceName {
+    pub const ALL: [ServiceName; 4] = [Self::Queue, Self::Messaging, Self::Form, Self::History];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queue => "queue",
+            Self::Messaging => "messaging",
+            Self::Form => "form",
+            Self::History => "history",
+        }
+    }
+}
+
+fn environment() -> Environment {
+    Environment::with_prefix("ATENCIONES")
+        .prefix_separator("_")
+        .separator("__")
+        .try_parsing(true)
+}
+
+impl Settings {
+    /// Loads the defaults, then `file` if given, then `ATENCIONES_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, config::ConfigError> {
+        Self::load_with(file, environment())
+    }
+
+    fn load_with(file: Option<&Path>, env: Environment) -> Result<Self, config::ConfigError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).required(true));
+        }
+        builder.add_source(env).build()?.try_deserialize()
+    }
+
+    /// The database URL of a service: its own setting, or a SQLite file under `data_dir`.
+    pub fn database_url(&self, service: ServiceName) -> String {
+        let configured = match service {
+            ServiceName::Queue => &self.queue.database_url,
+            ServiceName::Messaging => &self.messaging.database_url,
+            ServiceName::Form => &self.form.database_url,
+            ServiceName::History => &self.history.database_url,
+        };
+        if configured.is_empty() {
+            let file = self.data_dir.join(format!("{}.db", service.as_str()));
+            format!("sqlite://{}?mode=rwc", file.display())
+        } else {
+            configured.clone()
+        }
+    }
+
+    /// The URL other processes use to reach a service.
+    pub fn service_url(&self, service: ServiceName) -> String {
+        let (url, listen) = match service {
+            ServiceName::Queue => (&self.queue.url, self.queue.listen),
+            ServiceName::Messaging => (&self.messaging.url, self.messaging.listen),
+            ServiceName::Form => (&self.form.url, self.form.listen),
+            ServiceName::History => (&self.history.url, self.history.listen),
+        };
+        if url.is_empty() { format!("http://{listen}") } else { url.clone() }
+    }
+
+    /// Points every service at the address it really listens on (port 0 made real).
+    pub fn set_service_url(&mut self, service: ServiceName, addr: SocketAddr) {
+        let url = format!("http://{addr}");
+        match service {
+            ServiceName::Queue => self.queue.url = url,
+            ServiceName::Messaging => self.messaging.url = url,
+            ServiceName::Form => self.form.url = url,
+            ServiceName::History => self.history.url = url,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_nested_settings_with_double_underscore() {
+        let vars = [
+            ("ATENCIONES_WHATSAPP__APP_SECRET", "from-env"),
+            ("ATENCIONES_DATABASE__MAX_CONNECTIONS", "3"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let env = environment().source(Some(vars.into_iter().collect()));
+        let settings = Settings::load_with(None, env).expect("settings");
+        assert_eq!(settings.database.max_connections, 3);
+        assert_eq!(settings.whatsapp.app_secret, "from-env");
+        assert_eq!(settings.gateway.listen.port(), 50051);
+    }
+
+    #[test]
+    fn database_url_defaults_to_a_sqlite_file_per_service() {
+        let settings = Settings::load(None).expect("settings");
+        assert_eq!(
+            settings.database_url(ServiceName::Form),
+            "sqlite://./data/form.db?mode=rwc"
+        );
+        assert_eq!(settings.service_url(ServiceName::Queue), "http://127.0.0.1:50061");
+    }
+}
