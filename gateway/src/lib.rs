@@ -1,1 +1,10 @@
-//! placeholder
+//! The gateway: the one API the agent screen calls. It verifies the caller's
+//! credential and fans each request out to the queue, messaging, form and
+//! history services.
+
+mod app;
+pub mod auth;
+mod desk;
+mod error;
+
+pub use app::Application;

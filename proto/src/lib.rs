@@ -6,6 +6,8 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/atenciones_descriptor.bin"));
 
+pub mod time;
+
 pub mod common {
     pub mod v1 {
         tonic::include_proto!("atenciones.common.v1");

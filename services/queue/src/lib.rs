@@ -1,1 +1,16 @@
-//! placeholder
+//! The queue service: owns campaigns, business numbers, agents and attentions,
+//! moves attentions through queued → open → finished, and hands finished ones
+//! to history.
+
+mod app;
+mod attention;
+mod clients;
+pub mod demo;
+mod entity;
+mod error;
+mod grpc;
+mod handoff;
+mod queue;
+
+pub use app::Application;
+pub use error::Error;

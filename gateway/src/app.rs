@@ -1,0 +1,54 @@
+//! Building and running the gateway.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+
+use atenciones_proto::gateway::v1::agent_desk_service_server::AgentDeskServiceServer;
+use atenciones_runtime::Settings;
+use atenciones_runtime::grpc::{self, Readiness};
+
+use crate::auth::Authenticator;
+use crate::desk::AgentDesk;
+
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    desk: AgentDesk,
+    authenticator: Authenticator,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        Ok(Self {
+            address: listener.local_addr()?,
+            listener,
+            desk: AgentDesk::new(settings)?,
+            authenticator: Authenticator::new(&settings.gateway.auth),
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let authenticator = self.authenticator;
+        // Every desk call needs a verified caller; health and reflection do not.
+        let desk = AgentDeskServiceServer::with_interceptor(self.desk, move |request| authenticator.intercept(request));
+        let readiness = Readiness::new(Routes::new(desk));
+        // Stateless: ready as soon as it serves; each call reports its own backend errors.
+        grpc::set_status(
+            &readiness.reporter(),
+            &[<AgentDeskServiceServer<AgentDesk> as NamedService>::NAME],
+            ServingStatus::Serving,
+        )
+        .await;
+        grpc::serve(self.listener, readiness.into_routes(), shutdown).await?;
+        Ok(())
+    }
+}

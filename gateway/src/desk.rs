@@ -1,0 +1,282 @@
+//! AgentDeskService: each call checks the caller, then fans out to the services.
+//! The gateway keeps no state of its own.
+
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use atenciones_proto::form::v1 as form_pb;
+use atenciones_proto::form::v1::form_service_client::FormServiceClient;
+use atenciones_proto::gateway::v1 as pb;
+use atenciones_proto::gateway::v1::agent_desk_service_server::AgentDeskService;
+use atenciones_proto::history::v1 as history_pb;
+use atenciones_proto::history::v1::history_service_client::HistoryServiceClient;
+use atenciones_proto::messaging::v1 as messaging_pb;
+use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
+use atenciones_proto::queue::v1 as queue_pb;
+use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
+use atenciones_runtime::{ServiceName, Settings};
+
+use crate::auth::Identity;
+use crate::error::Error;
+
+#[derive(Clone)]
+pub struct AgentDesk {
+    queue: QueueServiceClient<Channel>,
+    messaging: MessagingServiceClient<Channel>,
+    form: FormServiceClient<Channel>,
+    history: HistoryServiceClient<Channel>,
+}
+
+impl AgentDesk {
+    pub fn new(settings: &Settings) -> Result<Self, tonic::transport::Error> {
+        let channel = |service| atenciones_runtime::grpc::channel(&settings.service_url(service));
+        Ok(Self {
+            queue: QueueServiceClient::new(channel(ServiceName::Queue)?),
+            messaging: MessagingServiceClient::new(channel(ServiceName::Messaging)?),
+            form: FormServiceClient::new(channel(ServiceName::Form)?),
+            history: HistoryServiceClient::new(channel(ServiceName::History)?),
+        })
+    }
+
+    async fn agent(&self, caller: &Identity) -> Result<queue_pb::Agent, Error> {
+        let request = queue_pb::GetAgentRequest { agent_id: caller.subject.clone() };
+        let agent = self.queue.clone().get_agent(request).await?.into_inner().agent;
+        agent.ok_or_else(|| Error::Upstream(Status::internal("queue returned no agent")))
+    }
+
+    /// The attention, after the queue (which owns campaign membership and who
+    /// holds what) agreed the caller may access it this way.
+    async fn attention(&self, caller: &Identity, attention_id: &str, access: queue_pb::Access) -> Result<queue_pb::Attention, Error> {
+        let request = queue_pb::GetAttentionRequest {
+            attention_id: attention_id.to_owned(),
+            agent_id: caller.subject.clone(),
+            access: access.into(),
+        };
+        let attention = self.queue.clone().get_attention(request).await?.into_inner().attention;
+        attention.ok_or_else(|| Error::Upstream(Status::internal("queue returned no attention")))
+    }
+}
+
+fn caller<T>(request: &Request<T>) -> Result<Identity, Error> {
+    request.extensions().get::<Identity>().cloned().ok_or(Error::Unauthenticated)
+}
+
+#[tonic::async_trait]
+impl AgentDeskService for AgentDesk {
+    async fn get_me(&self, request: Request<pb::GetMeRequest>) -> Result<Response<pb::GetMeResponse>, Status> {
+        let agent = self.agent(&caller(&request)?).await?;
+        Ok(Response::new(pb::GetMeResponse { agent: Some(agent) }))
+    }
+
+    async fn list_attentions(
+        &self,
+        request: Request<pb::ListAttentionsRequest>,
+    ) -> Result<Response<pb::ListAttentionsResponse>, Status> {
+        let caller = caller(&request)?;
+        let list = self
+            .queue
+            .clone()
+            .list_attentions(queue_pb::ListAttentionsRequest { agent_id: caller.subject })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::ListAttentionsResponse {
+            attentions: list.attentions,
+            open_count: list.open_count,
+            queued_count: list.queued_count,
+        }))
+    }
+
+    async fn open_attention(
+        &self,
+        request: Request<pb::OpenAttentionRequest>,
+    ) -> Result<Response<pb::OpenAttentionResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let (mut queue, mut messaging, mut history) = (self.queue.clone(), self.messaging.clone(), self.history.clone());
+        let (mut form_client, mut draft_client) = (self.form.clone(), self.form.clone());
+        let open = queue.open_attention(queue_pb::OpenAttentionRequest {
+            attention_id: r.attention_id.clone(),
+            agent_id: caller.subject.clone(),
+        });
+        let (opened, agent) = tokio::try_join!(
+            async { open.await.map_err(Error::from) },
+            self.agent(&caller)
+        )?;
+        let attention = opened
+            .into_inner()
+            .attention
+            .ok_or_else(|| Status::internal("queue returned no attention"))?;
+        let customer_id = attention.customer.as_ref().map(|c| c.id.clone()).unwrap_or_default();
+
+        // Everything the screen needs, fetched at once.
+        let messages = messaging.list_messages(messaging_pb::ListMessagesRequest {
+            attention_id: attention.id.clone(),
+            page_size: r.message_page_size,
+            page_token: String::new(),
+        });
+        let earlier = history.list_customer_attentions(history_pb::ListCustomerAttentionsRequest {
+            customer_id,
+            campaign_ids: agent.campaign_ids,
+            page_size: 0,
+            page_token: String::new(),
+        });
+        let form = async {
+            if attention.form_id.is_empty() {
+                return Ok((None, None));
+            }
+            let form = form_client.get_form(form_pb::GetFormRequest { form_id: attention.form_id.clone() });
+            let draft = draft_client.get_draft(form_pb::GetDraftRequest {
+                attention_id: attention.id.clone(),
+                form_id: attention.form_id.clone(),
+            });
+            let (form, draft) = tokio::try_join!(form, draft)?;
+            Ok::<_, Status>((form.into_inner().form, draft.into_inner().draft))
+        };
+        let (messages, earlier, (form, draft)) = tokio::try_join!(messages, earlier, form)?;
+        let messages = messages.into_inner();
+        Ok(Response::new(pb::OpenAttentionResponse {
+            attention: Some(attention),
+            messages: messages.messages,
+            next_message_page_token: messages.next_page_token,
+            form,
+            draft,
+            earlier_attentions: earlier.into_inner().records,
+        }))
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<pb::ListMessagesRequest>,
+    ) -> Result<Response<pb::ListMessagesResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let attention = self.attention(&caller, &r.attention_id, queue_pb::Access::View).await?;
+        let page = self
+            .messaging
+            .clone()
+            .list_messages(messaging_pb::ListMessagesRequest {
+                attention_id: attention.id,
+                page_size: r.page_size,
+                page_token: r.page_token,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::ListMessagesResponse { messages: page.messages, next_page_token: page.next_page_token }))
+    }
+
+    async fn send_text(&self, request: Request<pb::SendTextRequest>) -> Result<Response<pb::SendTextResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let attention = self.attention(&caller, &r.attention_id, queue_pb::Access::Hold).await?;
+        let message = self
+            .messaging
+            .clone()
+            .send_text(messaging_pb::SendTextRequest {
+                attention_id: attention.id.clone(),
+                business_phone_number_id: attention.business_phone_number_id,
+                customer: attention.customer,
+                text: r.text,
+                preview_url: r.preview_url,
+                idempotency_key: r.idempotency_key,
+                agent_id: caller.subject,
+            })
+            .await?
+            .into_inner()
+            .message
+            .ok_or_else(|| Status::internal("messaging returned no message"))?;
+        // Idempotent on the message id: a client retry after a failure here
+        // re-sends nothing and completes this step.
+        self.queue
+            .clone()
+            .record_outbound_message(queue_pb::RecordOutboundMessageRequest {
+                attention_id: attention.id,
+                message_id: message.id.clone(),
+                preview: message.text.chars().take(100).collect(),
+                time: message.time,
+            })
+            .await?;
+        Ok(Response::new(pb::SendTextResponse { message: Some(message) }))
+    }
+
+    async fn save_form_draft(
+        &self,
+        request: Request<pb::SaveFormDraftRequest>,
+    ) -> Result<Response<pb::SaveFormDraftResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let attention = self.attention(&caller, &r.attention_id, queue_pb::Access::Hold).await?;
+        if attention.form_id.is_empty() {
+            return Err(Error::FailedPrecondition("the campaign has no form for this attention".into()).into());
+        }
+        let draft = self
+            .form
+            .clone()
+            .save_draft(form_pb::SaveDraftRequest { attention_id: attention.id, form_id: attention.form_id, values: r.values })
+            .await?
+            .into_inner()
+            .draft;
+        Ok(Response::new(pb::SaveFormDraftResponse { draft }))
+    }
+
+    async fn finish_attention(
+        &self,
+        request: Request<pb::FinishAttentionRequest>,
+    ) -> Result<Response<pb::FinishAttentionResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let attention = self
+            .queue
+            .clone()
+            .finish_attention(queue_pb::FinishAttentionRequest { attention_id: r.attention_id, agent_id: caller.subject })
+            .await?
+            .into_inner()
+            .attention;
+        Ok(Response::new(pb::FinishAttentionResponse { attention }))
+    }
+
+    async fn list_customer_history(
+        &self,
+        request: Request<pb::ListCustomerHistoryRequest>,
+    ) -> Result<Response<pb::ListCustomerHistoryResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let agent = self.agent(&caller).await?;
+        // An empty filter means "every campaign" to history: never send one.
+        if agent.campaign_ids.is_empty() {
+            return Ok(Response::new(pb::ListCustomerHistoryResponse::default()));
+        }
+        let page = self
+            .history
+            .clone()
+            .list_customer_attentions(history_pb::ListCustomerAttentionsRequest {
+                customer_id: r.customer_id,
+                campaign_ids: agent.campaign_ids,
+                page_size: r.page_size,
+                page_token: r.page_token,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::ListCustomerHistoryResponse { records: page.records, next_page_token: page.next_page_token }))
+    }
+
+    async fn get_attention_record(
+        &self,
+        request: Request<pb::GetAttentionRecordRequest>,
+    ) -> Result<Response<pb::GetAttentionRecordResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let agent = self.agent(&caller).await?;
+        let record = self
+            .history
+            .clone()
+            .get_attention_record(history_pb::GetAttentionRecordRequest { attention_id: r.attention_id })
+            .await?
+            .into_inner()
+            .record
+            .ok_or_else(|| Status::internal("history returned no record"))?;
+        if !agent.campaign_ids.contains(&record.campaign_id) {
+            return Err(Error::PermissionDenied("the attention belongs to a campaign you are not in".into()).into());
+        }
+        Ok(Response::new(pb::GetAttentionRecordResponse { record: Some(record) }))
+    }
+}

@@ -1,0 +1,65 @@
+//! Building and running the queue service.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+
+use atenciones_proto::queue::v1::queue_service_server::QueueServiceServer;
+use atenciones_runtime::grpc::{self, Readiness};
+use atenciones_runtime::{ServiceName, Settings, database};
+
+use crate::clients::Clients;
+use crate::grpc::QueueApi;
+use crate::handoff::Handoff;
+use crate::queue::Queue;
+
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    db: DatabaseConnection,
+    queue: Queue,
+    clients: Clients,
+    finished: Arc<Notify>,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        let address = listener.local_addr()?;
+        let db = database::connect(&settings.database_url(ServiceName::Queue), &settings.database).await?;
+        database::prepare::<atenciones_migrations::queue::Migrator>(&db, settings.database.migrate).await?;
+        if settings.demo && crate::demo::seed(&db).await? {
+            tracing::info!("queue: demo setup loaded (campaigns ventas, soporte; agents ana, luis, marta)");
+        }
+        let clients = Clients::new(settings)?;
+        let finished = Arc::new(Notify::new());
+        let queue = Queue::new(db.clone(), clients.clone(), finished.clone());
+        Ok(Self { listener, address, db, queue, clients, finished })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let handoff = Handoff::new(self.db, self.queue.clone(), self.clients, self.finished);
+        let handoff = tokio::spawn(handoff.run(shutdown.clone()));
+        let readiness = Readiness::new(Routes::new(QueueServiceServer::new(QueueApi::new(self.queue))));
+        // The schema was prepared in `build`: ready as soon as we serve.
+        grpc::set_status(
+            &readiness.reporter(),
+            &[QueueServiceServer::<QueueApi>::NAME],
+            ServingStatus::Serving,
+        )
+        .await;
+        grpc::serve(self.listener, readiness.into_routes(), shutdown).await?;
+        handoff.await?;
+        Ok(())
+    }
+}

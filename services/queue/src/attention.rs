@@ -1,0 +1,151 @@
+//! The attention's states and directions, and who may do what with it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use atenciones_proto::common::v1 as common;
+use atenciones_proto::queue::v1 as pb;
+
+use crate::entity::attention;
+use crate::error::Error;
+
+/// queued → open → finished; no other move exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Queued,
+    Open,
+    Finished,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Open => "open",
+            Self::Finished => "finished",
+        }
+    }
+}
+
+impl FromStr for State {
+    type Err = sea_orm::DbErr;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "queued" => Ok(Self::Queued),
+            "open" => Ok(Self::Open),
+            "finished" => Ok(Self::Finished),
+            other => Err(sea_orm::DbErr::Custom(format!("unknown attention state {other:?}"))),
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+        }
+    }
+
+    fn to_proto(s: &str) -> common::Direction {
+        match s {
+            "inbound" => common::Direction::Inbound,
+            "outbound" => common::Direction::Outbound,
+            _ => common::Direction::Unspecified,
+        }
+    }
+}
+
+/// What the caller wants to do; checked in one place for every operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Any attention of the agent's campaigns.
+    View,
+    /// An open attention held by the agent.
+    Hold,
+}
+
+impl TryFrom<i32> for Access {
+    type Error = Error;
+    fn try_from(value: i32) -> Result<Self, Error> {
+        match pb::Access::try_from(value) {
+            Ok(pb::Access::View) => Ok(Self::View),
+            Ok(pb::Access::Hold) => Ok(Self::Hold),
+            _ => Err(Error::invalid("access", "must be ACCESS_VIEW or ACCESS_HOLD")),
+        }
+    }
+}
+
+/// Checks that `agent` (a member of `agent_campaigns`) may access `attention` as asked.
+pub fn authorize(
+    attention: &attention::Model,
+    agent: &str,
+    agent_campaigns: &[String],
+    access: Access,
+) -> Result<State, Error> {
+    if !agent_campaigns.contains(&attention.campaign_id) {
+        return Err(Error::PermissionDenied(
+            "the attention belongs to a campaign you are not in".into(),
+        ));
+    }
+    let state: State = attention.state.parse()?;
+    if access == Access::Hold {
+        match state {
+            State::Queued => {
+                return Err(Error::FailedPrecondition("open the attention first".into()));
+            }
+            State::Finished => {
+                return Err(Error::FailedPrecondition("the attention is finished".into()));
+            }
+            State::Open if attention.agent_id.as_deref() != Some(agent) => {
+                return Err(Error::PermissionDenied("the attention is held by another agent".into()));
+            }
+            State::Open => {}
+        }
+    }
+    Ok(state)
+}
+
+/// The attention as the API shows it.
+pub fn to_proto(model: attention::Model, campaign_name: String) -> pb::Attention {
+    let state = match model.state.parse() {
+        Ok(State::Queued) => pb::AttentionState::Queued,
+        Ok(State::Open) => pb::AttentionState::Open,
+        Ok(State::Finished) => pb::AttentionState::Finished,
+        Err(_) => pb::AttentionState::Unspecified,
+    };
+    pb::Attention {
+        id: model.id.to_string(),
+        campaign_id: model.campaign_id,
+        campaign_name,
+        business_phone_number_id: model.business_phone_number_id,
+        customer: Some(common::Customer {
+            id: model.customer_id,
+            wa_id: model.customer_wa_id,
+            user_id: model.customer_user_id,
+            name: model.customer_name,
+        }),
+        direction: Direction::to_proto(&model.direction).into(),
+        state: state.into(),
+        agent_id: model.agent_id.unwrap_or_default(),
+        form_id: model.form_id.unwrap_or_default(),
+        last_message_preview: model.last_message_preview,
+        last_message_time: Some(atenciones_proto::time::timestamp(model.last_message_at)),
+        create_time: Some(atenciones_proto::time::timestamp(model.created_at)),
+        open_time: model.opened_at.map(atenciones_proto::time::timestamp),
+        finish_time: model.finished_at.map(atenciones_proto::time::timestamp),
+        unread_count: u32::try_from(model.unread_count).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,65 @@
+//! The demo setup loaded into an empty queue database on first start: two
+//! campaigns bound to the business numbers of the WhatsApp fixtures, and three
+//! agents. (An admin API replaces this as the way to configure the system.)
+
+use chrono::Utc;
+use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, TransactionTrait};
+
+use crate::entity::{agent, business_number, campaign, campaign_agent};
+
+pub const CAMPAIGNS: [(&str, &str); 2] = [("ventas", "Ventas"), ("soporte", "Soporte")];
+/// (phone number id, display number, campaign)
+pub const NUMBERS: [(&str, &str, &str); 2] = [
+    ("1122334455667", "972123456789", "ventas"),
+    ("277321005464405", "15550953877", "soporte"),
+];
+/// (agent id, name, campaign)
+pub const AGENTS: [(&str, &str, &str); 3] = [
+    ("ana", "Ana Torres", "ventas"),
+    ("luis", "Luis Paredes", "ventas"),
+    ("marta", "Marta Quispe", "soporte"),
+];
+
+/// Loads the demo setup unless the database already has campaigns.
+pub async fn seed(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    if campaign::Entity::find().count(db).await? > 0 {
+        return Ok(false);
+    }
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    for (id, name) in CAMPAIGNS {
+        campaign::Entity::insert(campaign::ActiveModel {
+            id: Set(id.into()),
+            name: Set(name.into()),
+            created_at: Set(now),
+        })
+        .exec(&txn)
+        .await?;
+    }
+    for (id, display, campaign_id) in NUMBERS {
+        business_number::Entity::insert(business_number::ActiveModel {
+            phone_number_id: Set(id.into()),
+            display_phone_number: Set(display.into()),
+            campaign_id: Set(campaign_id.into()),
+        })
+        .exec(&txn)
+        .await?;
+    }
+    for (id, name, campaign_id) in AGENTS {
+        agent::Entity::insert(agent::ActiveModel {
+            id: Set(id.into()),
+            name: Set(name.into()),
+            created_at: Set(now),
+        })
+        .exec(&txn)
+        .await?;
+        campaign_agent::Entity::insert(campaign_agent::ActiveModel {
+            campaign_id: Set(campaign_id.into()),
+            agent_id: Set(id.into()),
+        })
+        .exec(&txn)
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(true)
+}

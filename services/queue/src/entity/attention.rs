@@ -1,0 +1,31 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "attentions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub campaign_id: String,
+    pub business_phone_number_id: String,
+    pub customer_id: String,
+    pub customer_wa_id: String,
+    pub customer_user_id: String,
+    pub customer_name: String,
+    /// `inbound` or `outbound` (see `crate::attention::Direction`).
+    pub direction: String,
+    /// `queued`, `open` or `finished` (see `crate::attention::State`).
+    pub state: String,
+    pub agent_id: Option<String>,
+    pub form_id: Option<String>,
+    pub last_message_preview: String,
+    pub last_message_at: DateTimeUtc,
+    pub unread_count: i32,
+    pub created_at: DateTimeUtc,
+    pub opened_at: Option<DateTimeUtc>,
+    pub finished_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,10 @@
+//! Tables of the queue service (see `migrations/src/queue`).
+
+pub mod agent;
+pub mod attention;
+pub mod attention_message;
+pub mod business_number;
+pub mod campaign;
+pub mod campaign_agent;
+pub mod outbox;
+pub mod outbox_offset;

@@ -1,0 +1,103 @@
+//! The gRPC face of the queue: requests in, domain calls, responses out.
+
+use tonic::{Request, Response, Status};
+
+use atenciones_proto::queue::v1 as pb;
+use atenciones_proto::queue::v1::queue_service_server::QueueService;
+
+use crate::attention::Access;
+use crate::error::Error;
+use crate::queue::{NewMessage, Queue};
+
+pub struct QueueApi {
+    queue: Queue,
+}
+
+impl QueueApi {
+    pub fn new(queue: Queue) -> Self {
+        Self { queue }
+    }
+}
+
+fn message_time(time: Option<prost_types::Timestamp>) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+    match time {
+        None => Ok(chrono::Utc::now()),
+        Some(t) => atenciones_proto::time::from_timestamp(&t).ok_or_else(|| Error::invalid("time", "out of range")),
+    }
+}
+
+#[tonic::async_trait]
+impl QueueService for QueueApi {
+    async fn record_inbound_message(
+        &self,
+        request: Request<pb::RecordInboundMessageRequest>,
+    ) -> Result<Response<pb::RecordInboundMessageResponse>, Status> {
+        let r = request.into_inner();
+        let customer = r.customer.ok_or_else(|| Error::invalid("customer", "required"))?;
+        let message = NewMessage { id: r.message_id, preview: r.preview, time: message_time(r.time)? };
+        let (attention, created) =
+            self.queue.record_inbound(&r.business_phone_number_id, customer, message).await?;
+        Ok(Response::new(pb::RecordInboundMessageResponse { attention: Some(attention), created }))
+    }
+
+    async fn record_outbound_message(
+        &self,
+        request: Request<pb::RecordOutboundMessageRequest>,
+    ) -> Result<Response<pb::RecordOutboundMessageResponse>, Status> {
+        let r = request.into_inner();
+        let message = NewMessage { id: r.message_id, preview: r.preview, time: message_time(r.time)? };
+        let attention = self.queue.record_outbound(&r.attention_id, message).await?;
+        Ok(Response::new(pb::RecordOutboundMessageResponse { attention: Some(attention) }))
+    }
+
+    async fn list_attentions(
+        &self,
+        request: Request<pb::ListAttentionsRequest>,
+    ) -> Result<Response<pb::ListAttentionsResponse>, Status> {
+        let attentions = self.queue.list(&request.into_inner().agent_id).await?;
+        let count = |state: pb::AttentionState| {
+            u32::try_from(attentions.iter().filter(|a| a.state() == state).count()).unwrap_or(u32::MAX)
+        };
+        Ok(Response::new(pb::ListAttentionsResponse {
+            open_count: count(pb::AttentionState::Open),
+            queued_count: count(pb::AttentionState::Queued),
+            attentions,
+        }))
+    }
+
+    async fn get_attention(
+        &self,
+        request: Request<pb::GetAttentionRequest>,
+    ) -> Result<Response<pb::GetAttentionResponse>, Status> {
+        let r = request.into_inner();
+        let access = Access::try_from(r.access)?;
+        let attention = self.queue.get(&r.attention_id, &r.agent_id, access).await?;
+        Ok(Response::new(pb::GetAttentionResponse { attention: Some(attention) }))
+    }
+
+    async fn open_attention(
+        &self,
+        request: Request<pb::OpenAttentionRequest>,
+    ) -> Result<Response<pb::OpenAttentionResponse>, Status> {
+        let r = request.into_inner();
+        let attention = self.queue.open(&r.attention_id, &r.agent_id).await?;
+        Ok(Response::new(pb::OpenAttentionResponse { attention: Some(attention) }))
+    }
+
+    async fn finish_attention(
+        &self,
+        request: Request<pb::FinishAttentionRequest>,
+    ) -> Result<Response<pb::FinishAttentionResponse>, Status> {
+        let r = request.into_inner();
+        let attention = self.queue.finish(&r.attention_id, &r.agent_id).await?;
+        Ok(Response::new(pb::FinishAttentionResponse { attention: Some(attention) }))
+    }
+
+    async fn get_agent(
+        &self,
+        request: Request<pb::GetAgentRequest>,
+    ) -> Result<Response<pb::GetAgentResponse>, Status> {
+        let agent = self.queue.agent(&request.into_inner().agent_id).await?;
+        Ok(Response::new(pb::GetAgentResponse { agent: Some(agent) }))
+    }
+}

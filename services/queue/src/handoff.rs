@@ -1,0 +1,165 @@
+//! Hands finished attentions to the history service. It follows the outbox
+//! from its own stored offset, so a record is delivered even if history was
+//! down when the agent finished, or this process died right after the commit.
+//! Delivery is at-least-once; history stores each attention once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use atenciones_proto::form::v1 as form_pb;
+use atenciones_proto::history::v1 as history_pb;
+use atenciones_proto::messaging::v1 as messaging_pb;
+
+use crate::clients::Clients;
+use crate::entity::{outbox, outbox_offset};
+use crate::error::Error;
+use crate::queue::{Queue, event};
+
+const CONSUMER: &str = "history";
+const BATCH: u64 = 100;
+/// Longest wait between retries while history (or a service it needs) is down.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Even with no wake-up, look again this often (events from other replicas).
+const POLL: Duration = Duration::from_secs(5);
+
+pub struct Handoff {
+    db: DatabaseConnection,
+    queue: Queue,
+    clients: Clients,
+    wake: Arc<Notify>,
+}
+
+impl Handoff {
+    pub fn new(db: DatabaseConnection, queue: Queue, clients: Clients, wake: Arc<Notify>) -> Self {
+        Self { db, queue, clients, wake }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let wait = match self.deliver_pending().await {
+                Ok(()) => {
+                    backoff = Duration::from_millis(200);
+                    POLL
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_in = ?backoff, "history hand-off failed");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Delivers every finished attention past the offset, in order, moving the
+    /// offset after each one so a failure resumes exactly there.
+    async fn deliver_pending(&self) -> Result<(), Error> {
+        loop {
+            let offset = outbox_offset::Entity::find_by_id(CONSUMER)
+                .one(&self.db)
+                .await?
+                .map_or(0, |o| o.last_event_id);
+            let events = outbox::Entity::find()
+                .filter(outbox::Column::Id.gt(offset))
+                .order_by_asc(outbox::Column::Id)
+                .limit(BATCH)
+                .all(&self.db)
+                .await?;
+            if events.is_empty() {
+                return Ok(());
+            }
+            for event in events {
+                if event.kind == event::FINISHED {
+                    self.deliver(&event).await?;
+                }
+                self.advance(event.id).await?;
+            }
+        }
+    }
+
+    async fn deliver(&self, event: &outbox::Model) -> Result<(), Error> {
+        let attention = self.queue.with_campaign_name(self.queue.find(event.attention_id).await?).await?;
+        let form = if attention.form_id.is_empty() {
+            None
+        } else {
+            self.clients
+                .form()
+                .get_submission(form_pb::GetSubmissionRequest { attention_id: attention.id.clone() })
+                .await?
+                .into_inner()
+                .submission
+        };
+        let transcript = self.transcript(&attention.id).await?;
+        let record = history_pb::AttentionRecord {
+            attention_id: attention.id,
+            campaign_id: attention.campaign_id,
+            campaign_name: attention.campaign_name,
+            business_phone_number_id: attention.business_phone_number_id,
+            customer: attention.customer,
+            direction: attention.direction,
+            agent_id: attention.agent_id,
+            create_time: attention.create_time,
+            open_time: attention.open_time,
+            finish_time: attention.finish_time,
+            message_count: u32::try_from(transcript.len()).unwrap_or(u32::MAX),
+            transcript,
+            form,
+        };
+        self.clients
+            .history()
+            .record_attention(history_pb::RecordAttentionRequest { record: Some(record) })
+            .await?;
+        Ok(())
+    }
+
+    /// Every message of the attention, oldest first.
+    async fn transcript(&self, attention_id: &str) -> Result<Vec<messaging_pb::Message>, Error> {
+        let mut messages = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .clients
+                .messaging()
+                .list_messages(messaging_pb::ListMessagesRequest {
+                    attention_id: attention_id.to_owned(),
+                    page_size: 500,
+                    page_token,
+                })
+                .await?
+                .into_inner();
+            messages.extend(page.messages);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        messages.reverse();
+        Ok(messages)
+    }
+
+    async fn advance(&self, event_id: i64) -> Result<(), Error> {
+        outbox_offset::Entity::insert(outbox_offset::ActiveModel {
+            consumer: Set(CONSUMER.to_owned()),
+            last_event_id: Set(event_id),
+        })
+        .on_conflict(
+            OnConflict::column(outbox_offset::Column::Consumer)
+                .update_column(outbox_offset::Column::LastEventId)
+                .to_owned(),
+        )
+        .exec(&self.db)
+        .await?;
+        Ok(())
+    }
+}

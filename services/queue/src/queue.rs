@@ -1,0 +1,455 @@
+//! The queue's operations on attentions. Every state change is a conditional
+//! update written in the same transaction as the outbox event announcing it.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, SqlErr, TransactionTrait,
+};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use atenciones_proto::common::v1 as common;
+use atenciones_proto::form::v1 as form_pb;
+use atenciones_proto::queue::v1 as pb;
+
+use crate::attention::{self, Access, Direction, State};
+use crate::clients::Clients;
+use crate::entity::{
+    agent, attention as attentions, attention_message, business_number, campaign, campaign_agent,
+    outbox,
+};
+use crate::error::Error;
+
+/// Outbox event kinds.
+pub mod event {
+    pub const QUEUED: &str = "attention.queued";
+    pub const OPENED: &str = "attention.opened";
+    pub const FINISHED: &str = "attention.finished";
+}
+
+/// How many times an insert that lost a race (unique key) is retried.
+const RACE_RETRIES: usize = 3;
+
+#[derive(Clone)]
+pub struct Queue {
+    db: DatabaseConnection,
+    clients: Clients,
+    /// Wakes the history hand-off as soon as an attention finishes.
+    finished: Arc<Notify>,
+}
+
+/// A message being recorded on an attention.
+pub struct NewMessage {
+    pub id: String,
+    pub preview: String,
+    pub time: DateTime<Utc>,
+}
+
+impl Queue {
+    pub fn new(db: DatabaseConnection, clients: Clients, finished: Arc<Notify>) -> Self {
+        Self { db, clients, finished }
+    }
+
+    /// Joins the message to the customer's unfinished attention on that number, or
+    /// queues a new inbound attention. Returns the attention and whether it is new.
+    pub async fn record_inbound(
+        &self,
+        business_number_id: &str,
+        customer: common::Customer,
+        message: NewMessage,
+    ) -> Result<(pb::Attention, bool), Error> {
+        if business_number_id.is_empty() {
+            return Err(Error::invalid("business_phone_number_id", "required"));
+        }
+        if customer.id.is_empty() {
+            return Err(Error::invalid("customer.id", "required"));
+        }
+        if message.id.is_empty() {
+            return Err(Error::invalid("message_id", "required"));
+        }
+        let number = business_number::Entity::find_by_id(business_number_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("business number {business_number_id}")))?;
+        for _ in 0..RACE_RETRIES {
+            if let Some(known) = self.attention_of_message(&message.id).await? {
+                return Ok((self.with_campaign_name(known).await?, false));
+            }
+            let active = self.active_attention(business_number_id, &customer.id).await?;
+            // The form version is pinned at creation; ask for it before the
+            // transaction so no network call happens while it is open.
+            let form_id = match active {
+                Some(_) => None,
+                None => self.current_form(&number.campaign_id, Direction::Inbound).await?,
+            };
+            let txn = self.db.begin().await?;
+            let outcome = match active {
+                Some(existing) => {
+                    touch(&txn, existing.id, &message, Direction::Inbound, Some(&customer.name))
+                        .await
+                        .map(|()| (existing.id, false))
+                }
+                None => {
+                    let id = Uuid::new_v4();
+                    let now = Utc::now();
+                    let insert = attentions::Entity::insert(attentions::ActiveModel {
+                        id: Set(id),
+                        campaign_id: Set(number.campaign_id.clone()),
+                        business_phone_number_id: Set(business_number_id.to_owned()),
+                        customer_id: Set(customer.id.clone()),
+                        customer_wa_id: Set(customer.wa_id.clone()),
+                        customer_user_id: Set(customer.user_id.clone()),
+                        customer_name: Set(customer.name.clone()),
+                        direction: Set(Direction::Inbound.as_str().to_owned()),
+                        state: Set(State::Queued.as_str().to_owned()),
+                        agent_id: Set(None),
+                        form_id: Set(form_id),
+                        last_message_preview: Set(message.preview.clone()),
+                        last_message_at: Set(message.time),
+                        unread_count: Set(1),
+                        created_at: Set(now),
+                        opened_at: Set(None),
+                        finished_at: Set(None),
+                    })
+                    .exec(&txn)
+                    .await;
+                    match insert {
+                        Ok(_) => record_event(&txn, id, event::QUEUED, serde_json::json!({}))
+                            .await
+                            .map(|()| (id, true)),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            let outcome = match outcome {
+                Ok((id, created)) => {
+                    link_message(&txn, &message.id, id, Direction::Inbound).await.map(|()| (id, created))
+                }
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok((id, created)) => {
+                    txn.commit().await?;
+                    let model = self.find(id).await?;
+                    return Ok((self.with_campaign_name(model).await?, created));
+                }
+                // Another call created the attention or recorded the message
+                // first: start over and join what it made.
+                Err(e) if is_unique_violation(&e) => txn.rollback().await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::FailedPrecondition("too much contention on this customer; retry".into()))
+    }
+
+    /// Updates the list preview with a message the business sent. Idempotent.
+    pub async fn record_outbound(
+        &self,
+        attention_id: &str,
+        message: NewMessage,
+    ) -> Result<pb::Attention, Error> {
+        let id = parse_id(attention_id)?;
+        if message.id.is_empty() {
+            return Err(Error::invalid("message_id", "required"));
+        }
+        self.find(id).await?;
+        if self.attention_of_message(&message.id).await?.is_none() {
+            let txn = self.db.begin().await?;
+            let result = async {
+                link_message(&txn, &message.id, id, Direction::Outbound).await?;
+                touch(&txn, id, &message, Direction::Outbound, None).await
+            }
+            .await;
+            match result {
+                Ok(()) => txn.commit().await?,
+                Err(e) if is_unique_violation(&e) => txn.rollback().await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let model = self.find(id).await?;
+        self.with_campaign_name(model).await
+    }
+
+    /// Queued attentions of the agent's campaigns, then the agent's open ones;
+    /// most recent activity first within each group.
+    pub async fn list(&self, agent_id: &str) -> Result<Vec<pb::Attention>, Error> {
+        let campaigns = self.campaigns_of(agent_id).await?;
+        let queued = attentions::Entity::find()
+            .filter(attentions::Column::CampaignId.is_in(campaigns.clone()))
+            .filter(attentions::Column::State.eq(State::Queued.as_str()))
+            .order_by_desc(attentions::Column::LastMessageAt)
+            .all(&self.db)
+            .await?;
+        let open = attentions::Entity::find()
+            .filter(attentions::Column::AgentId.eq(agent_id))
+            .filter(attentions::Column::State.eq(State::Open.as_str()))
+            .order_by_desc(attentions::Column::LastMessageAt)
+            .all(&self.db)
+            .await?;
+        let names = self.campaign_names().await?;
+        Ok(queued
+            .into_iter()
+            .chain(open)
+            .map(|model| {
+                let name = names.get(&model.campaign_id).cloned().unwrap_or_default();
+                attention::to_proto(model, name)
+            })
+            .collect())
+    }
+
+    /// The attention, if the agent may access it as asked.
+    pub async fn get(&self, attention_id: &str, agent_id: &str, access: Access) -> Result<pb::Attention, Error> {
+        let model = self.find(parse_id(attention_id)?).await?;
+        let campaigns = self.campaigns_of(agent_id).await?;
+        attention::authorize(&model, agent_id, &campaigns, access)?;
+        self.with_campaign_name(model).await
+    }
+
+    /// Claims a queued attention for the agent. Exactly one of several agents
+    /// opening it at once succeeds: the update only applies while it is queued.
+    pub async fn open(&self, attention_id: &str, agent_id: &str) -> Result<pb::Attention, Error> {
+        let id = parse_id(attention_id)?;
+        let model = self.find(id).await?;
+        let campaigns = self.campaigns_of(agent_id).await?;
+        let state = attention::authorize(&model, agent_id, &campaigns, Access::View)?;
+        if state == State::Queued {
+            let txn = self.db.begin().await?;
+            let claimed = attentions::Entity::update_many()
+                .col_expr(attentions::Column::State, Expr::value(State::Open.as_str()))
+                .col_expr(attentions::Column::AgentId, Expr::value(agent_id))
+                .col_expr(attentions::Column::OpenedAt, Expr::value(Utc::now()))
+                .filter(attentions::Column::Id.eq(id))
+                .filter(attentions::Column::State.eq(State::Queued.as_str()))
+                .exec(&txn)
+                .await?
+                .rows_affected
+                == 1;
+            if claimed {
+                record_event(&txn, id, event::OPENED, serde_json::json!({ "agent_id": agent_id })).await?;
+                txn.commit().await?;
+            } else {
+                txn.rollback().await?;
+            }
+        }
+        // Whoever won, the attention as it now stands says whether we hold it.
+        let model = self.find(id).await?;
+        match model.state.parse::<State>()? {
+            State::Open if model.agent_id.as_deref() == Some(agent_id) => {
+                // Opening is also how the agent reads it: nothing is unread any more.
+                attentions::Entity::update_many()
+                    .col_expr(attentions::Column::UnreadCount, Expr::value(0))
+                    .filter(attentions::Column::Id.eq(id))
+                    .exec(&self.db)
+                    .await?;
+                self.with_campaign_name(attentions::Model { unread_count: 0, ..model }).await
+            }
+            State::Open => Err(Error::FailedPrecondition("the attention was opened by another agent".into())),
+            State::Finished => Err(Error::FailedPrecondition("the attention is finished".into())),
+            State::Queued => Err(Error::FailedPrecondition("the attention could not be opened; retry".into())),
+        }
+    }
+
+    /// Validates and submits the form, closes the attention and wakes the history
+    /// hand-off. Repeating it after success returns the finished attention.
+    pub async fn finish(&self, attention_id: &str, agent_id: &str) -> Result<pb::Attention, Error> {
+        let id = parse_id(attention_id)?;
+        let model = self.find(id).await?;
+        let campaigns = self.campaigns_of(agent_id).await?;
+        let held_by_caller = model.agent_id.as_deref() == Some(agent_id);
+        if model.state == State::Finished.as_str() {
+            attention::authorize(&model, agent_id, &campaigns, Access::View)?;
+            return if held_by_caller {
+                self.with_campaign_name(model).await
+            } else {
+                Err(Error::PermissionDenied("the attention was finished by another agent".into()))
+            };
+        }
+        attention::authorize(&model, agent_id, &campaigns, Access::Hold)?;
+        // Submitting is idempotent on the form service, so a retry after a crash
+        // between here and the commit below finds the same submission.
+        if let Some(form_id) = &model.form_id {
+            self.clients
+                .form()
+                .submit_form(form_pb::SubmitFormRequest {
+                    attention_id: attention_id.to_owned(),
+                    form_id: form_id.clone(),
+                })
+                .await?;
+        }
+        let txn = self.db.begin().await?;
+        let closed = attentions::Entity::update_many()
+            .col_expr(attentions::Column::State, Expr::value(State::Finished.as_str()))
+            .col_expr(attentions::Column::FinishedAt, Expr::value(Utc::now()))
+            .filter(attentions::Column::Id.eq(id))
+            .filter(attentions::Column::State.eq(State::Open.as_str()))
+            .filter(attentions::Column::AgentId.eq(agent_id))
+            .exec(&txn)
+            .await?
+            .rows_affected
+            == 1;
+        if closed {
+            record_event(&txn, id, event::FINISHED, serde_json::json!({ "agent_id": agent_id })).await?;
+            txn.commit().await?;
+            self.finished.notify_one();
+        } else {
+            txn.rollback().await?;
+        }
+        let model = self.find(id).await?;
+        if model.state == State::Finished.as_str() && model.agent_id.as_deref() == Some(agent_id) {
+            self.with_campaign_name(model).await
+        } else {
+            Err(Error::FailedPrecondition("the attention changed meanwhile; reload it".into()))
+        }
+    }
+
+    pub async fn agent(&self, agent_id: &str) -> Result<pb::Agent, Error> {
+        let agent = agent::Entity::find_by_id(agent_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("agent {agent_id}")))?;
+        Ok(pb::Agent { id: agent.id, name: agent.name, campaign_ids: self.campaigns_of(agent_id).await? })
+    }
+
+    pub(crate) async fn find(&self, id: Uuid) -> Result<attentions::Model, Error> {
+        attentions::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("attention {id}")))
+    }
+
+    pub(crate) async fn with_campaign_name(&self, model: attentions::Model) -> Result<pb::Attention, Error> {
+        let name = campaign::Entity::find_by_id(&model.campaign_id)
+            .one(&self.db)
+            .await?
+            .map(|c| c.name)
+            .unwrap_or_default();
+        Ok(attention::to_proto(model, name))
+    }
+
+    async fn campaign_names(&self) -> Result<std::collections::HashMap<String, String>, Error> {
+        Ok(campaign::Entity::find().all(&self.db).await?.into_iter().map(|c| (c.id, c.name)).collect())
+    }
+
+    /// The agent's campaigns; NOT_FOUND for an unknown agent.
+    async fn campaigns_of(&self, agent_id: &str) -> Result<Vec<String>, Error> {
+        if agent::Entity::find_by_id(agent_id).one(&self.db).await?.is_none() {
+            return Err(Error::NotFound(format!("agent {agent_id}")));
+        }
+        Ok(campaign_agent::Entity::find()
+            .filter(campaign_agent::Column::AgentId.eq(agent_id))
+            .order_by_asc(campaign_agent::Column::CampaignId)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| m.campaign_id)
+            .collect())
+    }
+
+    async fn attention_of_message(&self, message_id: &str) -> Result<Option<attentions::Model>, Error> {
+        match attention_message::Entity::find_by_id(message_id).one(&self.db).await? {
+            Some(link) => Ok(Some(self.find(link.attention_id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn active_attention(&self, number: &str, customer_id: &str) -> Result<Option<attentions::Model>, Error> {
+        Ok(attentions::Entity::find()
+            .filter(attentions::Column::BusinessPhoneNumberId.eq(number))
+            .filter(attentions::Column::CustomerId.eq(customer_id))
+            .filter(attentions::Column::State.ne(State::Finished.as_str()))
+            .one(&self.db)
+            .await?)
+    }
+
+    /// The campaign's form version in force, if it has one.
+    async fn current_form(&self, campaign_id: &str, direction: Direction) -> Result<Option<String>, Error> {
+        let direction = match direction {
+            Direction::Inbound => common::Direction::Inbound,
+            Direction::Outbound => common::Direction::Outbound,
+        };
+        let request = form_pb::GetCurrentFormRequest { campaign_id: campaign_id.to_owned(), direction: direction.into() };
+        match self.clients.form().get_current_form(request).await {
+            Ok(response) => Ok(response.into_inner().form.map(|f| f.id)),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(status.into()),
+        }
+    }
+}
+
+fn parse_id(attention_id: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(attention_id).map_err(|_| Error::invalid("attention_id", "must be a UUID"))
+}
+
+fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
+    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Marks a message as counted on the attention; fails with a unique violation
+/// when it already was.
+async fn link_message(
+    txn: &impl ConnectionTrait,
+    message_id: &str,
+    attention_id: Uuid,
+    direction: Direction,
+) -> Result<(), sea_orm::DbErr> {
+    attention_message::Entity::insert(attention_message::ActiveModel {
+        message_id: Set(message_id.to_owned()),
+        attention_id: Set(attention_id),
+        direction: Set(direction.as_str().to_owned()),
+    })
+    .exec(txn)
+    .await
+    .map(|_| ())
+}
+
+/// Moves the list preview forward (never back to an older message) and counts
+/// unread customer messages.
+async fn touch(
+    txn: &impl ConnectionTrait,
+    id: Uuid,
+    message: &NewMessage,
+    direction: Direction,
+    customer_name: Option<&str>,
+) -> Result<(), sea_orm::DbErr> {
+    let mut update = attentions::Entity::update_many()
+        .col_expr(attentions::Column::LastMessagePreview, Expr::value(message.preview.clone()))
+        .col_expr(attentions::Column::LastMessageAt, Expr::value(message.time))
+        .filter(attentions::Column::Id.eq(id))
+        .filter(attentions::Column::LastMessageAt.lte(message.time));
+    if let Some(name) = customer_name.filter(|n| !n.is_empty()) {
+        update = update.col_expr(attentions::Column::CustomerName, Expr::value(name));
+    }
+    update.exec(txn).await?;
+    if direction == Direction::Inbound {
+        attentions::Entity::update_many()
+            .col_expr(
+                attentions::Column::UnreadCount,
+                Expr::col(attentions::Column::UnreadCount).add(1),
+            )
+            .filter(attentions::Column::Id.eq(id))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn record_event(
+    txn: &impl ConnectionTrait,
+    attention_id: Uuid,
+    kind: &str,
+    payload: serde_json::Value,
+) -> Result<(), sea_orm::DbErr> {
+    outbox::Entity::insert(outbox::ActiveModel {
+        attention_id: Set(attention_id),
+        kind: Set(kind.to_owned()),
+        payload: Set(payload),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    })
+    .exec(txn)
+    .await
+    .map(|_| ())
+}
