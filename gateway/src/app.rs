@@ -39,7 +39,9 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let authenticator = self.authenticator;
         // Every desk call needs a verified caller; health and reflection do not.
-        let desk = AgentDeskServiceServer::with_interceptor(self.desk, move |request| authenticator.intercept(request));
+        let desk = AgentDeskServiceServer::with_interceptor(self.desk, move |request| {
+            authenticator.intercept(request)
+        });
         let readiness = Readiness::new(Routes::new(desk));
         // Stateless: ready as soon as it serves; each call reports its own backend errors.
         grpc::set_status(

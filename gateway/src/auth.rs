@@ -55,11 +55,16 @@ impl Authenticator {
     }
 
     pub fn verify(&self, token: &str) -> Result<Identity, Status> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|error| {
-            tracing::debug!(%error, "rejected credential");
-            Status::unauthenticated("invalid or expired credential")
-        })?;
-        Ok(Identity { subject: data.claims.sub, role: data.claims.role })
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
+            |error| {
+                tracing::debug!(%error, "rejected credential");
+                Status::unauthenticated("invalid or expired credential")
+            },
+        )?;
+        Ok(Identity {
+            subject: data.claims.sub,
+            role: data.claims.role,
+        })
     }
 
     /// The interceptor: rejects the call or attaches the caller's [`Identity`].
@@ -80,7 +85,12 @@ impl Authenticator {
 }
 
 /// Signs a credential (the demo's `atenciones token` command and tests).
-pub fn issue(settings: &AuthSettings, subject: &str, role: Role, ttl: Duration) -> Result<String, jsonwebtoken::errors::Error> {
+pub fn issue(
+    settings: &AuthSettings,
+    subject: &str,
+    role: Role,
+    ttl: Duration,
+) -> Result<String, jsonwebtoken::errors::Error> {
     let now = jsonwebtoken::get_current_timestamp();
     let claims = Claims {
         sub: subject.to_owned(),
@@ -90,7 +100,11 @@ pub fn issue(settings: &AuthSettings, subject: &str, role: Role, ttl: Duration) 
         iat: now,
         exp: now + ttl.as_secs(),
     };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(settings.jwt_secret.as_bytes()))
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(settings.jwt_secret.as_bytes()),
+    )
 }
 
 #[cfg(test)]
@@ -98,20 +112,46 @@ mod tests {
     use super::*;
 
     fn settings(secret: &str) -> AuthSettings {
-        AuthSettings { jwt_secret: secret.into(), issuer: "atenciones".into(), audience: "desk".into() }
+        AuthSettings {
+            jwt_secret: secret.into(),
+            issuer: "atenciones".into(),
+            audience: "desk".into(),
+        }
     }
 
     #[test]
     fn a_token_signed_with_the_secret_verifies_to_its_subject() {
-        let token = issue(&settings("s3cret"), "ana", Role::Agent, Duration::from_secs(60)).expect("token");
-        let identity = Authenticator::new(&settings("s3cret")).verify(&token).expect("valid");
-        assert_eq!(identity, Identity { subject: "ana".into(), role: Role::Agent });
+        let token = issue(
+            &settings("s3cret"),
+            "ana",
+            Role::Agent,
+            Duration::from_secs(60),
+        )
+        .expect("token");
+        let identity = Authenticator::new(&settings("s3cret"))
+            .verify(&token)
+            .expect("valid");
+        assert_eq!(
+            identity,
+            Identity {
+                subject: "ana".into(),
+                role: Role::Agent
+            }
+        );
     }
 
     #[test]
     fn a_token_signed_with_another_secret_is_unauthenticated() {
-        let token = issue(&settings("other"), "ana", Role::Agent, Duration::from_secs(60)).expect("token");
-        let error = Authenticator::new(&settings("s3cret")).verify(&token).expect_err("must fail");
+        let token = issue(
+            &settings("other"),
+            "ana",
+            Role::Agent,
+            Duration::from_secs(60),
+        )
+        .expect("token");
+        let error = Authenticator::new(&settings("s3cret"))
+            .verify(&token)
+            .expect_err("must fail");
         assert_eq!(error.code(), tonic::Code::Unauthenticated);
     }
 
@@ -126,9 +166,15 @@ mod tests {
             iat: 1,
             exp: 2,
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s3cret"))
-            .expect("token");
-        let error = Authenticator::new(&auth).verify(&token).expect_err("must fail");
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .expect("token");
+        let error = Authenticator::new(&auth)
+            .verify(&token)
+            .expect_err("must fail");
         assert_eq!(error.code(), tonic::Code::Unauthenticated);
     }
 }

@@ -39,31 +39,57 @@ impl AgentDesk {
     }
 
     async fn agent(&self, caller: &Identity) -> Result<queue_pb::Agent, Error> {
-        let request = queue_pb::GetAgentRequest { agent_id: caller.subject.clone() };
-        let agent = self.queue.clone().get_agent(request).await?.into_inner().agent;
+        let request = queue_pb::GetAgentRequest {
+            agent_id: caller.subject.clone(),
+        };
+        let agent = self
+            .queue
+            .clone()
+            .get_agent(request)
+            .await?
+            .into_inner()
+            .agent;
         agent.ok_or_else(|| Error::Upstream(Status::internal("queue returned no agent")))
     }
 
     /// The attention, after the queue (which owns campaign membership and who
     /// holds what) agreed the caller may access it this way.
-    async fn attention(&self, caller: &Identity, attention_id: &str, access: queue_pb::Access) -> Result<queue_pb::Attention, Error> {
+    async fn attention(
+        &self,
+        caller: &Identity,
+        attention_id: &str,
+        access: queue_pb::Access,
+    ) -> Result<queue_pb::Attention, Error> {
         let request = queue_pb::GetAttentionRequest {
             attention_id: attention_id.to_owned(),
             agent_id: caller.subject.clone(),
             access: access.into(),
         };
-        let attention = self.queue.clone().get_attention(request).await?.into_inner().attention;
+        let attention = self
+            .queue
+            .clone()
+            .get_attention(request)
+            .await?
+            .into_inner()
+            .attention;
         attention.ok_or_else(|| Error::Upstream(Status::internal("queue returned no attention")))
     }
 }
 
 fn caller<T>(request: &Request<T>) -> Result<Identity, Error> {
-    request.extensions().get::<Identity>().cloned().ok_or(Error::Unauthenticated)
+    request
+        .extensions()
+        .get::<Identity>()
+        .cloned()
+        .ok_or(Error::Unauthenticated)
 }
 
 #[tonic::async_trait]
 impl AgentDeskService for AgentDesk {
-    async fn get_me(&self, request: Request<pb::GetMeRequest>) -> Result<Response<pb::GetMeResponse>, Status> {
+    async fn get_me(
+        &self,
+        request: Request<pb::GetMeRequest>,
+    ) -> Result<Response<pb::GetMeResponse>, Status> {
         let agent = self.agent(&caller(&request)?).await?;
         Ok(Response::new(pb::GetMeResponse { agent: Some(agent) }))
     }
@@ -76,7 +102,9 @@ impl AgentDeskService for AgentDesk {
         let list = self
             .queue
             .clone()
-            .list_attentions(queue_pb::ListAttentionsRequest { agent_id: caller.subject })
+            .list_attentions(queue_pb::ListAttentionsRequest {
+                agent_id: caller.subject,
+            })
             .await?
             .into_inner();
         Ok(Response::new(pb::ListAttentionsResponse {
@@ -92,7 +120,11 @@ impl AgentDeskService for AgentDesk {
     ) -> Result<Response<pb::OpenAttentionResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let (mut queue, mut messaging, mut history) = (self.queue.clone(), self.messaging.clone(), self.history.clone());
+        let (mut queue, mut messaging, mut history) = (
+            self.queue.clone(),
+            self.messaging.clone(),
+            self.history.clone(),
+        );
         let (mut form_client, mut draft_client) = (self.form.clone(), self.form.clone());
         let open = queue.open_attention(queue_pb::OpenAttentionRequest {
             attention_id: r.attention_id.clone(),
@@ -106,7 +138,11 @@ impl AgentDeskService for AgentDesk {
             .into_inner()
             .attention
             .ok_or_else(|| Status::internal("queue returned no attention"))?;
-        let customer_id = attention.customer.as_ref().map(|c| c.id.clone()).unwrap_or_default();
+        let customer_id = attention
+            .customer
+            .as_ref()
+            .map(|c| c.id.clone())
+            .unwrap_or_default();
 
         // Everything the screen needs, fetched at once.
         let messages = messaging.list_messages(messaging_pb::ListMessagesRequest {
@@ -124,7 +160,9 @@ impl AgentDeskService for AgentDesk {
             if attention.form_id.is_empty() {
                 return Ok((None, None));
             }
-            let form = form_client.get_form(form_pb::GetFormRequest { form_id: attention.form_id.clone() });
+            let form = form_client.get_form(form_pb::GetFormRequest {
+                form_id: attention.form_id.clone(),
+            });
             let draft = draft_client.get_draft(form_pb::GetDraftRequest {
                 attention_id: attention.id.clone(),
                 form_id: attention.form_id.clone(),
@@ -150,7 +188,9 @@ impl AgentDeskService for AgentDesk {
     ) -> Result<Response<pb::ListMessagesResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let attention = self.attention(&caller, &r.attention_id, queue_pb::Access::View).await?;
+        let attention = self
+            .attention(&caller, &r.attention_id, queue_pb::Access::View)
+            .await?;
         let page = self
             .messaging
             .clone()
@@ -161,13 +201,21 @@ impl AgentDeskService for AgentDesk {
             })
             .await?
             .into_inner();
-        Ok(Response::new(pb::ListMessagesResponse { messages: page.messages, next_page_token: page.next_page_token }))
+        Ok(Response::new(pb::ListMessagesResponse {
+            messages: page.messages,
+            next_page_token: page.next_page_token,
+        }))
     }
 
-    async fn send_text(&self, request: Request<pb::SendTextRequest>) -> Result<Response<pb::SendTextResponse>, Status> {
+    async fn send_text(
+        &self,
+        request: Request<pb::SendTextRequest>,
+    ) -> Result<Response<pb::SendTextResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let attention = self.attention(&caller, &r.attention_id, queue_pb::Access::Hold).await?;
+        let attention = self
+            .attention(&caller, &r.attention_id, queue_pb::Access::Hold)
+            .await?;
         let message = self
             .messaging
             .clone()
@@ -195,7 +243,9 @@ impl AgentDeskService for AgentDesk {
                 time: message.time,
             })
             .await?;
-        Ok(Response::new(pb::SendTextResponse { message: Some(message) }))
+        Ok(Response::new(pb::SendTextResponse {
+            message: Some(message),
+        }))
     }
 
     async fn save_form_draft(
@@ -204,14 +254,23 @@ impl AgentDeskService for AgentDesk {
     ) -> Result<Response<pb::SaveFormDraftResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let attention = self.attention(&caller, &r.attention_id, queue_pb::Access::Hold).await?;
+        let attention = self
+            .attention(&caller, &r.attention_id, queue_pb::Access::Hold)
+            .await?;
         if attention.form_id.is_empty() {
-            return Err(Error::FailedPrecondition("the campaign has no form for this attention".into()).into());
+            return Err(Error::FailedPrecondition(
+                "the campaign has no form for this attention".into(),
+            )
+            .into());
         }
         let draft = self
             .form
             .clone()
-            .save_draft(form_pb::SaveDraftRequest { attention_id: attention.id, form_id: attention.form_id, values: r.values })
+            .save_draft(form_pb::SaveDraftRequest {
+                attention_id: attention.id,
+                form_id: attention.form_id,
+                values: r.values,
+            })
             .await?
             .into_inner()
             .draft;
@@ -227,7 +286,10 @@ impl AgentDeskService for AgentDesk {
         let attention = self
             .queue
             .clone()
-            .finish_attention(queue_pb::FinishAttentionRequest { attention_id: r.attention_id, agent_id: caller.subject })
+            .finish_attention(queue_pb::FinishAttentionRequest {
+                attention_id: r.attention_id,
+                agent_id: caller.subject,
+            })
             .await?
             .into_inner()
             .attention;
@@ -256,7 +318,10 @@ impl AgentDeskService for AgentDesk {
             })
             .await?
             .into_inner();
-        Ok(Response::new(pb::ListCustomerHistoryResponse { records: page.records, next_page_token: page.next_page_token }))
+        Ok(Response::new(pb::ListCustomerHistoryResponse {
+            records: page.records,
+            next_page_token: page.next_page_token,
+        }))
     }
 
     async fn get_attention_record(
@@ -269,14 +334,21 @@ impl AgentDeskService for AgentDesk {
         let record = self
             .history
             .clone()
-            .get_attention_record(history_pb::GetAttentionRecordRequest { attention_id: r.attention_id })
+            .get_attention_record(history_pb::GetAttentionRecordRequest {
+                attention_id: r.attention_id,
+            })
             .await?
             .into_inner()
             .record
             .ok_or_else(|| Status::internal("history returned no record"))?;
         if !agent.campaign_ids.contains(&record.campaign_id) {
-            return Err(Error::PermissionDenied("the attention belongs to a campaign you are not in".into()).into());
+            return Err(Error::PermissionDenied(
+                "the attention belongs to a campaign you are not in".into(),
+            )
+            .into());
         }
-        Ok(Response::new(pb::GetAttentionRecordResponse { record: Some(record) }))
+        Ok(Response::new(pb::GetAttentionRecordResponse {
+            record: Some(record),
+        }))
     }
 }

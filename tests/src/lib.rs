@@ -1,1 +1,302 @@
-//! placeholder
+//! Test kit: starts the whole suite on port 0 against a fresh database (a
+//! SQLite directory, or a PostgreSQL database made for the test and dropped
+//! after it) with a fake WhatsApp Cloud API, and gives agents gRPC clients.
+
+mod cloud_api;
+mod database;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hmac::{KeyInit, Mac};
+use sha2::Sha256;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+use atenciones_proto::gateway::v1::agent_desk_service_client::AgentDeskServiceClient;
+use atenciones_runtime::{CancellationToken, Settings};
+
+pub use cloud_api::{CloudApi, SentRequest};
+pub use database::Backend;
+
+/// The app secret of the real signed fixture (`signed_inbound_text_pywa.json`);
+/// the kit signs every other payload with it too.
+pub const APP_SECRET: &str = "1222e786b144d0e85b9f365372d93676";
+pub const VERIFY_TOKEN: &str = "verify-me";
+pub const ACCESS_TOKEN: &str = "test-access-token";
+
+/// A running suite. Dropping it stops the servers and drops its database.
+pub struct TestSuite {
+    pub settings: Settings,
+    pub addresses: atenciones::Addresses,
+    pub cloud_api: CloudApi,
+    shutdown: CancellationToken,
+    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    database: database::TestDatabase,
+    http: reqwest::Client,
+}
+
+impl TestSuite {
+    /// Starts every role, or returns `None` when `backend` is not available here
+    /// (PostgreSQL without ATENCIONES_TEST_POSTGRES_URL; see [`Backend`]).
+    pub async fn start(backend: Backend) -> Option<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let database = database::TestDatabase::create(backend).await?;
+        let cloud_api = CloudApi::start().await;
+        let mut settings = Settings::load(None).expect("default settings load");
+        settings.data_dir = database.data_dir();
+        settings.demo = true;
+        settings.database.max_connections = 2;
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        settings.gateway.listen = any_port;
+        settings.queue.listen = any_port;
+        settings.messaging.listen = any_port;
+        settings.messaging.webhook_listen = any_port;
+        settings.form.listen = any_port;
+        settings.history.listen = any_port;
+        for url in [
+            &mut settings.queue.database_url,
+            &mut settings.messaging.database_url,
+            &mut settings.form.database_url,
+            &mut settings.history.database_url,
+        ] {
+            *url = database.url().unwrap_or_default();
+        }
+        settings.whatsapp.app_secret = APP_SECRET.into();
+        settings.whatsapp.verify_token = VERIFY_TOKEN.into();
+        settings.whatsapp.access_token = ACCESS_TOKEN.into();
+        settings.whatsapp.api_base_url = cloud_api.base_url();
+        settings.whatsapp.api_version = "v23.0".into();
+
+        let shutdown = CancellationToken::new();
+        let running = atenciones::start(settings.clone(), &atenciones::Role::ALL, shutdown.clone())
+            .await
+            .expect("the suite starts");
+        let addresses = running.addresses.clone();
+        let token = shutdown.clone();
+        let running = tokio::spawn(running.wait(token));
+        Some(Self {
+            settings,
+            addresses,
+            cloud_api,
+            shutdown,
+            running: Some(running),
+            database,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// Stops every server, waiting for in-flight calls, and reports a role's failure.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(running) = self.running.take() {
+            running
+                .await
+                .expect("roles joined")
+                .expect("roles stopped cleanly");
+        }
+    }
+
+    pub fn gateway_url(&self) -> String {
+        format!(
+            "http://{}",
+            self.addresses.gateway.expect("gateway started")
+        )
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!(
+            "http://{}/webhooks/whatsapp",
+            self.addresses.webhook.expect("webhook started")
+        )
+    }
+
+    /// A gateway client acting as `agent` (a demo agent: ana, luis, marta).
+    pub async fn desk(
+        &self,
+        agent: &str,
+    ) -> AgentDeskServiceClient<InterceptedService<Channel, Bearer>> {
+        let token = atenciones_gateway::auth::issue(
+            &self.settings.gateway.auth,
+            agent,
+            atenciones_gateway::auth::Role::Agent,
+            Duration::from_secs(600),
+        )
+        .expect("token");
+        self.desk_with_token(&token).await
+    }
+
+    /// A gateway client sending `token` as its credential, whatever it is.
+    pub async fn desk_with_token(
+        &self,
+        token: &str,
+    ) -> AgentDeskServiceClient<InterceptedService<Channel, Bearer>> {
+        let channel = Channel::from_shared(self.gateway_url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("gateway reachable");
+        let header = format!("Bearer {token}").parse().expect("ascii token");
+        AgentDeskServiceClient::with_interceptor(channel, Bearer(Some(header)))
+    }
+
+    /// A gateway client sending no credential.
+    pub async fn anonymous_desk(
+        &self,
+    ) -> AgentDeskServiceClient<InterceptedService<Channel, Bearer>> {
+        let channel = Channel::from_shared(self.gateway_url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("gateway reachable");
+        AgentDeskServiceClient::with_interceptor(channel, Bearer(None))
+    }
+
+    /// POSTs `body` to the webhook signed with the app secret, as Meta does.
+    pub async fn post_webhook(&self, body: &[u8]) -> reqwest::Response {
+        self.post_webhook_with_signature(body, Some(&sign(body)))
+            .await
+    }
+
+    pub async fn post_webhook_with_signature(
+        &self,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(self.webhook_url())
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        request.send().await.expect("webhook reachable")
+    }
+
+    pub async fn get(&self, url: &str) -> reqwest::Response {
+        self.http.get(url).send().await.expect("reachable")
+    }
+
+    /// Rows in a table of the messaging service's own database (to prove that
+    /// a rejected webhook stored nothing).
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        self.database.count_rows(&self.settings, table).await
+    }
+}
+
+impl Drop for TestSuite {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Adds `authorization: Bearer …` to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(header) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", header.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// `X-Hub-Signature-256` of `body` under the test app secret.
+pub fn sign(body: &[u8]) -> String {
+    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(APP_SECRET.as_bytes())
+        .expect("any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A fixture's raw bytes, exactly as Meta sent them.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/whatsapp")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// A text webhook like `inbound_text.json`, for a given message id and text.
+pub fn text_webhook(
+    phone_number_id: &str,
+    wa_id: &str,
+    name: &str,
+    wamid: &str,
+    text: &str,
+) -> Vec<u8> {
+    serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1234567890987654321", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "972123456789", "phone_number_id": phone_number_id},
+            "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+            "messages": [{"from": wa_id, "id": wamid, "timestamp": chrono_now(), "type": "text", "text": {"body": text}}]
+        }}]}]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn chrono_now() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().to_string())
+        .unwrap_or_default()
+}
+
+/// Polls `check` until it returns `Some` (processing is asynchronous by design:
+/// webhooks are acknowledged first, then processed).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs a test body on both databases: `mod name { sqlite, postgres }`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let suite = $crate::TestSuite::start($crate::Backend::Sqlite)
+                    .await
+                    .expect("sqlite always runs");
+                $body(&suite).await;
+                suite.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(suite) = $crate::TestSuite::start($crate::Backend::Postgres).await else {
+                    return;
+                };
+                $body(&suite).await;
+                suite.stop().await;
+            }
+        }
+    };
+}

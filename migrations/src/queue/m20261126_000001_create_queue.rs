@@ -163,7 +163,9 @@ impl MigrationTrait for Migration {
             BusinessNumbers::Table.into_iden(),
             Campaigns::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

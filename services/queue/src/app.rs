@@ -32,15 +32,29 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let address = listener.local_addr()?;
-        let db = database::connect(&settings.database_url(ServiceName::Queue), &settings.database).await?;
-        database::prepare::<atenciones_migrations::queue::Migrator>(&db, settings.database.migrate).await?;
+        let db = database::connect(
+            &settings.database_url(ServiceName::Queue),
+            &settings.database,
+        )
+        .await?;
+        database::prepare::<atenciones_migrations::queue::Migrator>(&db, settings.database.migrate)
+            .await?;
         if settings.demo && crate::demo::seed(&db).await? {
-            tracing::info!("queue: demo setup loaded (campaigns ventas, soporte; agents ana, luis, marta)");
+            tracing::info!(
+                "queue: demo setup loaded (campaigns ventas, soporte; agents ana, luis, marta)"
+            );
         }
         let clients = Clients::new(settings)?;
         let finished = Arc::new(Notify::new());
         let queue = Queue::new(db.clone(), clients.clone(), finished.clone());
-        Ok(Self { listener, address, db, queue, clients, finished })
+        Ok(Self {
+            listener,
+            address,
+            db,
+            queue,
+            clients,
+            finished,
+        })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -50,7 +64,9 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let handoff = Handoff::new(self.db, self.queue.clone(), self.clients, self.finished);
         let handoff = tokio::spawn(handoff.run(shutdown.clone()));
-        let readiness = Readiness::new(Routes::new(QueueServiceServer::new(QueueApi::new(self.queue))));
+        let readiness = Readiness::new(Routes::new(QueueServiceServer::new(QueueApi::new(
+            self.queue,
+        ))));
         // The schema was prepared in `build`: ready as soon as we serve.
         grpc::set_status(
             &readiness.reporter(),

@@ -34,7 +34,9 @@ impl FromStr for State {
             "queued" => Ok(Self::Queued),
             "open" => Ok(Self::Open),
             "finished" => Ok(Self::Finished),
-            other => Err(sea_orm::DbErr::Custom(format!("unknown attention state {other:?}"))),
+            other => Err(sea_orm::DbErr::Custom(format!(
+                "unknown attention state {other:?}"
+            ))),
         }
     }
 }
@@ -83,7 +85,10 @@ impl TryFrom<i32> for Access {
         match pb::Access::try_from(value) {
             Ok(pb::Access::View) => Ok(Self::View),
             Ok(pb::Access::Hold) => Ok(Self::Hold),
-            _ => Err(Error::invalid("access", "must be ACCESS_VIEW or ACCESS_HOLD")),
+            _ => Err(Error::invalid(
+                "access",
+                "must be ACCESS_VIEW or ACCESS_HOLD",
+            )),
         }
     }
 }
@@ -107,10 +112,14 @@ pub fn authorize(
                 return Err(Error::FailedPrecondition("open the attention first".into()));
             }
             State::Finished => {
-                return Err(Error::FailedPrecondition("the attention is finished".into()));
+                return Err(Error::FailedPrecondition(
+                    "the attention is finished".into(),
+                ));
             }
             State::Open if attention.agent_id.as_deref() != Some(agent) => {
-                return Err(Error::PermissionDenied("the attention is held by another agent".into()));
+                return Err(Error::PermissionDenied(
+                    "the attention is held by another agent".into(),
+                ));
             }
             State::Open => {}
         }

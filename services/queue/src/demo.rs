@@ -3,7 +3,9 @@
 //! agents. (An admin API replaces this as the way to configure the system.)
 
 use chrono::Utc;
-use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, TransactionTrait,
+};
 
 use crate::entity::{agent, business_number, campaign, campaign_agent};
 

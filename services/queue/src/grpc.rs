@@ -19,10 +19,13 @@ impl QueueApi {
     }
 }
 
-fn message_time(time: Option<prost_types::Timestamp>) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+fn message_time(
+    time: Option<prost_types::Timestamp>,
+) -> Result<chrono::DateTime<chrono::Utc>, Error> {
     match time {
         None => Ok(chrono::Utc::now()),
-        Some(t) => atenciones_proto::time::from_timestamp(&t).ok_or_else(|| Error::invalid("time", "out of range")),
+        Some(t) => atenciones_proto::time::from_timestamp(&t)
+            .ok_or_else(|| Error::invalid("time", "out of range")),
     }
 }
 
@@ -33,11 +36,22 @@ impl QueueService for QueueApi {
         request: Request<pb::RecordInboundMessageRequest>,
     ) -> Result<Response<pb::RecordInboundMessageResponse>, Status> {
         let r = request.into_inner();
-        let customer = r.customer.ok_or_else(|| Error::invalid("customer", "required"))?;
-        let message = NewMessage { id: r.message_id, preview: r.preview, time: message_time(r.time)? };
-        let (attention, created) =
-            self.queue.record_inbound(&r.business_phone_number_id, customer, message).await?;
-        Ok(Response::new(pb::RecordInboundMessageResponse { attention: Some(attention), created }))
+        let customer = r
+            .customer
+            .ok_or_else(|| Error::invalid("customer", "required"))?;
+        let message = NewMessage {
+            id: r.message_id,
+            preview: r.preview,
+            time: message_time(r.time)?,
+        };
+        let (attention, created) = self
+            .queue
+            .record_inbound(&r.business_phone_number_id, customer, message)
+            .await?;
+        Ok(Response::new(pb::RecordInboundMessageResponse {
+            attention: Some(attention),
+            created,
+        }))
     }
 
     async fn record_outbound_message(
@@ -45,9 +59,15 @@ impl QueueService for QueueApi {
         request: Request<pb::RecordOutboundMessageRequest>,
     ) -> Result<Response<pb::RecordOutboundMessageResponse>, Status> {
         let r = request.into_inner();
-        let message = NewMessage { id: r.message_id, preview: r.preview, time: message_time(r.time)? };
+        let message = NewMessage {
+            id: r.message_id,
+            preview: r.preview,
+            time: message_time(r.time)?,
+        };
         let attention = self.queue.record_outbound(&r.attention_id, message).await?;
-        Ok(Response::new(pb::RecordOutboundMessageResponse { attention: Some(attention) }))
+        Ok(Response::new(pb::RecordOutboundMessageResponse {
+            attention: Some(attention),
+        }))
     }
 
     async fn list_attentions(
@@ -56,7 +76,8 @@ impl QueueService for QueueApi {
     ) -> Result<Response<pb::ListAttentionsResponse>, Status> {
         let attentions = self.queue.list(&request.into_inner().agent_id).await?;
         let count = |state: pb::AttentionState| {
-            u32::try_from(attentions.iter().filter(|a| a.state() == state).count()).unwrap_or(u32::MAX)
+            u32::try_from(attentions.iter().filter(|a| a.state() == state).count())
+                .unwrap_or(u32::MAX)
         };
         Ok(Response::new(pb::ListAttentionsResponse {
             open_count: count(pb::AttentionState::Open),
@@ -72,7 +93,9 @@ impl QueueService for QueueApi {
         let r = request.into_inner();
         let access = Access::try_from(r.access)?;
         let attention = self.queue.get(&r.attention_id, &r.agent_id, access).await?;
-        Ok(Response::new(pb::GetAttentionResponse { attention: Some(attention) }))
+        Ok(Response::new(pb::GetAttentionResponse {
+            attention: Some(attention),
+        }))
     }
 
     async fn open_attention(
@@ -81,7 +104,9 @@ impl QueueService for QueueApi {
     ) -> Result<Response<pb::OpenAttentionResponse>, Status> {
         let r = request.into_inner();
         let attention = self.queue.open(&r.attention_id, &r.agent_id).await?;
-        Ok(Response::new(pb::OpenAttentionResponse { attention: Some(attention) }))
+        Ok(Response::new(pb::OpenAttentionResponse {
+            attention: Some(attention),
+        }))
     }
 
     async fn finish_attention(
@@ -90,7 +115,9 @@ impl QueueService for QueueApi {
     ) -> Result<Response<pb::FinishAttentionResponse>, Status> {
         let r = request.into_inner();
         let attention = self.queue.finish(&r.attention_id, &r.agent_id).await?;
-        Ok(Response::new(pb::FinishAttentionResponse { attention: Some(attention) }))
+        Ok(Response::new(pb::FinishAttentionResponse {
+            attention: Some(attention),
+        }))
     }
 
     async fn get_agent(

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -36,7 +39,12 @@ pub struct Handoff {
 
 impl Handoff {
     pub fn new(db: DatabaseConnection, queue: Queue, clients: Clients, wake: Arc<Notify>) -> Self {
-        Self { db, queue, clients, wake }
+        Self {
+            db,
+            queue,
+            clients,
+            wake,
+        }
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
@@ -89,13 +97,18 @@ impl Handoff {
     }
 
     async fn deliver(&self, event: &outbox::Model) -> Result<(), Error> {
-        let attention = self.queue.with_campaign_name(self.queue.find(event.attention_id).await?).await?;
+        let attention = self
+            .queue
+            .with_campaign_name(self.queue.find(event.attention_id).await?)
+            .await?;
         let form = if attention.form_id.is_empty() {
             None
         } else {
             self.clients
                 .form()
-                .get_submission(form_pb::GetSubmissionRequest { attention_id: attention.id.clone() })
+                .get_submission(form_pb::GetSubmissionRequest {
+                    attention_id: attention.id.clone(),
+                })
                 .await?
                 .into_inner()
                 .submission
@@ -118,7 +131,9 @@ impl Handoff {
         };
         self.clients
             .history()
-            .record_attention(history_pb::RecordAttentionRequest { record: Some(record) })
+            .record_attention(history_pb::RecordAttentionRequest {
+                record: Some(record),
+            })
             .await?;
         Ok(())
     }

@@ -50,7 +50,11 @@ pub struct NewMessage {
 
 impl Queue {
     pub fn new(db: DatabaseConnection, clients: Clients, finished: Arc<Notify>) -> Self {
-        Self { db, clients, finished }
+        Self {
+            db,
+            clients,
+            finished,
+        }
     }
 
     /// Joins the message to the customer's unfinished attention on that number, or
@@ -78,20 +82,29 @@ impl Queue {
             if let Some(known) = self.attention_of_message(&message.id).await? {
                 return Ok((self.with_campaign_name(known).await?, false));
             }
-            let active = self.active_attention(business_number_id, &customer.id).await?;
+            let active = self
+                .active_attention(business_number_id, &customer.id)
+                .await?;
             // The form version is pinned at creation; ask for it before the
             // transaction so no network call happens while it is open.
             let form_id = match active {
                 Some(_) => None,
-                None => self.current_form(&number.campaign_id, Direction::Inbound).await?,
+                None => {
+                    self.current_form(&number.campaign_id, Direction::Inbound)
+                        .await?
+                }
             };
             let txn = self.db.begin().await?;
             let outcome = match active {
-                Some(existing) => {
-                    touch(&txn, existing.id, &message, Direction::Inbound, Some(&customer.name))
-                        .await
-                        .map(|()| (existing.id, false))
-                }
+                Some(existing) => touch(
+                    &txn,
+                    existing.id,
+                    &message,
+                    Direction::Inbound,
+                    Some(&customer.name),
+                )
+                .await
+                .map(|()| (existing.id, false)),
                 None => {
                     let id = Uuid::new_v4();
                     let now = Utc::now();
@@ -125,9 +138,9 @@ impl Queue {
                 }
             };
             let outcome = match outcome {
-                Ok((id, created)) => {
-                    link_message(&txn, &message.id, id, Direction::Inbound).await.map(|()| (id, created))
-                }
+                Ok((id, created)) => link_message(&txn, &message.id, id, Direction::Inbound)
+                    .await
+                    .map(|()| (id, created)),
                 Err(e) => Err(e),
             };
             match outcome {
@@ -142,7 +155,9 @@ impl Queue {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::FailedPrecondition("too much contention on this customer; retry".into()))
+        Err(Error::FailedPrecondition(
+            "too much contention on this customer; retry".into(),
+        ))
     }
 
     /// Updates the list preview with a message the business sent. Idempotent.
@@ -201,7 +216,12 @@ impl Queue {
     }
 
     /// The attention, if the agent may access it as asked.
-    pub async fn get(&self, attention_id: &str, agent_id: &str, access: Access) -> Result<pb::Attention, Error> {
+    pub async fn get(
+        &self,
+        attention_id: &str,
+        agent_id: &str,
+        access: Access,
+    ) -> Result<pb::Attention, Error> {
         let model = self.find(parse_id(attention_id)?).await?;
         let campaigns = self.campaigns_of(agent_id).await?;
         attention::authorize(&model, agent_id, &campaigns, access)?;
@@ -228,7 +248,13 @@ impl Queue {
                 .rows_affected
                 == 1;
             if claimed {
-                record_event(&txn, id, event::OPENED, serde_json::json!({ "agent_id": agent_id })).await?;
+                record_event(
+                    &txn,
+                    id,
+                    event::OPENED,
+                    serde_json::json!({ "agent_id": agent_id }),
+                )
+                .await?;
                 txn.commit().await?;
             } else {
                 txn.rollback().await?;
@@ -244,11 +270,21 @@ impl Queue {
                     .filter(attentions::Column::Id.eq(id))
                     .exec(&self.db)
                     .await?;
-                self.with_campaign_name(attentions::Model { unread_count: 0, ..model }).await
+                self.with_campaign_name(attentions::Model {
+                    unread_count: 0,
+                    ..model
+                })
+                .await
             }
-            State::Open => Err(Error::FailedPrecondition("the attention was opened by another agent".into())),
-            State::Finished => Err(Error::FailedPrecondition("the attention is finished".into())),
-            State::Queued => Err(Error::FailedPrecondition("the attention could not be opened; retry".into())),
+            State::Open => Err(Error::FailedPrecondition(
+                "the attention was opened by another agent".into(),
+            )),
+            State::Finished => Err(Error::FailedPrecondition(
+                "the attention is finished".into(),
+            )),
+            State::Queued => Err(Error::FailedPrecondition(
+                "the attention could not be opened; retry".into(),
+            )),
         }
     }
 
@@ -264,7 +300,9 @@ impl Queue {
             return if held_by_caller {
                 self.with_campaign_name(model).await
             } else {
-                Err(Error::PermissionDenied("the attention was finished by another agent".into()))
+                Err(Error::PermissionDenied(
+                    "the attention was finished by another agent".into(),
+                ))
             };
         }
         attention::authorize(&model, agent_id, &campaigns, Access::Hold)?;
@@ -281,7 +319,10 @@ impl Queue {
         }
         let txn = self.db.begin().await?;
         let closed = attentions::Entity::update_many()
-            .col_expr(attentions::Column::State, Expr::value(State::Finished.as_str()))
+            .col_expr(
+                attentions::Column::State,
+                Expr::value(State::Finished.as_str()),
+            )
             .col_expr(attentions::Column::FinishedAt, Expr::value(Utc::now()))
             .filter(attentions::Column::Id.eq(id))
             .filter(attentions::Column::State.eq(State::Open.as_str()))
@@ -291,7 +332,13 @@ impl Queue {
             .rows_affected
             == 1;
         if closed {
-            record_event(&txn, id, event::FINISHED, serde_json::json!({ "agent_id": agent_id })).await?;
+            record_event(
+                &txn,
+                id,
+                event::FINISHED,
+                serde_json::json!({ "agent_id": agent_id }),
+            )
+            .await?;
             txn.commit().await?;
             self.finished.notify_one();
         } else {
@@ -301,7 +348,9 @@ impl Queue {
         if model.state == State::Finished.as_str() && model.agent_id.as_deref() == Some(agent_id) {
             self.with_campaign_name(model).await
         } else {
-            Err(Error::FailedPrecondition("the attention changed meanwhile; reload it".into()))
+            Err(Error::FailedPrecondition(
+                "the attention changed meanwhile; reload it".into(),
+            ))
         }
     }
 
@@ -310,7 +359,11 @@ impl Queue {
             .one(&self.db)
             .await?
             .ok_or_else(|| Error::NotFound(format!("agent {agent_id}")))?;
-        Ok(pb::Agent { id: agent.id, name: agent.name, campaign_ids: self.campaigns_of(agent_id).await? })
+        Ok(pb::Agent {
+            id: agent.id,
+            name: agent.name,
+            campaign_ids: self.campaigns_of(agent_id).await?,
+        })
     }
 
     pub(crate) async fn find(&self, id: Uuid) -> Result<attentions::Model, Error> {
@@ -320,7 +373,10 @@ impl Queue {
             .ok_or_else(|| Error::NotFound(format!("attention {id}")))
     }
 
-    pub(crate) async fn with_campaign_name(&self, model: attentions::Model) -> Result<pb::Attention, Error> {
+    pub(crate) async fn with_campaign_name(
+        &self,
+        model: attentions::Model,
+    ) -> Result<pb::Attention, Error> {
         let name = campaign::Entity::find_by_id(&model.campaign_id)
             .one(&self.db)
             .await?
@@ -330,12 +386,21 @@ impl Queue {
     }
 
     async fn campaign_names(&self) -> Result<std::collections::HashMap<String, String>, Error> {
-        Ok(campaign::Entity::find().all(&self.db).await?.into_iter().map(|c| (c.id, c.name)).collect())
+        Ok(campaign::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c.name))
+            .collect())
     }
 
     /// The agent's campaigns; NOT_FOUND for an unknown agent.
     async fn campaigns_of(&self, agent_id: &str) -> Result<Vec<String>, Error> {
-        if agent::Entity::find_by_id(agent_id).one(&self.db).await?.is_none() {
+        if agent::Entity::find_by_id(agent_id)
+            .one(&self.db)
+            .await?
+            .is_none()
+        {
             return Err(Error::NotFound(format!("agent {agent_id}")));
         }
         Ok(campaign_agent::Entity::find()
@@ -348,14 +413,24 @@ impl Queue {
             .collect())
     }
 
-    async fn attention_of_message(&self, message_id: &str) -> Result<Option<attentions::Model>, Error> {
-        match attention_message::Entity::find_by_id(message_id).one(&self.db).await? {
+    async fn attention_of_message(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<attentions::Model>, Error> {
+        match attention_message::Entity::find_by_id(message_id)
+            .one(&self.db)
+            .await?
+        {
             Some(link) => Ok(Some(self.find(link.attention_id).await?)),
             None => Ok(None),
         }
     }
 
-    async fn active_attention(&self, number: &str, customer_id: &str) -> Result<Option<attentions::Model>, Error> {
+    async fn active_attention(
+        &self,
+        number: &str,
+        customer_id: &str,
+    ) -> Result<Option<attentions::Model>, Error> {
         Ok(attentions::Entity::find()
             .filter(attentions::Column::BusinessPhoneNumberId.eq(number))
             .filter(attentions::Column::CustomerId.eq(customer_id))
@@ -365,12 +440,19 @@ impl Queue {
     }
 
     /// The campaign's form version in force, if it has one.
-    async fn current_form(&self, campaign_id: &str, direction: Direction) -> Result<Option<String>, Error> {
+    async fn current_form(
+        &self,
+        campaign_id: &str,
+        direction: Direction,
+    ) -> Result<Option<String>, Error> {
         let direction = match direction {
             Direction::Inbound => common::Direction::Inbound,
             Direction::Outbound => common::Direction::Outbound,
         };
-        let request = form_pb::GetCurrentFormRequest { campaign_id: campaign_id.to_owned(), direction: direction.into() };
+        let request = form_pb::GetCurrentFormRequest {
+            campaign_id: campaign_id.to_owned(),
+            direction: direction.into(),
+        };
         match self.clients.form().get_current_form(request).await {
             Ok(response) => Ok(response.into_inner().form.map(|f| f.id)),
             Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
@@ -415,7 +497,10 @@ async fn touch(
     customer_name: Option<&str>,
 ) -> Result<(), sea_orm::DbErr> {
     let mut update = attentions::Entity::update_many()
-        .col_expr(attentions::Column::LastMessagePreview, Expr::value(message.preview.clone()))
+        .col_expr(
+            attentions::Column::LastMessagePreview,
+            Expr::value(message.preview.clone()),
+        )
         .col_expr(attentions::Column::LastMessageAt, Expr::value(message.time))
         .filter(attentions::Column::Id.eq(id))
         .filter(attentions::Column::LastMessageAt.lte(message.time));

@@ -17,7 +17,11 @@ pub async fn connect(url: &str, settings: &DatabaseSettings) -> Result<DatabaseC
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options
-        .max_connections(if sqlite { 1 } else { settings.max_connections.max(1) })
+        .max_connections(if sqlite {
+            1
+        } else {
+            settings.max_connections.max(1)
+        })
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
         .sqlx_logging(false);
@@ -42,7 +46,10 @@ fn create_sqlite_dir(url: &str) -> Result<(), DbErr> {
 
 /// Brings the schema to `M`'s version when `migrate` is set; otherwise waits
 /// until someone else (the Kubernetes migration job) has.
-pub async fn prepare<M: MigratorTrait>(db: &DatabaseConnection, migrate: bool) -> Result<(), DbErr> {
+pub async fn prepare<M: MigratorTrait>(
+    db: &DatabaseConnection,
+    migrate: bool,
+) -> Result<(), DbErr> {
     if migrate {
         return M::up(db, None).await;
     }

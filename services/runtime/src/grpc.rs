@@ -34,7 +34,10 @@ impl Readiness {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .expect("the compiled descriptor set is valid");
-        Self { reporter, routes: routes.add_service(health).add_service(reflection) }
+        Self {
+            reporter,
+            routes: routes.add_service(health).add_service(reflection),
+        }
     }
 
     pub fn reporter(&self) -> HealthReporter {

@@ -149,7 +149,11 @@ impl Settings {
             ServiceName::Form => (&self.form.url, self.form.listen),
             ServiceName::History => (&self.history.url, self.history.listen),
         };
-        if url.is_empty() { format!("http://{listen}") } else { url.clone() }
+        if url.is_empty() {
+            format!("http://{listen}")
+        } else {
+            url.clone()
+        }
     }
 
     /// Points every service at the address it really listens on (port 0 made real).
@@ -189,6 +193,9 @@ mod tests {
             settings.database_url(ServiceName::Form),
             "sqlite://./data/form.db?mode=rwc"
         );
-        assert_eq!(settings.service_url(ServiceName::Queue), "http://127.0.0.1:50061");
+        assert_eq!(
+            settings.service_url(ServiceName::Queue),
+            "http://127.0.0.1:50061"
+        );
     }
 }

@@ -29,8 +29,8 @@ impl Drop for TelemetryGuard {
 
 /// Installs the global subscriber. Calling it again (tests) keeps the first one.
 pub fn init(settings: &TelemetrySettings, service_name: &str) -> anyhow::Result<TelemetryGuard> {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.log_filter))?;
+    let filter =
+        EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.log_filter))?;
     let fmt = match settings.log_format {
         LogFormat::Pretty => tracing_subscriber::fmt::layer().boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
@@ -45,7 +45,11 @@ pub fn init(settings: &TelemetrySettings, service_name: &str) -> anyhow::Result<
         Some(
             SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
-                .with_resource(Resource::builder().with_service_name(service_name.to_owned()).build())
+                .with_resource(
+                    Resource::builder()
+                        .with_service_name(service_name.to_owned())
+                        .build(),
+                )
                 .build(),
         )
     };

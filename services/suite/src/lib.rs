@@ -23,7 +23,13 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Queue, Role::Messaging, Role::Form, Role::History, Role::Gateway];
+    pub const ALL: [Role; 5] = [
+        Role::Queue,
+        Role::Messaging,
+        Role::Form,
+        Role::History,
+        Role::Gateway,
+    ];
 }
 
 /// Where the started roles listen.
@@ -62,7 +68,11 @@ impl Running {
 }
 
 /// Binds, builds and starts `roles`; they run until `shutdown` is cancelled.
-pub async fn start(mut settings: Settings, roles: &[Role], shutdown: CancellationToken) -> anyhow::Result<Running> {
+pub async fn start(
+    mut settings: Settings,
+    roles: &[Role],
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
     let mut addresses = Addresses::default();
     let listen = |role: Role| match role {
         Role::Gateway => settings.gateway.listen,
@@ -73,7 +83,9 @@ pub async fn start(mut settings: Settings, roles: &[Role], shutdown: Cancellatio
     };
     let mut listeners = Vec::new();
     for &role in roles {
-        let (listener, address) = bind(listen(role)).await.with_context(|| format!("binding {role:?} on {}", listen(role)))?;
+        let (listener, address) = bind(listen(role))
+            .await
+            .with_context(|| format!("binding {role:?} on {}", listen(role)))?;
         listeners.push((role, listener));
         match role {
             Role::Gateway => addresses.gateway = Some(address),
@@ -107,9 +119,12 @@ pub async fn start(mut settings: Settings, roles: &[Role], shutdown: Cancellatio
                 tasks.spawn(app.run(token));
             }
             Role::Messaging => {
-                let (webhook, address) = bind(settings.messaging.webhook_listen).await.context("binding the webhook")?;
+                let (webhook, address) = bind(settings.messaging.webhook_listen)
+                    .await
+                    .context("binding the webhook")?;
                 addresses.webhook = Some(address);
-                let app = atenciones_messaging::Application::build(&settings, listener, webhook).await?;
+                let app =
+                    atenciones_messaging::Application::build(&settings, listener, webhook).await?;
                 tasks.spawn(app.run(token));
             }
             Role::Form => {
@@ -131,7 +146,9 @@ pub async fn migrate(settings: &Settings, services: &[ServiceName]) -> anyhow::R
     use sea_orm_migration::MigratorTrait;
     for &service in services {
         let url = settings.database_url(service);
-        let db = database::connect(&url, &settings.database).await.with_context(|| format!("connecting {}", service.as_str()))?;
+        let db = database::connect(&url, &settings.database)
+            .await
+            .with_context(|| format!("connecting {}", service.as_str()))?;
         match service {
             ServiceName::Queue => m::queue::Migrator::up(&db, None).await?,
             ServiceName::Messaging => m::messaging::Migrator::up(&db, None).await?,

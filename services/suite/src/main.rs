@@ -45,7 +45,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run { role: Vec::new() }) {
         Command::Token { agent, hours } => {
             let ttl = Duration::from_secs(hours * 3600);
-            println!("{}", auth::issue(&settings.gateway.auth, &agent, CallerRole::Agent, ttl)?);
+            println!(
+                "{}",
+                auth::issue(&settings.gateway.auth, &agent, CallerRole::Agent, ttl)?
+            );
             Ok(())
         }
         Command::Migrate => {
@@ -53,12 +56,17 @@ async fn main() -> anyhow::Result<()> {
             atenciones::migrate(&settings, &ServiceName::ALL).await
         }
         Command::Run { role } => {
-            let roles = if role.is_empty() { Role::ALL.to_vec() } else { role };
+            let roles = if role.is_empty() {
+                Role::ALL.to_vec()
+            } else {
+                role
+            };
             let _telemetry = telemetry::init(&settings.telemetry, "atenciones")?;
             let shutdown = shutdown::on_signal();
             let running = atenciones::start(settings, &roles, shutdown.clone()).await?;
             let a = &running.addresses;
-            let show = |addr: Option<std::net::SocketAddr>| addr.map_or("-".to_owned(), |a| a.to_string());
+            let show =
+                |addr: Option<std::net::SocketAddr>| addr.map_or("-".to_owned(), |a| a.to_string());
             tracing::info!(
                 gateway = %show(a.gateway),
                 webhook = %a.webhook.map_or("-".to_owned(), |w| format!("http://{w}/webhooks/whatsapp")),
