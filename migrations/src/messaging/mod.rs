@@ -1,13 +1,16 @@
-//! Tables of the messaging service.
+//! Tables of the messaging service: the webhook inbox, the messages of every
+//! conversation and the delivery statuses WhatsApp reports.
 
 use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_messaging;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![]
+        vec![Box::new(m20261126_000001_create_messaging::Migration)]
     }
 
     fn migration_table_name() -> DynIden {

@@ -1,0 +1,376 @@
+//! Wiring: database, clients, the gRPC server, the webhook server and the
+//! inbox processor, started and stopped together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use atenciones_proto::messaging::v1::messaging_service_server::{
+    MessagingServiceServer, SERVICE_NAME,
+};
+use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
+use atenciones_runtime::grpc::{self, Readiness};
+use atenciones_runtime::{ServiceName, Settings, database};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+
+use crate::graph::Graph;
+use crate::grpc::MessagingGrpc;
+use crate::messaging::Messaging;
+use crate::processor::Processor;
+use crate::webhook::{self, WebhookState};
+
+pub struct Application {
+    grpc: TcpListener,
+    address: SocketAddr,
+    webhook: TcpListener,
+    webhook_address: SocketAddr,
+    service: MessagingGrpc,
+    router: axum::Router,
+    processor: Processor,
+}
+
+impl Application {
+    /// Connects and migrates the database, builds the clients, the gRPC
+    /// service and the webhook router on the given (already bound) listeners.
+    pub async fn build(
+        settings: &Settings,
+        grpc: TcpListener,
+        webhook: TcpListener,
+    ) -> anyhow::Result<Self> {
+        let address = grpc.local_addr()?;
+        let webhook_address = webhook.local_addr()?;
+        let db = database::connect(
+            &settings.database_url(ServiceName::Messaging),
+            &settings.database,
+        )
+        .await
+        .context("connecting the messaging database")?;
+        database::prepare::<atenciones_migrations::messaging::Migrator>(
+            &db,
+            settings.database.migrate,
+        )
+        .await
+        .context("preparing the messaging schema")?;
+        let queue = QueueServiceClient::new(
+            grpc::channel(&settings.service_url(ServiceName::Queue))
+                .context("queue service URL")?,
+        );
+        let graph = Graph::new(&settings.whatsapp).context("building the Cloud API client")?;
+        let wake = Arc::new(Notify::new());
+        let messaging = Arc::new(Messaging::new(db.clone(), graph));
+        let router = webhook::router(WebhookState {
+            db: db.clone(),
+            app_secret: settings.whatsapp.app_secret.as_str().into(),
+            verify_token: settings.whatsapp.verify_token.as_str().into(),
+            wake: wake.clone(),
+        });
+        if settings.whatsapp.app_secret.is_empty() {
+            tracing::warn!(
+                "whatsapp.app_secret is empty: every webhook notification will be refused"
+            );
+        }
+        Ok(Self {
+            grpc,
+            address,
+            webhook,
+            webhook_address,
+            service: MessagingGrpc::new(messaging),
+            router,
+            processor: Processor::new(db, queue, wake),
+        })
+    }
+
+    /// The gRPC address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The webhook (HTTP) address; the path is `/webhooks/whatsapp`.
+    pub fn webhook_address(&self) -> SocketAddr {
+        self.webhook_address
+    }
+
+    /// Serves gRPC and the webhook and runs the inbox processor until
+    /// `shutdown` is cancelled (or one of them fails, which stops the others).
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let readiness = Readiness::new(Routes::new(MessagingServiceServer::new(self.service)));
+        // build() has connected and migrated the database: ready.
+        grpc::set_status(
+            &readiness.reporter(),
+            &[SERVICE_NAME],
+            ServingStatus::Serving,
+        )
+        .await;
+
+        let stop = shutdown.child_token();
+        let grpc_server = {
+            let stop = stop.clone();
+            let routes = readiness.into_routes();
+            async move {
+                let result = grpc::serve(self.grpc, routes, stop.clone())
+                    .await
+                    .context("gRPC server");
+                stop.cancel();
+                result
+            }
+        };
+        let webhook_server = {
+            let stop = stop.clone();
+            async move {
+                let result = axum::serve(self.webhook, self.router)
+                    .with_graceful_shutdown(stop.clone().cancelled_owned())
+                    .await
+                    .context("webhook server");
+                stop.cancel();
+                result
+            }
+        };
+        // Its own task: parsing and database work must not delay accepting connections.
+        let processor = tokio::spawn(self.processor.run(stop.clone()));
+        let (grpc_result, webhook_result) = tokio::join!(grpc_server, webhook_server);
+        stop.cancel();
+        processor.await.context("inbox processor")?;
+        grpc_result?;
+        webhook_result?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use atenciones_proto::common::v1::Customer;
+    use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
+    use atenciones_proto::messaging::v1::{ListMessagesRequest, MessageStatus, SendTextRequest};
+    use tonic::Code;
+    use tonic_health::pb::health_check_response::ServingStatus as HealthStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    use tonic_types::StatusExt;
+
+    use super::*;
+    use crate::signature;
+    use crate::testkit::{
+        FakeGraph, FakeQueue, GraphMode, SECRET, VERIFY_TOKEN, whatsapp_settings,
+    };
+
+    const PYWA_NUMBER: &str = "277321005464405";
+
+    async fn listener() -> TcpListener {
+        TcpListener::bind("127.0.0.1:0").await.expect("bind")
+    }
+
+    #[tokio::test]
+    async fn the_service_receives_webhooks_routes_them_and_sends_replies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stop_fakes = CancellationToken::new();
+        let queue = FakeQueue::default();
+        queue.state().bound.insert(PYWA_NUMBER.to_owned());
+        let graph = FakeGraph::default();
+        let mut settings = Settings::load(None).expect("settings");
+        settings.data_dir = dir.path().to_owned();
+        settings.messaging.database_url = String::new();
+        settings.database.migrate = true;
+        settings.queue.url = queue.serve(stop_fakes.clone()).await;
+        settings.whatsapp = whatsapp_settings(&graph.serve().await);
+
+        let app = Application::build(&settings, listener().await, listener().await)
+            .await
+            .expect("build");
+        let grpc_url = format!("http://{}", app.address());
+        let webhook_url = format!("http://{}{}", app.webhook_address(), webhook::PATH);
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(app.run(shutdown.clone()));
+
+        let channel = grpc::channel(&grpc_url).expect("channel");
+        let mut health = HealthClient::new(channel.clone());
+        let mut client = MessagingServiceClient::new(channel);
+        let serving = health
+            .check(HealthCheckRequest {
+                service: SERVICE_NAME.to_owned(),
+            })
+            .await
+            .expect("health")
+            .into_inner();
+        assert_eq!(serving.status, HealthStatus::Serving as i32);
+
+        let http = reqwest::Client::new();
+        let challenge = http
+            .get(format!(
+                "{webhook_url}?hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=42"
+            ))
+            .send()
+            .await
+            .expect("verify");
+        assert_eq!(challenge.status(), 200);
+        assert_eq!(challenge.text().await.expect("body"), "42");
+
+        // Meta's notification, signed as Meta signs it.
+        let body = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/whatsapp/signed_inbound_text_pywa.json"
+        ))
+        .expect("fixture");
+        let unsigned = http
+            .post(&webhook_url)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(unsigned.status(), 401);
+        let too_big = http
+            .post(&webhook_url)
+            .header("X-Hub-Signature-256", "sha256=00")
+            .body(vec![b' '; webhook::MAX_BODY_BYTES + 1])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(too_big.status(), 413);
+        let accepted = http
+            .post(&webhook_url)
+            .header(
+                "X-Hub-Signature-256",
+                signature::sign(SECRET.as_bytes(), &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(accepted.status(), 200);
+
+        // The processor routes it to the queue's attention.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let attention = loop {
+            let found = queue.state().attentions.values().next().copied();
+            if let Some(attention) = found {
+                break attention;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "message routed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let mut listed = Vec::new();
+        while listed.is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "message listed");
+            listed = client
+                .list_messages(ListMessagesRequest {
+                    attention_id: attention.to_string(),
+                    ..Default::default()
+                })
+                .await
+                .expect("list")
+                .into_inner()
+                .messages;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(listed[0].text, "Hey there! I am using PyWa.");
+        assert_eq!(listed[0].status, MessageStatus::Received as i32);
+        assert_eq!(
+            listed[0].customer.as_ref().map(|c| c.wa_id.as_str()),
+            Some("972544401243")
+        );
+
+        // The agent answers.
+        let reply = SendTextRequest {
+            attention_id: attention.to_string(),
+            business_phone_number_id: PYWA_NUMBER.to_owned(),
+            customer: listed[0].customer.clone(),
+            text: "¡Hola! ¿En qué te ayudo?".to_owned(),
+            preview_url: false,
+            idempotency_key: "reply-1".to_owned(),
+            agent_id: "agent-1".to_owned(),
+        };
+        let sent = client
+            .send_text(reply.clone())
+            .await
+            .expect("sent")
+            .into_inner()
+            .message
+            .expect("message");
+        assert_eq!(sent.status, MessageStatus::Accepted as i32);
+        assert_eq!(sent.wamid, "wamid.sent.1");
+        assert_eq!(sent.agent_id, "agent-1");
+        let again = client
+            .send_text(reply.clone())
+            .await
+            .expect("replayed")
+            .into_inner()
+            .message;
+        assert_eq!(again.as_ref(), Some(&sent));
+        assert_eq!(graph.state().calls.len(), 1);
+
+        let page = client
+            .list_messages(ListMessagesRequest {
+                attention_id: attention.to_string(),
+                page_size: 1,
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        assert_eq!(page.messages[0].id, sent.id, "newest first");
+        assert!(!page.next_page_token.is_empty());
+
+        let invalid = client
+            .send_text(SendTextRequest {
+                text: String::new(),
+                customer: Some(Customer::default()),
+                ..reply.clone()
+            })
+            .await
+            .expect_err("invalid");
+        assert_eq!(invalid.code(), Code::InvalidArgument);
+        let fields: Vec<String> = invalid
+            .get_error_details()
+            .bad_request()
+            .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(fields, ["customer.wa_id", "text"]);
+
+        graph.state().mode = GraphMode::Refuse;
+        let refused = client
+            .send_text(SendTextRequest {
+                idempotency_key: "reply-2".to_owned(),
+                ..reply.clone()
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        assert!(
+            refused.message().contains("131047"),
+            "{}",
+            refused.message()
+        );
+
+        graph.state().mode = GraphMode::Fail;
+        let unavailable = client
+            .send_text(SendTextRequest {
+                idempotency_key: "reply-3".to_owned(),
+                ..reply
+            })
+            .await
+            .expect_err("unavailable");
+        assert_eq!(unavailable.code(), Code::Unavailable);
+
+        let bad_token = client
+            .list_messages(ListMessagesRequest {
+                attention_id: attention.to_string(),
+                page_token: "nope".to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("bad token");
+        assert_eq!(bad_token.code(), Code::InvalidArgument);
+
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .expect("stops on shutdown")
+            .expect("task")
+            .expect("clean exit");
+        stop_fakes.cancel();
+    }
+}

@@ -1,0 +1,139 @@
+//! The one error type of the messaging service and the one place it becomes a
+//! gRPC status.
+
+use std::collections::HashMap;
+
+use sea_orm::DbErr;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+use crate::domain::MessageError;
+
+/// A request field that is not acceptable, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub field: &'static str,
+    pub description: String,
+}
+
+impl Violation {
+    pub fn new(field: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            field,
+            description: description.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid request: {}", describe(.0))]
+    InvalidArgument(Vec<Violation>),
+    /// The Cloud API answered with an error: sending again will not help.
+    #[error("WhatsApp refused the message: {0}")]
+    Refused(MessageError),
+    /// The Cloud API could not be reached or failed on its side.
+    #[error("WhatsApp could not be reached: {0}")]
+    Unavailable(String),
+    /// Another call with the same idempotency key is talking to the Cloud API.
+    #[error("a message with this idempotency key is being sent")]
+    SendInProgress,
+    #[error("queue service: {0}")]
+    Queue(#[source] Box<Status>),
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn describe(violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidArgument(violations) => {
+                let message = describe(&violations);
+                let details = ErrorDetails::with_bad_request(
+                    violations
+                        .into_iter()
+                        .map(|v| FieldViolation::new(v.field, v.description))
+                        .collect::<Vec<_>>(),
+                );
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            Error::Refused(refusal) => {
+                let message = format!("WhatsApp refused the message: {refusal}");
+                let metadata = HashMap::from([
+                    ("code".to_owned(), refusal.code.to_string()),
+                    ("title".to_owned(), refusal.title),
+                    ("detail".to_owned(), refusal.detail),
+                ]);
+                let details =
+                    ErrorDetails::with_error_info("WHATSAPP_REFUSED", "whatsapp", metadata);
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
+            Error::Unavailable(reason) => {
+                tracing::warn!(%reason, "Cloud API unavailable");
+                Status::unavailable(
+                    "WhatsApp could not be reached; retry with the same idempotency key",
+                )
+            }
+            Error::SendInProgress => Status::unavailable(
+                "a message with this idempotency key is being sent; retry with the same key",
+            ),
+            error @ (Error::Queue(_) | Error::Database(_) | Error::Internal(_)) => {
+                tracing::error!(%error, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_field_violations() {
+        let status: Status =
+            Error::InvalidArgument(vec![Violation::new("text", "is empty")]).into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let bad = details.bad_request().expect("bad request details");
+        assert_eq!(bad.field_violations[0].field, "text");
+    }
+
+    #[test]
+    fn internal_errors_are_not_leaked() {
+        let status: Status = Error::Internal("secret path /var/db".into()).into();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("secret"));
+    }
+
+    #[test]
+    fn refusals_say_what_whatsapp_said() {
+        let refusal = MessageError {
+            code: 131047,
+            title: "Re-engagement message".into(),
+            detail: String::new(),
+        };
+        let status: Status = Error::Refused(refusal).into();
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(status.message().contains("131047"), "{}", status.message());
+        let info = status
+            .get_error_details()
+            .error_info()
+            .cloned()
+            .expect("error info");
+        assert_eq!(
+            info.metadata.get("code").map(String::as_str),
+            Some("131047")
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! The MessagingService handlers: request → domain → response, nothing else.
+
+use std::sync::Arc;
+
+use atenciones_proto::messaging::v1::messaging_service_server::MessagingService;
+use atenciones_proto::messaging::v1::{
+    ListMessagesRequest, ListMessagesResponse, SendTextRequest, SendTextResponse,
+};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::domain::Customer;
+use crate::error::{Error, Violation};
+use crate::messaging::{Messaging, PageToken, SendText};
+use crate::proto;
+
+/// WhatsApp's limit on a text message, in characters.
+const MAX_TEXT_CHARS: usize = 4096;
+
+pub struct MessagingGrpc {
+    messaging: Arc<Messaging>,
+}
+
+impl MessagingGrpc {
+    pub fn new(messaging: Arc<Messaging>) -> Self {
+        Self { messaging }
+    }
+}
+
+#[tonic::async_trait]
+impl MessagingService for MessagingGrpc {
+    async fn send_text(
+        &self,
+        request: Request<SendTextRequest>,
+    ) -> Result<Response<SendTextResponse>, Status> {
+        let command = SendText::try_from(request.into_inner())?;
+        let message = self.messaging.send_text(command).await?;
+        Ok(Response::new(SendTextResponse {
+            message: Some(proto::message(&message)),
+        }))
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<ListMessagesRequest>,
+    ) -> Result<Response<ListMessagesResponse>, Status> {
+        let request = request.into_inner();
+        let attention_id =
+            attention_id(&request.attention_id).map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let token = match request.page_token.as_str() {
+            "" => None,
+            token => Some(PageToken::decode(token)?),
+        };
+        let (messages, next) = self
+            .messaging
+            .list_messages(attention_id, request.page_size, token)
+            .await?;
+        Ok(Response::new(ListMessagesResponse {
+            messages: messages.iter().map(proto::message).collect(),
+            next_page_token: next.map(|t| t.encode()).unwrap_or_default(),
+        }))
+    }
+}
+
+fn attention_id(value: &str) -> Result<Uuid, Violation> {
+    if value.is_empty() {
+        return Err(Violation::new("attention_id", "is required"));
+    }
+    Uuid::parse_str(value).map_err(|_| Violation::new("attention_id", "is not a UUID"))
+}
+
+impl TryFrom<SendTextRequest> for SendText {
+    type Error = Error;
+
+    /// Checks every field and reports all bad ones at once.
+    fn try_from(request: SendTextRequest) -> Result<Self, Error> {
+        let mut violations = Vec::new();
+        let attention_id = attention_id(&request.attention_id)
+            .map_err(|v| violations.push(v))
+            .ok();
+        let number = request.business_phone_number_id.trim();
+        if number.is_empty() {
+            violations.push(Violation::new("business_phone_number_id", "is required"));
+        } else if !number
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            // It becomes a path segment of the Graph API URL.
+            violations.push(Violation::new(
+                "business_phone_number_id",
+                "has characters a phone number id never has",
+            ));
+        }
+        let customer = request.customer.unwrap_or_default();
+        let wa_id = customer.wa_id.trim().to_owned();
+        if wa_id.is_empty() {
+            violations.push(Violation::new("customer.wa_id", "is required"));
+        }
+        let characters = request.text.chars().count();
+        if characters == 0 {
+            violations.push(Violation::new("text", "is empty"));
+        } else if characters > MAX_TEXT_CHARS {
+            violations.push(Violation::new(
+                "text",
+                format!("has {characters} characters; WhatsApp allows at most {MAX_TEXT_CHARS}"),
+            ));
+        }
+        let idempotency_key = request.idempotency_key.trim().to_owned();
+        if idempotency_key.is_empty() {
+            violations.push(Violation::new("idempotency_key", "is required"));
+        }
+        let Some(attention_id) = attention_id.filter(|_| violations.is_empty()) else {
+            return Err(Error::InvalidArgument(violations));
+        };
+        let mut stored_customer = Customer::new(wa_id, customer.user_id, customer.name);
+        if !customer.id.is_empty() {
+            stored_customer.id = customer.id;
+        }
+        Ok(SendText {
+            attention_id,
+            business_phone_number_id: number.to_owned(),
+            customer: stored_customer,
+            text: request.text,
+            preview_url: request.preview_url,
+            idempotency_key,
+            agent_id: Some(request.agent_id).filter(|a| !a.is_empty()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use atenciones_proto::common::v1 as common;
+
+    use super::*;
+
+    fn valid() -> SendTextRequest {
+        SendTextRequest {
+            attention_id: Uuid::new_v4().to_string(),
+            business_phone_number_id: "1122334455667".into(),
+            customer: Some(common::Customer {
+                wa_id: "5491100000000".into(),
+                ..Default::default()
+            }),
+            text: "hola".into(),
+            preview_url: false,
+            idempotency_key: "k-1".into(),
+            agent_id: "agent-1".into(),
+        }
+    }
+
+    fn fields(request: SendTextRequest) -> Vec<&'static str> {
+        match SendText::try_from(request) {
+            Err(Error::InvalidArgument(violations)) => {
+                violations.into_iter().map(|v| v.field).collect()
+            }
+            other => panic!("expected invalid argument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_request_becomes_a_command() {
+        let command = SendText::try_from(valid()).expect("valid");
+        assert_eq!(
+            command.customer.id, "5491100000000",
+            "customer id defaults to wa_id"
+        );
+        assert_eq!(command.agent_id.as_deref(), Some("agent-1"));
+    }
+
+    #[test]
+    fn every_bad_field_is_reported() {
+        let request = SendTextRequest {
+            attention_id: String::new(),
+            business_phone_number_id: String::new(),
+            customer: None,
+            text: String::new(),
+            idempotency_key: String::new(),
+            ..valid()
+        };
+        assert_eq!(
+            fields(request),
+            vec![
+                "attention_id",
+                "business_phone_number_id",
+                "customer.wa_id",
+                "text",
+                "idempotency_key"
+            ]
+        );
+    }
+
+    #[test]
+    fn text_is_limited_to_4096_characters_not_bytes() {
+        let ok = SendTextRequest {
+            text: "ñ".repeat(4096),
+            ..valid()
+        };
+        assert!(SendText::try_from(ok).is_ok());
+        assert_eq!(
+            fields(SendTextRequest {
+                text: "a".repeat(4097),
+                ..valid()
+            }),
+            vec!["text"]
+        );
+    }
+
+    #[test]
+    fn a_number_id_cannot_escape_the_url_path() {
+        let request = SendTextRequest {
+            business_phone_number_id: "../me".into(),
+            ..valid()
+        };
+        assert_eq!(fields(request), vec!["business_phone_number_id"]);
+        assert_eq!(
+            fields(SendTextRequest {
+                attention_id: "nope".into(),
+                ..valid()
+            }),
+            vec!["attention_id"]
+        );
+    }
+}

@@ -1,0 +1,588 @@
+//! The inbox processor: turns stored webhook bodies into messages and
+//! statuses, and routes new customer messages to the queue service.
+//!
+//! Rows are taken in id order. A row is marked processed only when every item
+//! in it is done; any failure leaves it for a later attempt with backoff.
+//! Every step is idempotent (unique wamid, unique (wamid, status), guarded
+//! updates, the queue's idempotency on message id), so reprocessing a row
+//! after a crash or a failure stores nothing twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atenciones_proto::queue::v1::RecordInboundMessageRequest;
+use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
+use chrono::TimeDelta;
+use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::domain::{self, MessageStatus};
+use crate::entity::inbox;
+use crate::error::Error;
+use crate::messaging::PREVIEW_CHARS;
+use crate::notification::{self, InboundMessage, Item, StatusUpdate};
+use crate::store;
+
+/// Rows read per query.
+const BATCH: u64 = 50;
+/// How often the inbox is polled without a wake-up: picks up rows whose
+/// backoff ended and rows another replica (or a crash) left behind.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(3);
+/// Longest wait between two attempts of a failing row.
+const MAX_BACKOFF_SECS: i64 = 300;
+
+#[derive(Clone)]
+pub struct Processor {
+    db: DatabaseConnection,
+    queue: QueueServiceClient<Channel>,
+    wake: Arc<Notify>,
+    poll_interval: Duration,
+}
+
+impl Processor {
+    pub fn new(
+        db: DatabaseConnection,
+        queue: QueueServiceClient<Channel>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            db,
+            queue,
+            wake,
+            poll_interval: POLL_INTERVAL,
+        }
+    }
+
+    /// Processes the inbox until `shutdown`; woken by the webhook after each
+    /// stored body, and by a timer.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            // Shutdown need not wait for a slow queue call: abandoning a row
+            // half-way is safe, its next run redoes it idempotently.
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.drain(&shutdown) => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Processes due rows until none is left or one fails (the next run starts
+    /// over, past the failed row's backoff, so its successors are not stuck).
+    /// Returns how many rows were processed.
+    pub async fn drain(&self, shutdown: &CancellationToken) -> usize {
+        let mut done = 0;
+        loop {
+            let rows = match store::due_inbox(&self.db, domain::now(), BATCH).await {
+                Ok(rows) => rows,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the webhook inbox");
+                    return done;
+                }
+            };
+            if rows.is_empty() {
+                return done;
+            }
+            for row in rows {
+                if shutdown.is_cancelled() {
+                    return done;
+                }
+                match self.process(&row).await {
+                    Ok(note) => {
+                        if let Err(error) = store::mark_processed(&self.db, row.id, note).await {
+                            tracing::warn!(inbox_id = row.id, %error, "cannot mark an inbox row processed");
+                            return done;
+                        }
+                        done += 1;
+                    }
+                    Err(error) => {
+                        let retry_in = backoff(row.attempts);
+                        tracing::warn!(inbox_id = row.id, attempts = row.attempts + 1, %error, ?retry_in, "webhook processing failed; will retry");
+                        if let Err(error) =
+                            store::mark_failed(&self.db, &row, &error.to_string(), retry_in).await
+                        {
+                            tracing::warn!(inbox_id = row.id, %error, "cannot record a failed attempt");
+                        }
+                        return done;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles every item of one row. `Ok(Some(note))` marks the row processed
+    /// with a note (a body with nothing we can read is kept, not retried).
+    async fn process(&self, row: &inbox::Model) -> Result<Option<String>, Error> {
+        let items = match notification::parse(&row.body, row.received_at) {
+            Ok(items) => items,
+            Err(error) => return Ok(Some(format!("not a notification: {error}"))),
+        };
+        for item in items {
+            match item {
+                Item::Message(message) => self.handle_message(&message).await?,
+                Item::Status(status) => self.handle_status(&status).await?,
+            }
+        }
+        Ok(None)
+    }
+
+    async fn handle_message(&self, inbound: &InboundMessage) -> Result<(), Error> {
+        let stored = store::store_inbound(&self.db, inbound).await?;
+        if stored.attention_id.is_some() {
+            return Ok(());
+        }
+        if stored.customer_id.is_empty() {
+            // Nobody to attend: keep it, out of the queue.
+            tracing::warn!(wamid = %inbound.wamid, "message without a customer id left unrouted");
+            return store::set_unrouted(&self.db, stored.id).await;
+        }
+        let request = RecordInboundMessageRequest {
+            business_phone_number_id: stored.business_phone_number_id.clone(),
+            customer: Some(atenciones_proto::common::v1::Customer {
+                id: stored.customer_id.clone(),
+                wa_id: stored.customer_wa_id.clone(),
+                user_id: stored.customer_user_id.clone(),
+                name: stored.customer_name.clone(),
+            }),
+            message_id: stored.id.to_string(),
+            preview: domain::preview(&stored.text, PREVIEW_CHARS),
+            time: Some(crate::proto::timestamp(stored.sent_at)),
+        };
+        match self.queue.clone().record_inbound_message(request).await {
+            Ok(response) => {
+                let attention = response.into_inner().attention.unwrap_or_default();
+                let attention_id = Uuid::parse_str(&attention.id).map_err(|_| {
+                    Error::Internal(format!("queue returned attention id {:?}", attention.id))
+                })?;
+                store::set_attention(&self.db, stored.id, attention_id).await
+            }
+            Err(status) if status.code() == Code::NotFound => {
+                tracing::info!(
+                    wamid = %inbound.wamid,
+                    business_phone_number_id = %stored.business_phone_number_id,
+                    "business number bound to no campaign; message kept unrouted"
+                );
+                store::set_unrouted(&self.db, stored.id).await
+            }
+            Err(status) => Err(Error::Queue(Box::new(status))),
+        }
+    }
+
+    async fn handle_status(&self, update: &StatusUpdate) -> Result<(), Error> {
+        // Kept first: if the message is not known yet under this wamid (its
+        // send has not stored the id), the send applies it later.
+        store::keep_status(&self.db, update).await?;
+        if let Some(next) = MessageStatus::from_webhook(&update.status) {
+            store::apply_status(&self.db, &update.wamid, next, update.error.as_ref()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// 1 s, 2 s, 4 s, … up to five minutes.
+fn backoff(attempts: i32) -> TimeDelta {
+    let exponent = u32::try_from(attempts.clamp(0, 16)).unwrap_or(16);
+    TimeDelta::seconds(2_i64.saturating_pow(exponent).min(MAX_BACKOFF_SECS))
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::Routing;
+    use crate::entity::{message, status};
+    use crate::testkit::{self, FakeQueue};
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(0), TimeDelta::seconds(1));
+        assert_eq!(backoff(3), TimeDelta::seconds(8));
+        assert_eq!(backoff(40), TimeDelta::seconds(MAX_BACKOFF_SECS));
+    }
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/whatsapp");
+    const PYWA_NUMBER: &str = "277321005464405";
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{FIXTURES}/{name}")).expect("fixture")
+    }
+
+    struct Harness {
+        _db: testkit::TestDatabase,
+        _shutdown: tokio_util::sync::DropGuard,
+        db: DatabaseConnection,
+        queue: FakeQueue,
+        processor: Processor,
+        token: CancellationToken,
+    }
+
+    async fn harness(bound: &[&str]) -> Harness {
+        let test_db = testkit::database().await;
+        let db = test_db.db.clone();
+        let queue = FakeQueue::default();
+        queue.state().bound = bound.iter().map(|n| (*n).to_owned()).collect();
+        let token = CancellationToken::new();
+        let client = queue.client(token.clone()).await;
+        let processor = Processor::new(db.clone(), client, Arc::new(Notify::new()));
+        Harness {
+            _db: test_db,
+            _shutdown: token.clone().drop_guard(),
+            db,
+            queue,
+            processor,
+            token: CancellationToken::new(),
+        }
+    }
+
+    impl Harness {
+        async fn receive(&self, body: Vec<u8>) -> i64 {
+            store::insert_inbox(&self.db, body).await.expect("inbox")
+        }
+
+        async fn drain(&self) -> usize {
+            self.processor.drain(&self.token).await
+        }
+
+        async fn messages(&self) -> Vec<message::Model> {
+            message::Entity::find()
+                .all(&self.db)
+                .await
+                .expect("messages")
+        }
+
+        async fn row(&self, id: i64) -> inbox::Model {
+            inbox::Entity::find_by_id(id)
+                .one(&self.db)
+                .await
+                .expect("row")
+                .expect("exists")
+        }
+
+        /// Ends a row's backoff, as time would.
+        async fn make_due(&self, id: i64) {
+            inbox::Entity::update_many()
+                .col_expr(inbox::Column::NextAttemptAt, Expr::value(domain::now()))
+                .filter(inbox::Column::Id.eq(id))
+                .exec(&self.db)
+                .await
+                .expect("update");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_customer_message_is_stored_and_joins_its_attention() {
+        let h = harness(&[PYWA_NUMBER]).await;
+        let row = h.receive(fixture("signed_inbound_text_pywa.json")).await;
+        assert_eq!(h.drain().await, 1);
+
+        let messages = h.messages().await;
+        assert_eq!(messages.len(), 1);
+        let message = &messages[0];
+        let attention =
+            h.queue.state().attentions[&(PYWA_NUMBER.to_owned(), "972544401243".to_owned())];
+        assert_eq!(message.attention_id, Some(attention));
+        assert_eq!(message.routing, Routing::Routed.as_str());
+        assert_eq!(message.text, "Hey there! I am using PyWa.");
+        assert_eq!(message.status, "received");
+        assert_eq!(
+            message.raw.as_ref().map(|r| r["type"].clone()),
+            Some(json!("text"))
+        );
+
+        let recorded = h.queue.state().inbound.clone();
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(recorded[0].message_id, message.id.to_string());
+        assert_eq!(recorded[0].preview, "Hey there! I am using PyWa.");
+        assert_eq!(
+            recorded[0].time.as_ref().map(|t| t.seconds),
+            Some(1_730_231_903)
+        );
+        assert_eq!(
+            recorded[0].customer.as_ref().map(|c| c.name.as_str()),
+            Some("PyWa Tests")
+        );
+        assert!(h.row(row).await.processed_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_notification_stores_its_message_once() {
+        let h = harness(&[PYWA_NUMBER]).await;
+        h.receive(fixture("signed_inbound_text_pywa.json")).await;
+        h.receive(fixture("signed_inbound_text_pywa.json")).await;
+        assert_eq!(h.drain().await, 2);
+        assert_eq!(h.messages().await.len(), 1);
+        assert_eq!(
+            h.queue.state().inbound.len(),
+            1,
+            "the second copy finds the message routed"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_processing_of_duplicates_stores_once() {
+        let h = harness(&[PYWA_NUMBER]).await;
+        for _ in 0..4 {
+            h.receive(fixture("signed_inbound_text_pywa.json")).await;
+        }
+        let other = h.processor.clone();
+        let token = h.token.clone();
+        let (a, b) = tokio::join!(h.drain(), other.drain(&token));
+        assert!(a + b >= 4, "every row is processed ({a} + {b})");
+        let messages = h.messages().await;
+        assert_eq!(messages.len(), 1);
+        assert!(messages[0].attention_id.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_number_bound_to_no_campaign_keeps_its_messages_unrouted() {
+        let h = harness(&[]).await;
+        let row = h.receive(fixture("multi_change_batch_netflie.json")).await;
+        assert_eq!(h.drain().await, 1);
+        let messages = h.messages().await;
+        // Both changes carry the same wamid: one message.
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].attention_id, None);
+        assert_eq!(messages[0].routing, Routing::Unrouted.as_str());
+        assert_eq!(messages[0].text, "MESSAGE_BODY");
+        assert!(h.row(row).await.processed_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_customer_known_only_by_user_id_is_routed_by_it() {
+        let h = harness(&["PHONE_NUMBER_ID"]).await;
+        h.receive(fixture("inbound_text_bsuid_only_netflie.json"))
+            .await;
+        h.drain().await;
+        let messages = h.messages().await;
+        assert!(messages[0].attention_id.is_some());
+        assert_eq!(messages[0].customer_id, "BSUID_123");
+        let recorded = h.queue.state().inbound.clone();
+        let customer = recorded[0].customer.clone().expect("customer");
+        assert_eq!(
+            (
+                customer.id.as_str(),
+                customer.wa_id.as_str(),
+                customer.user_id.as_str()
+            ),
+            ("BSUID_123", "", "BSUID_123")
+        );
+    }
+
+    #[tokio::test]
+    async fn every_message_type_is_stored_with_its_type_and_summary() {
+        let h = harness(&["1122334455667"]).await;
+        let files = [
+            ("inbound_audio_voice.json", "audio"),
+            ("inbound_contacts.json", "contacts"),
+            ("inbound_location_named.json", "location"),
+            ("inbound_order.json", "order"),
+            ("inbound_reaction.json", "reaction"),
+            ("inbound_unsupported.json", "unsupported"),
+            ("inbound_system_identity_change.json", "system"),
+        ];
+        for (file, _) in files {
+            // The fixtures share one wamid; give each its own.
+            let text = String::from_utf8(fixture(file)).expect("utf-8");
+            h.receive(
+                text.replace("\"wamid.xyzxyz\"", &format!("\"wamid.{file}\""))
+                    .into_bytes(),
+            )
+            .await;
+        }
+        assert_eq!(h.drain().await, files.len());
+        for (file, kind) in files {
+            let stored = store::find_by_wamid(&h.db, &format!("wamid.{file}"))
+                .await
+                .expect("find")
+                .expect(file);
+            assert_eq!(stored.message_type, kind, "{file}");
+            assert!(!stored.text.is_empty(), "{file}");
+            assert!(stored.attention_id.is_some(), "{file}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_queue_outage_leaves_the_row_for_a_retry_that_duplicates_nothing() {
+        let h = harness(&[PYWA_NUMBER]).await;
+        h.queue.state().down = true;
+        let row = h.receive(fixture("signed_inbound_text_pywa.json")).await;
+        assert_eq!(h.drain().await, 0);
+        let failed = h.row(row).await;
+        assert!(failed.processed_at.is_none());
+        assert_eq!(failed.attempts, 1);
+        assert!(
+            failed
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("queue")),
+            "{:?}",
+            failed.last_error
+        );
+        assert!(failed.next_attempt_at > domain::now(), "backoff recorded");
+        assert_eq!(h.drain().await, 0, "not retried before its backoff");
+        let stored = h.messages().await;
+        assert_eq!(stored.len(), 1, "the message is kept");
+        assert_eq!(stored[0].attention_id, None);
+
+        h.queue.state().down = false;
+        h.make_due(row).await;
+        assert_eq!(h.drain().await, 1);
+        let messages = h.messages().await;
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].id, stored[0].id, "same message, now routed");
+        assert!(messages[0].attention_id.is_some());
+        assert!(h.row(row).await.processed_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn reprocessing_a_processed_row_changes_nothing() {
+        let h = harness(&[PYWA_NUMBER]).await;
+        let row = h.receive(fixture("signed_inbound_text_pywa.json")).await;
+        h.receive(fixture("status_read.json")).await;
+        h.drain().await;
+        let before = h.messages().await;
+        inbox::Entity::update_many()
+            .col_expr(
+                inbox::Column::ProcessedAt,
+                Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+            )
+            .exec(&h.db)
+            .await
+            .expect("reset");
+        h.make_due(row).await;
+        assert_eq!(h.drain().await, 2);
+        assert_eq!(h.messages().await, before);
+        assert_eq!(
+            status::Entity::find()
+                .all(&h.db)
+                .await
+                .expect("statuses")
+                .len(),
+            1
+        );
+    }
+
+    /// An outbound message as a send stores it once WhatsApp accepted it.
+    async fn accepted(db: &DatabaseConnection, wamid: &str) -> Uuid {
+        let now = domain::now();
+        let key = Uuid::new_v4().to_string();
+        let row = message::ActiveModel {
+            id: sea_orm::ActiveValue::Set(Uuid::new_v4()),
+            wamid: sea_orm::ActiveValue::Set(None),
+            direction: sea_orm::ActiveValue::Set("outbound".into()),
+            attention_id: sea_orm::ActiveValue::Set(Some(Uuid::new_v4())),
+            routing: sea_orm::ActiveValue::Set("routed".into()),
+            business_phone_number_id: sea_orm::ActiveValue::Set("1122334455667".into()),
+            customer_id: sea_orm::ActiveValue::Set("972987654321".into()),
+            customer_wa_id: sea_orm::ActiveValue::Set("972987654321".into()),
+            customer_user_id: sea_orm::ActiveValue::Set(String::new()),
+            customer_name: sea_orm::ActiveValue::Set(String::new()),
+            message_type: sea_orm::ActiveValue::Set("text".into()),
+            text: sea_orm::ActiveValue::Set("hola".into()),
+            raw: sea_orm::ActiveValue::Set(None),
+            status: sea_orm::ActiveValue::Set("pending".into()),
+            error_code: sea_orm::ActiveValue::Set(None),
+            error_title: sea_orm::ActiveValue::Set(None),
+            error_detail: sea_orm::ActiveValue::Set(None),
+            sent_at: sea_orm::ActiveValue::Set(now),
+            agent_id: sea_orm::ActiveValue::Set(None),
+            idempotency_key: sea_orm::ActiveValue::Set(Some(key.clone())),
+            sending_until: sea_orm::ActiveValue::Set(None),
+            created_at: sea_orm::ActiveValue::Set(now),
+            updated_at: sea_orm::ActiveValue::Set(now),
+        };
+        let stored = store::insert_outbound(db, row, &key).await.expect("insert");
+        store::mark_accepted(db, stored.id, wamid)
+            .await
+            .expect("accept");
+        store::apply_kept_statuses(db, wamid).await.expect("apply");
+        stored.id
+    }
+
+    async fn status_of(db: &DatabaseConnection, id: Uuid) -> message::Model {
+        store::find_message(db, id)
+            .await
+            .expect("find")
+            .expect("exists")
+    }
+
+    #[tokio::test]
+    async fn statuses_only_move_a_message_forward() {
+        let h = harness(&[]).await;
+        let id = accepted(&h.db, "wamid.xyzxyz").await;
+        for (file, expected) in [
+            ("status_read.json", "read"),
+            ("status_delivered.json", "read"),
+            ("status_sent.json", "read"),
+            ("status_failed.json", "failed"),
+            ("status_read.json", "failed"),
+        ] {
+            h.receive(fixture(file)).await;
+            h.drain().await;
+            assert_eq!(status_of(&h.db, id).await.status, expected, "after {file}");
+        }
+        let failed = status_of(&h.db, id).await;
+        assert_eq!(failed.error_code, Some(130472));
+        assert_eq!(
+            failed.error_title.as_deref(),
+            Some("User's number is part of an experiment")
+        );
+        let kept = status::Entity::find().all(&h.db).await.expect("statuses");
+        assert_eq!(kept.len(), 4, "one row per (wamid, status)");
+    }
+
+    #[tokio::test]
+    async fn a_status_for_an_unknown_message_is_kept_and_applied_when_it_appears() {
+        let h = harness(&[]).await;
+        let row = h.receive(fixture("status_delivered.json")).await;
+        assert_eq!(h.drain().await, 1, "an unknown wamid is no failure");
+        assert!(h.row(row).await.processed_at.is_some());
+        let id = accepted(&h.db, "wamid.xyzxyz").await;
+        assert_eq!(status_of(&h.db, id).await.status, "delivered");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_body_is_kept_but_not_retried() {
+        let h = harness(&[]).await;
+        let row = h.receive(b"not json".to_vec()).await;
+        assert_eq!(h.drain().await, 1);
+        let row = h.row(row).await;
+        assert!(row.processed_at.is_some());
+        assert!(row.last_error.is_some());
+    }
+
+    #[tokio::test]
+    async fn the_processor_wakes_up_when_told() {
+        let h = harness(&[PYWA_NUMBER]).await;
+        let wake = Arc::new(Notify::new());
+        let mut processor = h.processor.clone();
+        processor.wake = wake.clone();
+        processor.poll_interval = Duration::from_secs(3600);
+        let token = CancellationToken::new();
+        let task = tokio::spawn(processor.run(token.clone()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        h.receive(fixture("signed_inbound_text_pywa.json")).await;
+        wake.notify_one();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while h.messages().await.is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "processed after the wake-up"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        token.cancel();
+        task.await.expect("stops on shutdown");
+    }
+}

@@ -1,0 +1,286 @@
+//! The WhatsApp webhook (HTTP): Meta's verification handshake and the
+//! notifications. A notification is acknowledged once its raw body is stored;
+//! the processor does the rest, so Meta gets a fast answer and nothing signed
+//! is lost if processing fails.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
+use tower_http::trace::TraceLayer;
+
+use crate::{signature, store};
+
+pub const PATH: &str = "/webhooks/whatsapp";
+/// Meta's largest notification.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+
+#[derive(Clone)]
+pub struct WebhookState {
+    pub db: DatabaseConnection,
+    pub app_secret: Arc<str>,
+    pub verify_token: Arc<str>,
+    /// Wakes the processor after a body is stored.
+    pub wake: Arc<Notify>,
+}
+
+pub fn router(state: WebhookState) -> Router {
+    Router::new()
+        .route(PATH, get(verify).post(receive))
+        // Bigger bodies get 413 before they are buffered.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A span per request, so logs say which delivery they belong to.
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `GET ?hub.mode=subscribe&hub.verify_token=T&hub.challenge=C`: echo C when
+/// T is ours.
+async fn verify(
+    State(state): State<WebhookState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let param = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
+    let token_matches = !state.verify_token.is_empty()
+        && constant_time_eq(
+            param("hub.verify_token").as_bytes(),
+            state.verify_token.as_bytes(),
+        );
+    if param("hub.mode") == "subscribe" && token_matches {
+        (StatusCode::OK, param("hub.challenge").to_owned()).into_response()
+    } else {
+        StatusCode::FORBIDDEN.into_response()
+    }
+}
+
+/// `POST`: signed notifications. 401 unsigned, 400 not JSON, 200 once stored.
+async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: Bytes) -> Response {
+    let signature = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    // The signature covers the bytes as sent: check it before anything reads them.
+    if !signature::verify(state.app_secret.as_bytes(), &body, signature) {
+        tracing::warn!(
+            bytes = body.len(),
+            "webhook with a missing or bad signature refused"
+        );
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    match store::insert_inbox(&state.db, body.to_vec()).await {
+        Ok(id) => {
+            tracing::debug!(inbox_id = id, "webhook stored");
+            state.wake.notify_one();
+            StatusCode::OK.into_response()
+        }
+        Err(error) => {
+            // Meta retries non-200 answers, so nothing is lost.
+            tracing::error!(%error, "cannot store a webhook");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::entity::inbox;
+    use crate::testkit::{self, SECRET, VERIFY_TOKEN};
+
+    struct Harness {
+        _db: testkit::TestDatabase,
+        db: DatabaseConnection,
+        wake: Arc<Notify>,
+        router: Router,
+    }
+
+    async fn harness() -> Harness {
+        let test_db = testkit::database().await;
+        let db = test_db.db.clone();
+        let wake = Arc::new(Notify::new());
+        let router = router(WebhookState {
+            db: db.clone(),
+            app_secret: SECRET.into(),
+            verify_token: VERIFY_TOKEN.into(),
+            wake: wake.clone(),
+        });
+        Harness {
+            _db: test_db,
+            db,
+            wake,
+            router,
+        }
+    }
+
+    fn fixture() -> Vec<u8> {
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/whatsapp/signed_inbound_text_pywa.json"
+        ))
+        .expect("fixture")
+    }
+
+    fn post(body: Vec<u8>, signature: Option<String>) -> Request<Body> {
+        let mut request = Request::post(PATH).header("content-type", "application/json");
+        if let Some(signature) = signature {
+            request = request.header("X-Hub-Signature-256", signature);
+        }
+        request.body(Body::from(body)).expect("request")
+    }
+
+    async fn call(router: &Router, request: Request<Body>) -> (StatusCode, String) {
+        let response = router.clone().oneshot(request).await.expect("response");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn stored(db: &DatabaseConnection) -> Vec<inbox::Model> {
+        inbox::Entity::find().all(db).await.expect("inbox")
+    }
+
+    #[tokio::test]
+    async fn a_signed_notification_is_stored_byte_for_byte_and_wakes_the_processor() {
+        let h = harness().await;
+        let body = fixture();
+        let signature = signature::sign(SECRET.as_bytes(), &body);
+        let (status, _) = call(&h.router, post(body.clone(), Some(signature))).await;
+        assert_eq!(status, StatusCode::OK);
+        let rows = stored(&h.db).await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].body, body);
+        assert!(rows[0].processed_at.is_none());
+        // The stored permit makes this return at once.
+        tokio::time::timeout(std::time::Duration::from_secs(1), h.wake.notified())
+            .await
+            .expect("processor woken");
+    }
+
+    #[tokio::test]
+    async fn anything_signed_and_parseable_is_accepted() {
+        let h = harness().await;
+        for body in [&br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"account_update","value":{"x":1}}]}]}"#[..], b"[]", b"{}"] {
+            let signature = signature::sign(SECRET.as_bytes(), body);
+            let (status, _) = call(&h.router, post(body.to_vec(), Some(signature))).await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(body));
+        }
+        assert_eq!(stored(&h.db).await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn missing_or_bad_signatures_get_401_and_nothing_is_stored() {
+        let h = harness().await;
+        let body = fixture();
+        let wrong_secret = signature::sign(b"another secret", &body);
+        let mut tampered = body.clone();
+        tampered[200] ^= 1;
+        let of_original = signature::sign(SECRET.as_bytes(), &body);
+        for (body, signature) in [
+            (body.clone(), None),
+            (body.clone(), Some(wrong_secret)),
+            (body.clone(), Some("sha256=".to_owned())),
+            (body.clone(), Some("garbage".to_owned())),
+            (tampered, Some(of_original)),
+        ] {
+            let (status, _) = call(&h.router, post(body, signature)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(inbox::Entity::find().count(&h.db).await.expect("count"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_signed_body_that_is_not_json_gets_400_and_nothing_is_stored() {
+        let h = harness().await;
+        let body = b"{\"entry\": [".to_vec();
+        let signature = signature::sign(SECRET.as_bytes(), &body);
+        let (status, _) = call(&h.router, post(body, Some(signature))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(stored(&h.db).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_body_over_3_mb_gets_413_and_nothing_is_stored() {
+        let h = harness().await;
+        // Valid JSON, correctly signed: only the size is wrong.
+        let mut body = b"{\"padding\":\"".to_vec();
+        body.resize(MAX_BODY_BYTES + 1 - 2, b'x');
+        body.extend_from_slice(b"\"}");
+        assert_eq!(body.len(), MAX_BODY_BYTES + 1);
+        let signature = signature::sign(SECRET.as_bytes(), &body);
+        let (status, _) = call(&h.router, post(body, Some(signature))).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(stored(&h.db).await.is_empty());
+
+        // Exactly 3 MB is still a notification.
+        let mut body = b"{\"padding\":\"".to_vec();
+        body.resize(MAX_BODY_BYTES - 2, b'x');
+        body.extend_from_slice(b"\"}");
+        let signature = signature::sign(SECRET.as_bytes(), &body);
+        let (status, _) = call(&h.router, post(body, Some(signature))).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    fn verification(mode: &str, token: &str, challenge: &str) -> Request<Body> {
+        Request::get(format!(
+            "{PATH}?hub.mode={mode}&hub.verify_token={token}&hub.challenge={challenge}"
+        ))
+        .body(Body::empty())
+        .expect("request")
+    }
+
+    #[tokio::test]
+    async fn verification_echoes_the_challenge_only_for_our_token() {
+        let h = harness().await;
+        let (status, body) = call(
+            &h.router,
+            verification("subscribe", VERIFY_TOKEN, "1158201444"),
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "1158201444"));
+        let (status, _) = call(&h.router, verification("subscribe", "wrong", "1158201444")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = call(&h.router, verification("unsubscribe", VERIFY_TOKEN, "1")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = call(
+            &h.router,
+            Request::get(PATH).body(Body::empty()).expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn verification_fails_when_no_token_is_configured() {
+        let h = harness().await;
+        let router = router(WebhookState {
+            db: h.db.clone(),
+            app_secret: SECRET.into(),
+            verify_token: "".into(),
+            wake: h.wake.clone(),
+        });
+        let (status, _) = call(&router, verification("subscribe", "", "1")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+}
