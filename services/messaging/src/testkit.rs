@@ -30,9 +30,9 @@ pub const ACCESS_TOKEN: &str = "test-access-token";
 pub const API_VERSION: &str = "v23.0";
 
 /// A migrated database for one test: a SQLite file in a temporary directory,
-/// or, when `ATENCIONES_TEST_POSTGRES` holds a server URL
-/// (`postgres://postgres@127.0.0.1:5432`), a fresh PostgreSQL database on it,
-/// dropped with this value.
+/// or, when `ATENCIONES_TEST_POSTGRES_URL` holds an admin URL (as for the
+/// workspace's end-to-end tests: `postgres://postgres@127.0.0.1:5432/postgres`),
+/// a fresh PostgreSQL database on that server, dropped with this value.
 pub struct TestDatabase {
     pub db: DatabaseConnection,
     _dir: TempDir,
@@ -47,17 +47,22 @@ pub async fn database() -> TestDatabase {
         acquire_timeout_secs: 10,
     };
     let mut postgres = None;
-    let url = match std::env::var("ATENCIONES_TEST_POSTGRES") {
-        Ok(server) if !server.is_empty() => {
-            let name = format!("messaging_test_{}", Uuid::new_v4().simple());
-            let admin = database::connect(&format!("{server}/postgres"), &settings)
+    let url = match std::env::var("ATENCIONES_TEST_POSTGRES_URL") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            let server = admin_url
+                .rsplit_once('/')
+                .map_or(admin_url.as_str(), |(server, _)| server)
+                .to_owned();
+            // The prefix CI sweeps for databases left by interrupted runs.
+            let name = format!("atenciones_test_messaging_{}", Uuid::new_v4().simple());
+            let admin = database::connect(&admin_url, &settings)
                 .await
                 .expect("postgres");
             admin
                 .execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
                 .expect("create database");
-            postgres = Some((server.clone(), name.clone()));
+            postgres = Some((admin_url.clone(), name.clone()));
             format!("{server}/{name}")
         }
         _ => format!(
@@ -78,7 +83,7 @@ pub async fn database() -> TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let Some((server, name)) = self.postgres.take() else {
+        let Some((admin_url, name)) = self.postgres.take() else {
             return;
         };
         // Drop is not async: a private runtime on a thread of its own.
@@ -87,7 +92,7 @@ impl Drop for TestDatabase {
                 .enable_all()
                 .build()?;
             runtime.block_on(async {
-                let admin = sea_orm::Database::connect(format!("{server}/postgres")).await?;
+                let admin = sea_orm::Database::connect(admin_url).await?;
                 admin
                     .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .await?;
