@@ -1,13 +1,16 @@
-//! Tables of the form service.
+//! Tables of the form service: published form versions and the agents' drafts
+//! and submissions.
 
 use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_form;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![]
+        vec![Box::new(m20261126_000001_create_form::Migration)]
     }
 
     fn migration_table_name() -> DynIden {

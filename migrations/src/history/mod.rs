@@ -1,13 +1,15 @@
-//! Tables of the history service.
+//! Tables of the history service: finished attentions and their transcripts.
 
 use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_history;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![]
+        vec![Box::new(m20261126_000001_create_history::Migration)]
     }
 
     fn migration_table_name() -> DynIden {

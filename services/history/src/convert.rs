@@ -1,0 +1,335 @@
+//! Protobuf ↔ domain conversions, so the domain never sees generated types.
+
+use atenciones_proto::common::v1 as common;
+use atenciones_proto::form::v1::Submission;
+use atenciones_proto::history::v1 as pb;
+use atenciones_proto::messaging::v1 as messaging;
+use chrono::{DateTime, Utc};
+use prost::Message as _;
+
+use crate::error::Error;
+use crate::record::{
+    AttentionId, AttentionRecord, Customer, CustomerId, Direction, MessageDirection, MessageError,
+    MessageStatus, TranscriptMessage, Violation,
+};
+
+pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// An optional time; out of range is a violation of `field`.
+fn time(
+    value: Option<prost_types::Timestamp>,
+    field: &str,
+) -> Result<Option<DateTime<Utc>>, Violation> {
+    let Some(value) = value else { return Ok(None) };
+    u32::try_from(value.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(value.seconds, nanos))
+        .map(Some)
+        .ok_or_else(|| Violation::new(field, "La fecha está fuera de rango."))
+}
+
+fn direction(value: i32) -> Option<Direction> {
+    match common::Direction::try_from(value).ok()? {
+        common::Direction::Inbound => Some(Direction::Inbound),
+        common::Direction::Outbound => Some(Direction::Outbound),
+        common::Direction::Unspecified => None,
+    }
+}
+
+fn direction_to_proto(value: Option<Direction>) -> common::Direction {
+    match value {
+        Some(Direction::Inbound) => common::Direction::Inbound,
+        Some(Direction::Outbound) => common::Direction::Outbound,
+        None => common::Direction::Unspecified,
+    }
+}
+
+fn message_direction(value: i32) -> Option<MessageDirection> {
+    match messaging::MessageDirection::try_from(value).ok()? {
+        messaging::MessageDirection::Inbound => Some(MessageDirection::Inbound),
+        messaging::MessageDirection::Outbound => Some(MessageDirection::Outbound),
+        messaging::MessageDirection::Unspecified => None,
+    }
+}
+
+fn message_direction_to_proto(value: Option<MessageDirection>) -> messaging::MessageDirection {
+    match value {
+        Some(MessageDirection::Inbound) => messaging::MessageDirection::Inbound,
+        Some(MessageDirection::Outbound) => messaging::MessageDirection::Outbound,
+        None => messaging::MessageDirection::Unspecified,
+    }
+}
+
+fn message_status(value: i32) -> Option<MessageStatus> {
+    use messaging::MessageStatus as S;
+    Some(match S::try_from(value).ok()? {
+        S::Pending => MessageStatus::Pending,
+        S::Accepted => MessageStatus::Accepted,
+        S::Sent => MessageStatus::Sent,
+        S::Delivered => MessageStatus::Delivered,
+        S::Read => MessageStatus::Read,
+        S::Played => MessageStatus::Played,
+        S::Failed => MessageStatus::Failed,
+        S::Received => MessageStatus::Received,
+        S::Unspecified => return None,
+    })
+}
+
+fn message_status_to_proto(value: Option<MessageStatus>) -> messaging::MessageStatus {
+    use messaging::MessageStatus as S;
+    match value {
+        Some(MessageStatus::Pending) => S::Pending,
+        Some(MessageStatus::Accepted) => S::Accepted,
+        Some(MessageStatus::Sent) => S::Sent,
+        Some(MessageStatus::Delivered) => S::Delivered,
+        Some(MessageStatus::Read) => S::Read,
+        Some(MessageStatus::Played) => S::Played,
+        Some(MessageStatus::Failed) => S::Failed,
+        Some(MessageStatus::Received) => S::Received,
+        None => S::Unspecified,
+    }
+}
+
+/// Collects every problem of a request before giving up on it.
+#[derive(Default)]
+struct Problems(Vec<Violation>);
+
+impl Problems {
+    fn check<T>(&mut self, result: Result<T, Violation>) -> Option<T> {
+        result.map_err(|violation| self.0.push(violation)).ok()
+    }
+}
+
+impl TryFrom<pb::RecordAttentionRequest> for AttentionRecord {
+    type Error = Error;
+
+    /// Only the attention id and the customer are required. A missing finish
+    /// time means "now" and a missing start time means the finish time, so a
+    /// record can always be listed in order.
+    fn try_from(request: pb::RecordAttentionRequest) -> Result<Self, Error> {
+        let Some(record) = request.record else {
+            return Err(Error::invalid(vec![Violation::new(
+                "record",
+                "Falta el registro.",
+            )]));
+        };
+        let mut problems = Problems::default();
+        let attention_id = problems.check(AttentionId::parse(
+            record.attention_id,
+            "record.attention_id",
+        ));
+        let customer = record.customer.unwrap_or_default();
+        let customer_id = problems.check(CustomerId::parse(customer.id, "record.customer.id"));
+        let created_at = problems.check(time(record.create_time, "record.create_time"));
+        let opened_at = problems.check(time(record.open_time, "record.open_time"));
+        let finished_at = problems.check(time(record.finish_time, "record.finish_time"));
+        let transcript: Vec<_> = record
+            .transcript
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, message)| {
+                let sent_at =
+                    problems.check(time(message.time, &format!("record.transcript[{i}].time")))?;
+                Some(TranscriptMessage {
+                    message_id: message.id,
+                    wamid: message.wamid,
+                    direction: message_direction(message.direction),
+                    message_type: message.r#type,
+                    text: message.text,
+                    status: message_status(message.status),
+                    error: message.error.map(|e| MessageError {
+                        code: e.code,
+                        title: e.title,
+                        detail: e.detail,
+                    }),
+                    agent_id: message.agent_id,
+                    sent_at,
+                })
+            })
+            .collect();
+        let (
+            Some(attention_id),
+            Some(customer_id),
+            Some(created_at),
+            Some(opened_at),
+            Some(finished_at),
+        ) = (
+            attention_id,
+            customer_id,
+            created_at,
+            opened_at,
+            finished_at,
+        )
+        else {
+            return Err(Error::invalid(problems.0));
+        };
+        if !problems.0.is_empty() {
+            return Err(Error::invalid(problems.0));
+        }
+        let finished_at = finished_at.unwrap_or_else(Utc::now);
+        Ok(Self {
+            attention_id,
+            campaign_id: record.campaign_id,
+            campaign_name: record.campaign_name,
+            business_phone_number_id: record.business_phone_number_id,
+            customer: Customer {
+                id: customer_id,
+                wa_id: customer.wa_id,
+                user_id: customer.user_id,
+                name: customer.name,
+            },
+            direction: direction(record.direction),
+            agent_id: record.agent_id,
+            created_at: created_at.unwrap_or(finished_at),
+            opened_at,
+            finished_at,
+            message_count: u32::try_from(transcript.len()).unwrap_or(u32::MAX),
+            form: record.form.map(|form| form.encode_to_vec()),
+            transcript,
+        })
+    }
+}
+
+impl TryFrom<AttentionRecord> for pb::AttentionRecord {
+    type Error = Error;
+
+    fn try_from(record: AttentionRecord) -> Result<Self, Error> {
+        let form = record
+            .form
+            .map(|bytes| Submission::decode(bytes.as_slice()))
+            .transpose()
+            .map_err(|e| {
+                Error::Corrupt(format!("form of {}: {e}", record.attention_id.as_str()))
+            })?;
+        let attention_id = record.attention_id.into_string();
+        let customer = common::Customer {
+            id: record.customer.id.as_str().to_owned(),
+            wa_id: record.customer.wa_id,
+            user_id: record.customer.user_id,
+            name: record.customer.name,
+        };
+        // The transcript is stored without what every message shares with its record.
+        let transcript = record
+            .transcript
+            .into_iter()
+            .map(|m| messaging::Message {
+                id: m.message_id,
+                attention_id: attention_id.clone(),
+                wamid: m.wamid,
+                business_phone_number_id: record.business_phone_number_id.clone(),
+                customer: Some(customer.clone()),
+                direction: message_direction_to_proto(m.direction).into(),
+                r#type: m.message_type,
+                text: m.text,
+                status: message_status_to_proto(m.status).into(),
+                error: m.error.map(|e| messaging::MessageError {
+                    code: e.code,
+                    title: e.title,
+                    detail: e.detail,
+                }),
+                time: m.sent_at.map(timestamp),
+                agent_id: m.agent_id,
+            })
+            .collect();
+        Ok(Self {
+            attention_id,
+            campaign_id: record.campaign_id,
+            campaign_name: record.campaign_name,
+            business_phone_number_id: record.business_phone_number_id,
+            customer: Some(customer),
+            direction: direction_to_proto(record.direction).into(),
+            agent_id: record.agent_id,
+            create_time: Some(timestamp(record.created_at)),
+            open_time: record.opened_at.map(timestamp),
+            finish_time: Some(timestamp(record.finished_at)),
+            transcript,
+            form,
+            message_count: record.message_count,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(record: pb::AttentionRecord) -> pb::RecordAttentionRequest {
+        pb::RecordAttentionRequest {
+            record: Some(record),
+        }
+    }
+
+    fn minimal() -> pb::AttentionRecord {
+        pb::AttentionRecord {
+            attention_id: "a-1".into(),
+            customer: Some(common::Customer {
+                id: "c-1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn fields(error: Error) -> Vec<String> {
+        match error {
+            Error::InvalidArgument { violations, .. } => {
+                violations.into_iter().map(|v| v.field).collect()
+            }
+            other => panic!("expected invalid argument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_attention_and_customer_are_required_and_times_default_to_the_finish() {
+        let before = Utc::now();
+        let record = AttentionRecord::try_from(request(minimal())).expect("valid");
+        assert!(record.finished_at >= before);
+        assert_eq!(record.created_at, record.finished_at);
+        assert_eq!(record.direction, None);
+        assert_eq!(record.form, None);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut bad = minimal();
+        bad.attention_id = String::new();
+        bad.customer = None;
+        bad.finish_time = Some(prost_types::Timestamp {
+            seconds: i64::MAX,
+            nanos: 0,
+        });
+        let error = AttentionRecord::try_from(request(bad)).expect_err("invalid");
+        assert_eq!(
+            fields(error),
+            [
+                "record.attention_id",
+                "record.customer.id",
+                "record.finish_time"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_form_is_kept_as_sent_and_message_count_follows_the_transcript() {
+        let mut full = minimal();
+        full.form = Some(Submission {
+            attention_id: "a-1".into(),
+            ..Default::default()
+        });
+        full.message_count = 7;
+        full.transcript = vec![messaging::Message {
+            text: "hola".into(),
+            ..Default::default()
+        }];
+        let record = AttentionRecord::try_from(request(full.clone())).expect("valid");
+        assert_eq!(record.message_count, 1);
+        let back = pb::AttentionRecord::try_from(record).expect("decodes");
+        assert_eq!(back.form, full.form);
+        assert_eq!(back.transcript[0].attention_id, "a-1");
+    }
+}

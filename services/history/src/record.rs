@@ -1,0 +1,205 @@
+//! The record of a finished attention: who, when, the transcript and the form.
+
+use chrono::{DateTime, Utc};
+
+/// A bad part of a request: which field (a request path) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub field: String,
+    pub description: String,
+}
+
+impl Violation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// The attention a record is about (the queue service's id, kept opaque).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttentionId(String);
+
+impl AttentionId {
+    pub fn parse(id: String, field: &str) -> Result<Self, Violation> {
+        if id.trim().is_empty() {
+            Err(Violation::new(field, "Indique la atención."))
+        } else {
+            Ok(Self(id))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// The stable key of a customer (their WhatsApp id, or their business-scoped id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerId(String);
+
+impl CustomerId {
+    pub fn parse(id: String, field: &str) -> Result<Self, Violation> {
+        if id.trim().is_empty() {
+            Err(Violation::new(field, "Indique el cliente."))
+        } else {
+            Ok(Self(id))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customer {
+    pub id: CustomerId,
+    pub wa_id: String,
+    pub user_id: String,
+    pub name: String,
+}
+
+/// Generates a small enum stored by name; `None` stands for "not given".
+macro_rules! stored_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+
+            /// Stored text of an optional value.
+            pub fn store(value: Option<Self>) -> &'static str {
+                value.map_or(UNSPECIFIED, Self::as_str)
+            }
+
+            /// An optional value from its stored text; unknown text reads as not given.
+            pub fn load(text: &str) -> Option<Self> {
+                match text { $($text => Some(Self::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+/// Stored for an enum the caller left unset.
+pub const UNSPECIFIED: &str = "unspecified";
+
+stored_enum!(
+    /// Who started the attention.
+    Direction { Inbound => "inbound", Outbound => "outbound" }
+);
+
+stored_enum!(
+    /// Which side wrote a message.
+    MessageDirection { Inbound => "inbound", Outbound => "outbound" }
+);
+
+stored_enum!(
+    /// Delivery state of a message when the attention finished.
+    MessageStatus {
+        Pending => "pending",
+        Accepted => "accepted",
+        Sent => "sent",
+        Delivered => "delivered",
+        Read => "read",
+        Played => "played",
+        Failed => "failed",
+        Received => "received",
+    }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageError {
+    pub code: i64,
+    pub title: String,
+    pub detail: String,
+}
+
+/// One message of the conversation, as it stood when the attention finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptMessage {
+    pub message_id: String,
+    pub wamid: String,
+    pub direction: Option<MessageDirection>,
+    pub message_type: String,
+    pub text: String,
+    pub status: Option<MessageStatus>,
+    pub error: Option<MessageError>,
+    pub agent_id: String,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A finished attention. `form` is the submission exactly as the form service
+/// gave it (encoded); history keeps and returns it, it does not interpret it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttentionRecord {
+    pub attention_id: AttentionId,
+    pub campaign_id: String,
+    pub campaign_name: String,
+    pub business_phone_number_id: String,
+    pub customer: Customer,
+    pub direction: Option<Direction>,
+    pub agent_id: String,
+    pub created_at: DateTime<Utc>,
+    pub opened_at: Option<DateTime<Utc>>,
+    pub finished_at: DateTime<Utc>,
+    pub message_count: u32,
+    pub form: Option<Vec<u8>>,
+    /// Oldest first; empty in list results.
+    pub transcript: Vec<TranscriptMessage>,
+}
+
+/// To the microsecond, what PostgreSQL keeps: a time read back then equals the
+/// one written, which keyset page tokens rely on.
+pub fn truncate_to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(time.timestamp_micros()).unwrap_or(time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_must_not_be_blank() {
+        assert!(AttentionId::parse("a-1".into(), "attention_id").is_ok());
+        let violation = AttentionId::parse("  ".into(), "record.attention_id").expect_err("blank");
+        assert_eq!(violation.field, "record.attention_id");
+        assert!(CustomerId::parse(String::new(), "customer_id").is_err());
+    }
+
+    #[test]
+    fn enums_round_trip_through_their_stored_text() {
+        for status in [
+            MessageStatus::Pending,
+            MessageStatus::Read,
+            MessageStatus::Received,
+        ] {
+            assert_eq!(
+                MessageStatus::load(MessageStatus::store(Some(status))),
+                Some(status)
+            );
+        }
+        assert_eq!(Direction::store(None), "unspecified");
+        assert_eq!(Direction::load("unspecified"), None);
+        assert_eq!(MessageDirection::load("sideways"), None);
+    }
+
+    #[test]
+    fn times_are_kept_to_the_microsecond() {
+        let time = DateTime::from_timestamp(1_700_000_000, 123_456_789).expect("valid");
+        assert_eq!(
+            truncate_to_micros(time).timestamp_subsec_nanos(),
+            123_456_000
+        );
+    }
+}

@@ -1,0 +1,461 @@
+//! Starts the real history service on a fresh database and calls it over gRPC.
+
+use atenciones_history::Application;
+use atenciones_proto::common::v1::{Customer, Direction};
+use atenciones_proto::form::v1 as form;
+use atenciones_proto::history::v1::{self as pb, history_service_client::HistoryServiceClient};
+use atenciones_proto::messaging::v1::{Message, MessageDirection, MessageError, MessageStatus};
+use atenciones_runtime::{CancellationToken, Settings};
+use prost_types::Timestamp;
+use sea_orm::ConnectionTrait;
+use tokio::net::TcpListener;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+/// Where a test's data lives: a fresh SQLite file, or a fresh PostgreSQL database
+/// on the server at `ATENCIONES_TEST_POSTGRES_URL` (an admin URL such as
+/// postgres://postgres@127.0.0.1:5432/postgres), dropped afterwards. Without the
+/// variable PostgreSQL tests skip, unless `ATENCIONES_TEST_REQUIRE_POSTGRES` is set.
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct Service {
+    client: HistoryServiceClient<Channel>,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    postgres: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Service {
+    async fn start(backend: Backend) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = Settings::load(None).expect("settings");
+        settings.data_dir = dir.path().to_owned();
+        settings.demo = false;
+        settings.database.migrate = true;
+        let postgres = match backend {
+            Backend::Sqlite => {
+                settings.history.database_url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("history.db").display()
+                );
+                None
+            }
+            Backend::Postgres => {
+                let Ok(admin_url) = std::env::var("ATENCIONES_TEST_POSTGRES_URL") else {
+                    assert!(
+                        std::env::var("ATENCIONES_TEST_REQUIRE_POSTGRES").is_err(),
+                        "PostgreSQL tests must run but ATENCIONES_TEST_POSTGRES_URL is not set"
+                    );
+                    eprintln!("SKIPPED on PostgreSQL: ATENCIONES_TEST_POSTGRES_URL is not set");
+                    return None;
+                };
+                let name = format!("atenciones_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = sea_orm::Database::connect(&admin_url)
+                    .await
+                    .expect("postgres");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create database");
+                admin.close().await.expect("close");
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map_or(admin_url.as_str(), |(base, _)| base);
+                settings.history.database_url = format!("{base}/{name}");
+                Some((admin_url, name))
+            }
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let app = Application::build(&settings, listener)
+            .await
+            .expect("build");
+        let url = format!("http://{}", app.address());
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(app.run(shutdown.clone()));
+        let client = HistoryServiceClient::connect(url).await.expect("connect");
+        Some(Self {
+            client,
+            shutdown,
+            server,
+            postgres,
+            _dir: dir,
+        })
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.server.await.expect("server task").expect("server ran");
+        if let Some((admin_url, name)) = self.postgres {
+            let admin = sea_orm::Database::connect(&admin_url)
+                .await
+                .expect("postgres");
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .expect("drop database");
+            admin.close().await.expect("close");
+        }
+    }
+}
+
+/// Runs a scenario on both databases: `mod name { sqlite, postgres }`.
+macro_rules! on_both_databases {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let service = Service::start(Backend::Sqlite)
+                    .await
+                    .expect("sqlite always runs");
+                super::$name(&service).await;
+                service.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(service) = Service::start(Backend::Postgres).await else {
+                    return;
+                };
+                super::$name(&service).await;
+                service.stop().await;
+            }
+        }
+    };
+}
+
+fn at(seconds: i64, nanos: i32) -> Option<Timestamp> {
+    Some(Timestamp { seconds, nanos })
+}
+
+fn customer(id: &str) -> Customer {
+    Customer {
+        id: id.into(),
+        wa_id: id.into(),
+        user_id: String::new(),
+        name: format!("Cliente {id}"),
+    }
+}
+
+fn message(n: i64, direction: MessageDirection, status: MessageStatus, text: &str) -> Message {
+    Message {
+        id: format!("m-{n}"),
+        attention_id: String::new(),
+        wamid: format!("wamid.{n}"),
+        business_phone_number_id: String::new(),
+        customer: None,
+        direction: direction.into(),
+        r#type: "text".into(),
+        text: text.into(),
+        status: status.into(),
+        error: None,
+        time: at(1_764_115_200 + n, 0),
+        agent_id: if direction == MessageDirection::Outbound {
+            "ana".into()
+        } else {
+            String::new()
+        },
+    }
+}
+
+fn submission(attention_id: &str) -> form::Submission {
+    form::Submission {
+        attention_id: attention_id.into(),
+        form_id: "4f1c2d9e-0000-4000-8000-000000000001".into(),
+        answers: vec![form::Answer {
+            key: "motivo".into(),
+            label: "Motivo".into(),
+            value: Some(form::FieldValue {
+                kind: Some(form::field_value::Kind::Choice("compra".into())),
+            }),
+            display_value: "Compra".into(),
+        }],
+        submit_time: at(1_764_115_300, 0),
+    }
+}
+
+/// A finished attention of `customer_id` in `campaign`, finished at `finish`.
+fn record(
+    id: &str,
+    customer_id: &str,
+    campaign: &str,
+    finish: Option<Timestamp>,
+) -> pb::AttentionRecord {
+    let mut failed = message(
+        2,
+        MessageDirection::Outbound,
+        MessageStatus::Failed,
+        "¿Sigue ahí?",
+    );
+    failed.error = Some(MessageError {
+        code: 131_047,
+        title: "Re-engagement message".into(),
+        detail: "More than 24 hours have passed".into(),
+    });
+    pb::AttentionRecord {
+        attention_id: id.into(),
+        campaign_id: campaign.into(),
+        campaign_name: format!("Campaña {campaign}"),
+        business_phone_number_id: "1122334455667".into(),
+        customer: Some(customer(customer_id)),
+        direction: Direction::Inbound.into(),
+        agent_id: "ana".into(),
+        create_time: at(1_764_115_000, 0),
+        open_time: at(1_764_115_100, 500_000_000),
+        finish_time: finish,
+        transcript: vec![
+            message(
+                1,
+                MessageDirection::Inbound,
+                MessageStatus::Received,
+                "Hola, quiero comprar",
+            ),
+            failed,
+            message(
+                3,
+                MessageDirection::Outbound,
+                MessageStatus::Read,
+                "Listo, gracias",
+            ),
+        ],
+        form: Some(submission(id)),
+        message_count: 0,
+    }
+}
+
+async fn store(client: &mut HistoryServiceClient<Channel>, record: pb::AttentionRecord) -> bool {
+    client
+        .record_attention(pb::RecordAttentionRequest {
+            record: Some(record),
+        })
+        .await
+        .expect("recorded")
+        .into_inner()
+        .created
+}
+
+fn violations(status: &tonic::Status) -> Vec<String> {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let details = status.get_error_details();
+    let bad_request = details.bad_request().expect("bad request details");
+    bad_request
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect()
+}
+
+async fn a_record_is_stored_once_with_its_transcript_and_form(service: &Service) {
+    let mut client = service.client.clone();
+    let original = record(
+        "a-1",
+        "5491100000001",
+        "ventas",
+        at(1_764_115_400, 123_456_789),
+    );
+    assert!(store(&mut client, original.clone()).await);
+
+    let mut changed = original.clone();
+    changed.campaign_name = "Otro nombre".into();
+    changed.transcript.truncate(1);
+    changed.form = None;
+    assert!(
+        !store(&mut client, changed).await,
+        "a second call stores nothing"
+    );
+
+    let stored = client
+        .get_attention_record(pb::GetAttentionRecordRequest {
+            attention_id: "a-1".into(),
+        })
+        .await
+        .expect("record")
+        .into_inner()
+        .record
+        .expect("record");
+    assert_eq!(stored.campaign_name, "Campaña ventas");
+    assert_eq!(stored.message_count, 3);
+    assert_eq!(stored.form, Some(submission("a-1")));
+    assert_eq!(stored.customer, Some(customer("5491100000001")));
+    assert_eq!(stored.direction(), Direction::Inbound);
+    assert_eq!(stored.open_time, at(1_764_115_100, 500_000_000));
+    // Kept to the microsecond, as PostgreSQL does.
+    assert_eq!(stored.finish_time, at(1_764_115_400, 123_456_000));
+    let texts: Vec<_> = stored.transcript.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["Hola, quiero comprar", "¿Sigue ahí?", "Listo, gracias"]
+    );
+    let failed = &stored.transcript[1];
+    assert_eq!(failed.status(), MessageStatus::Failed);
+    assert_eq!(failed.direction(), MessageDirection::Outbound);
+    assert_eq!(failed.error.as_ref().map(|e| e.code), Some(131_047));
+    assert_eq!(failed.agent_id, "ana");
+    assert_eq!(failed.attention_id, "a-1");
+    assert_eq!(failed.business_phone_number_id, "1122334455667");
+    assert_eq!(failed.time, at(1_764_115_202, 0));
+    assert_eq!(stored.transcript[0].error, None);
+
+    let missing = client
+        .get_attention_record(pb::GetAttentionRecordRequest {
+            attention_id: "nope".into(),
+        })
+        .await
+        .expect_err("unknown attention");
+    assert_eq!(missing.code(), Code::NotFound);
+}
+
+on_both_databases!(a_record_is_stored_once_with_its_transcript_and_form);
+
+async fn concurrent_records_of_one_attention_store_it_once(service: &Service) {
+    let calls = (0..4).map(|_| {
+        let mut client = service.client.clone();
+        let record = record("a-1", "c-1", "ventas", at(1_764_115_400, 0));
+        tokio::spawn(async move { store(&mut client, record).await })
+    });
+    let mut created = 0;
+    for call in calls.collect::<Vec<_>>() {
+        created += usize::from(call.await.expect("no call failed"));
+    }
+    assert_eq!(created, 1);
+    let stored = service
+        .client
+        .clone()
+        .get_attention_record(pb::GetAttentionRecordRequest {
+            attention_id: "a-1".into(),
+        })
+        .await
+        .expect("record")
+        .into_inner()
+        .record
+        .expect("record");
+    assert_eq!(stored.transcript.len(), 3);
+}
+
+on_both_databases!(concurrent_records_of_one_attention_store_it_once);
+
+async fn records_without_attention_or_customer_are_refused(service: &Service) {
+    let mut client = service.client.clone();
+    let status = client
+        .record_attention(pb::RecordAttentionRequest { record: None })
+        .await
+        .expect_err("no record");
+    assert_eq!(violations(&status), ["record"]);
+    let mut bad = record(" ", "", "ventas", None);
+    bad.transcript[0].time = at(0, -1);
+    let status = client
+        .record_attention(pb::RecordAttentionRequest { record: Some(bad) })
+        .await
+        .expect_err("invalid record");
+    assert_eq!(
+        violations(&status),
+        [
+            "record.attention_id",
+            "record.customer.id",
+            "record.transcript[0].time"
+        ]
+    );
+    let mut no_customer = record("a-9", "x", "ventas", None);
+    no_customer.customer = None;
+    let status = client
+        .record_attention(pb::RecordAttentionRequest {
+            record: Some(no_customer),
+        })
+        .await
+        .expect_err("no customer");
+    assert_eq!(violations(&status), ["record.customer.id"]);
+    let status = client
+        .list_customer_attentions(pb::ListCustomerAttentionsRequest {
+            page_token: "not-a-token".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no customer, bad token");
+    assert_eq!(violations(&status), ["customer_id", "page_token"]);
+}
+
+on_both_databases!(records_without_attention_or_customer_are_refused);
+
+async fn a_customers_attentions_are_listed_newest_finished_first_in_pages(service: &Service) {
+    let mut client = service.client.clone();
+    let customer_id = "5491100000002";
+    // Sub-second and equal finish times: the order must still be total and stable.
+    let finishes = [
+        ("a-1", "ventas", at(1_000, 0)),
+        ("a-2", "soporte", at(1_000, 500_000)),
+        ("a-3", "ventas", at(1_000, 5_000_000)),
+        ("a-4", "ventas", at(2_000, 0)),
+        ("a-5", "soporte", at(2_000, 0)),
+    ];
+    for (id, campaign, finish) in finishes {
+        assert!(store(&mut client, record(id, customer_id, campaign, finish)).await);
+    }
+    assert!(store(&mut client, record("b-1", "otro", "ventas", at(3_000, 0))).await);
+
+    let list = |page_size: u32, campaign_ids: Vec<String>, page_token: String| {
+        let mut client = client.clone();
+        async move {
+            client
+                .list_customer_attentions(pb::ListCustomerAttentionsRequest {
+                    customer_id: customer_id.into(),
+                    campaign_ids,
+                    page_size,
+                    page_token,
+                })
+                .await
+                .expect("list")
+                .into_inner()
+        }
+    };
+    let ids = |page: &pb::ListCustomerAttentionsResponse| {
+        page.records
+            .iter()
+            .map(|r| r.attention_id.clone())
+            .collect::<Vec<_>>()
+    };
+
+    let mut pages = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = list(2, vec![], token).await;
+        assert!(
+            page.records
+                .iter()
+                .all(|r| r.transcript.is_empty() && r.message_count == 3)
+        );
+        pages.push(ids(&page));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(pages, [vec!["a-5", "a-4"], vec!["a-3", "a-2"], vec!["a-1"]]);
+
+    let all = list(0, vec![], String::new()).await;
+    assert_eq!(ids(&all), ["a-5", "a-4", "a-3", "a-2", "a-1"]);
+    assert!(all.next_page_token.is_empty());
+    assert_eq!(all.records[0].form, Some(submission("a-5")));
+
+    let soporte = list(0, vec!["soporte".into()], String::new()).await;
+    assert_eq!(ids(&soporte), ["a-5", "a-2"]);
+    let exact = list(5, vec![], String::new()).await;
+    assert!(exact.next_page_token.is_empty(), "no empty last page");
+    let nobody = client
+        .list_customer_attentions(pb::ListCustomerAttentionsRequest {
+            customer_id: "nadie".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("empty list")
+        .into_inner();
+    assert!(nobody.records.is_empty() && nobody.next_page_token.is_empty());
+}
+
+on_both_databases!(a_customers_attentions_are_listed_newest_finished_first_in_pages);
