@@ -105,6 +105,7 @@ impl Drop for TestDatabase {
         let Some(pg) = self.postgres.take() else {
             return;
         };
+        let name = pg.name.clone();
         // Drop runs outside async: use a private runtime on a thread of its own.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -124,7 +125,7 @@ impl Drop for TestDatabase {
         })
         .join();
         if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}", pg.name);
+            eprintln!("could not drop test database {name}");
         }
     }
 }

@@ -278,14 +278,14 @@ where
 /// Runs a test body on both databases: `mod name { sqlite, postgres }`.
 #[macro_export]
 macro_rules! on_both_databases {
-    ($name:ident, $body:path) => {
+    ($name:ident, $body:ident) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
                 let suite = $crate::TestSuite::start($crate::Backend::Sqlite)
                     .await
                     .expect("sqlite always runs");
-                $body(&suite).await;
+                super::$body(&suite).await;
                 suite.stop().await;
             }
 
@@ -294,7 +294,7 @@ macro_rules! on_both_databases {
                 let Some(suite) = $crate::TestSuite::start($crate::Backend::Postgres).await else {
                     return;
                 };
-                $body(&suite).await;
+                super::$body(&suite).await;
                 suite.stop().await;
             }
         }
