@@ -2,9 +2,6 @@
 //! SQLite directory, or a PostgreSQL database made for the test and dropped
 //! after it) with a fake WhatsApp Cloud API, and gives agents gRPC clients.
 
-mod cloud_api;
-mod database;
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,10 +16,12 @@ use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use atenciones_proto::gateway::v1::agent_desk_service_client::AgentDeskServiceClient;
-use atenciones_runtime::{CancellationToken, Settings};
+use atenciones_runtime::{CancellationToken, ServiceName, Settings};
+use sea_orm::{ConnectionTrait, Statement};
 
-pub use cloud_api::{CloudApi, SentRequest};
-pub use database::Backend;
+pub use atenciones_test_support::{
+    Answer, Backend, CloudApi, SentRequest, TestDatabase, on_both_databases,
+};
 
 /// The app secret of the real signed fixture (`signed_inbound_text_pywa.json`);
 /// the kit signs every other payload with it too.
@@ -37,19 +36,17 @@ pub struct TestSuite {
     pub cloud_api: CloudApi,
     shutdown: CancellationToken,
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    database: database::TestDatabase,
+    database: TestDatabase,
     http: reqwest::Client,
 }
 
 impl TestSuite {
-    /// Starts every role, or returns `None` when `backend` is not available here
-    /// (PostgreSQL without ATENCIONES_TEST_POSTGRES_URL; see [`Backend`]).
-    pub async fn start(backend: Backend) -> Option<Self> {
+    /// Starts every role on `database` (see [`on_both_databases!`]).
+    pub async fn start(database: TestDatabase) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let database = database::TestDatabase::create(backend).await?;
         let cloud_api = CloudApi::start().await;
         let mut settings = Settings::load(None).expect("default settings load");
-        settings.data_dir = database.data_dir();
+        settings.data_dir = database.data_dir().to_path_buf();
         settings.demo = true;
         settings.database.max_connections = 2;
         let any_port: SocketAddr = "127.0.0.1:0".parse().expect("address");
@@ -59,13 +56,13 @@ impl TestSuite {
         settings.messaging.webhook_listen = any_port;
         settings.form.listen = any_port;
         settings.history.listen = any_port;
-        for url in [
-            &mut settings.queue.database_url,
-            &mut settings.messaging.database_url,
-            &mut settings.form.database_url,
-            &mut settings.history.database_url,
+        for (service, url) in [
+            (ServiceName::Queue, &mut settings.queue.database_url),
+            (ServiceName::Messaging, &mut settings.messaging.database_url),
+            (ServiceName::Form, &mut settings.form.database_url),
+            (ServiceName::History, &mut settings.history.database_url),
         ] {
-            *url = database.url().unwrap_or_default();
+            *url = database.url(service.as_str());
         }
         settings.whatsapp.app_secret = APP_SECRET.into();
         settings.whatsapp.verify_token = VERIFY_TOKEN.into();
@@ -80,7 +77,7 @@ impl TestSuite {
         let addresses = running.addresses.clone();
         let token = shutdown.clone();
         let running = tokio::spawn(running.wait(token));
-        Some(Self {
+        Self {
             settings,
             addresses,
             cloud_api,
@@ -88,7 +85,7 @@ impl TestSuite {
             running: Some(running),
             database,
             http: reqwest::Client::new(),
-        })
+        }
     }
 
     /// Stops every server, waiting for in-flight calls, and reports a role's failure.
@@ -186,7 +183,18 @@ impl TestSuite {
     /// Rows in a table of the messaging service's own database (to prove that
     /// a rejected webhook stored nothing).
     pub async fn count_rows(&self, table: &str) -> i64 {
-        self.database.count_rows(&self.settings, table).await
+        let db = self.database.connect(ServiceName::Messaging.as_str()).await;
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .expect("count")
+            .expect("a row");
+        let n: i64 = row.try_get("", "n").expect("a count");
+        db.close().await.expect("close");
+        n
     }
 }
 
@@ -273,30 +281,4 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Runs a test body on both databases: `mod name { sqlite, postgres }`.
-#[macro_export]
-macro_rules! on_both_databases {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let suite = $crate::TestSuite::start($crate::Backend::Sqlite)
-                    .await
-                    .expect("sqlite always runs");
-                super::$body(&suite).await;
-                suite.stop().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(suite) = $crate::TestSuite::start($crate::Backend::Postgres).await else {
-                    return;
-                };
-                super::$body(&suite).await;
-                suite.stop().await;
-            }
-        }
-    };
 }

@@ -4,7 +4,7 @@ use tonic::Code;
 
 use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::queue::v1::AttentionState;
-use atenciones_tests::{TestSuite, eventually, fixture, on_both_databases};
+use atenciones_tests::{TestDatabase, TestSuite, eventually, fixture, on_both_databases};
 
 async fn queued_attention(suite: &TestSuite) -> String {
     assert_eq!(
@@ -39,7 +39,8 @@ fn open(id: &str) -> pb::OpenAttentionRequest {
     }
 }
 
-async fn calls_without_a_valid_credential_are_unauthenticated(suite: &TestSuite) {
+async fn calls_without_a_valid_credential_are_unauthenticated(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
     let error = suite
         .anonymous_desk()
         .await
@@ -83,14 +84,13 @@ async fn calls_without_a_valid_credential_are_unauthenticated(suite: &TestSuite)
         (agent.id.as_str(), agent.campaign_ids.as_slice()),
         ("ana", ["ventas".to_owned()].as_slice())
     );
+    suite.stop().await;
 }
-on_both_databases!(
-    calls_without_a_valid_credential_are_unauthenticated,
-    calls_without_a_valid_credential_are_unauthenticated
-);
+on_both_databases!(calls_without_a_valid_credential_are_unauthenticated);
 
-async fn an_agent_of_another_campaign_is_denied(suite: &TestSuite) {
-    let id = queued_attention(suite).await;
+async fn an_agent_of_another_campaign_is_denied(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
+    let id = queued_attention(&suite).await;
     let mut marta = suite.desk("marta").await;
     assert_eq!(
         marta
@@ -132,14 +132,13 @@ async fn an_agent_of_another_campaign_is_denied(suite: &TestSuite) {
         .open_attention(open(&id))
         .await
         .expect("ana opens it");
+    suite.stop().await;
 }
-on_both_databases!(
-    an_agent_of_another_campaign_is_denied,
-    an_agent_of_another_campaign_is_denied
-);
+on_both_databases!(an_agent_of_another_campaign_is_denied);
 
-async fn only_the_holder_acts_on_an_open_attention(suite: &TestSuite) {
-    let id = queued_attention(suite).await;
+async fn only_the_holder_acts_on_an_open_attention(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
+    let id = queued_attention(&suite).await;
     let mut ana = suite.desk("ana").await;
     let mut luis = suite.desk("luis").await;
 
@@ -196,14 +195,13 @@ async fn only_the_holder_acts_on_an_open_attention(suite: &TestSuite) {
 
     // Opening again by the holder is fine (a page reload).
     ana.open_attention(open(&id)).await.expect("ana reopens");
+    suite.stop().await;
 }
-on_both_databases!(
-    only_the_holder_acts_on_an_open_attention,
-    only_the_holder_acts_on_an_open_attention
-);
+on_both_databases!(only_the_holder_acts_on_an_open_attention);
 
-async fn two_agents_opening_at_once_exactly_one_wins(suite: &TestSuite) {
-    let id = queued_attention(suite).await;
+async fn two_agents_opening_at_once_exactly_one_wins(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
+    let id = queued_attention(&suite).await;
     let mut ana = suite.desk("ana").await;
     let mut luis = suite.desk("luis").await;
     let (a, l) = tokio::join!(
@@ -218,13 +216,12 @@ async fn two_agents_opening_at_once_exactly_one_wins(suite: &TestSuite) {
         .find_map(|r| r.as_ref().err())
         .expect("one lost");
     assert_eq!(lost.code(), Code::FailedPrecondition);
+    suite.stop().await;
 }
-on_both_databases!(
-    two_agents_opening_at_once_exactly_one_wins,
-    two_agents_opening_at_once_exactly_one_wins
-);
+on_both_databases!(two_agents_opening_at_once_exactly_one_wins);
 
-async fn unknown_attentions_are_not_found(suite: &TestSuite) {
+async fn unknown_attentions_are_not_found(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
     let mut ana = suite.desk("ana").await;
     let missing = uuid::Uuid::new_v4().to_string();
     assert_eq!(
@@ -260,8 +257,6 @@ async fn unknown_attentions_are_not_found(suite: &TestSuite) {
             .code(),
         Code::NotFound
     );
+    suite.stop().await;
 }
-on_both_databases!(
-    unknown_attentions_are_not_found,
-    unknown_attentions_are_not_found
-);
+on_both_databases!(unknown_attentions_are_not_found);

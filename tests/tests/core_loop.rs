@@ -10,7 +10,9 @@ use atenciones_proto::form::v1::{FieldValue, field_value};
 use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::messaging::v1::{MessageDirection, MessageStatus};
 use atenciones_proto::queue::v1::{Attention, AttentionState};
-use atenciones_tests::{TestSuite, eventually, fixture, on_both_databases, text_webhook};
+use atenciones_tests::{
+    TestDatabase, TestSuite, eventually, fixture, on_both_databases, text_webhook,
+};
 
 /// `inbound_text.json`: "Test Name" (972987654321) writes "Body Text" to 1122334455667 (campaign ventas).
 const VENTAS_NUMBER: &str = "1122334455667";
@@ -71,11 +73,12 @@ fn violations(status: &tonic::Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn inbound_text_queues_an_attention_for_the_campaign(suite: &TestSuite) {
+async fn inbound_text_queues_an_attention_for_the_campaign(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
     let response = suite.post_webhook(&fixture("inbound_text.json")).await;
     assert_eq!(response.status(), 200);
 
-    let queued = queued_for(suite, "ana", 1).await;
+    let queued = queued_for(&suite, "ana", 1).await;
     let attention = &queued[0];
     let customer = attention.customer.as_ref().expect("customer");
     assert_eq!(customer.wa_id, CUSTOMER);
@@ -90,7 +93,7 @@ async fn inbound_text_queues_an_attention_for_the_campaign(suite: &TestSuite) {
     );
 
     // Another agent of the campaign sees it; an agent of another campaign does not.
-    assert_eq!(queued_for(suite, "luis", 1).await[0].id, attention.id);
+    assert_eq!(queued_for(&suite, "luis", 1).await[0].id, attention.id);
     let marta = suite
         .desk("marta")
         .await
@@ -100,13 +103,12 @@ async fn inbound_text_queues_an_attention_for_the_campaign(suite: &TestSuite) {
     let marta = marta.into_inner();
     assert!(marta.attentions.is_empty());
     assert_eq!((marta.open_count, marta.queued_count), (0, 0));
+    suite.stop().await;
 }
-on_both_databases!(
-    inbound_text_queues_an_attention_for_the_campaign,
-    inbound_text_queues_an_attention_for_the_campaign
-);
+on_both_databases!(inbound_text_queues_an_attention_for_the_campaign);
 
-async fn a_redelivered_webhook_stores_the_message_once(suite: &TestSuite) {
+async fn a_redelivered_webhook_stores_the_message_once(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
     let body = fixture("inbound_text.json");
     for _ in 0..3 {
         assert_eq!(suite.post_webhook(&body).await.status(), 200);
@@ -121,7 +123,7 @@ async fn a_redelivered_webhook_stores_the_message_once(suite: &TestSuite) {
     );
     assert_eq!(suite.post_webhook(&later).await.status(), 200);
     let attention = eventually("the later message", || async {
-        let queued = queued_for(suite, "ana", 1).await;
+        let queued = queued_for(&suite, "ana", 1).await;
         (queued[0].last_message_preview == "¿Siguen ahí?").then(|| queued[0].clone())
     })
     .await;
@@ -146,13 +148,12 @@ async fn a_redelivered_webhook_stores_the_message_once(suite: &TestSuite) {
         ["¿Siguen ahí?", "Body Text"],
         "newest first, each stored once"
     );
+    suite.stop().await;
 }
-on_both_databases!(
-    a_redelivered_webhook_stores_the_message_once,
-    a_redelivered_webhook_stores_the_message_once
-);
+on_both_databases!(a_redelivered_webhook_stores_the_message_once);
 
-async fn agent_opens_replies_fills_the_form_and_finishes(suite: &TestSuite) {
+async fn agent_opens_replies_fills_the_form_and_finishes(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
     assert_eq!(
         suite
             .post_webhook(&fixture("inbound_text.json"))
@@ -160,7 +161,7 @@ async fn agent_opens_replies_fills_the_form_and_finishes(suite: &TestSuite) {
             .status(),
         200
     );
-    let attention = queued_for(suite, "ana", 1).await.remove(0);
+    let attention = queued_for(&suite, "ana", 1).await.remove(0);
     let mut ana = suite.desk("ana").await;
 
     // Open: one response carries the customer, the conversation and the form.
@@ -212,7 +213,7 @@ async fn agent_opens_replies_fills_the_form_and_finishes(suite: &TestSuite) {
         .into_inner()
         .message
         .expect("message");
-    assert!(sent.wamid.starts_with("wamid.fake."));
+    assert_eq!(sent.wamid, "wamid.sent.1");
     assert_eq!(sent.status(), MessageStatus::Accepted);
     // Repeating the request with the same key sends nothing more.
     let again = ana
@@ -394,7 +395,7 @@ async fn agent_opens_replies_fills_the_form_and_finishes(suite: &TestSuite) {
         "Una pregunta más",
     );
     assert_eq!(suite.post_webhook(&next).await.status(), 200);
-    let new = queued_for(suite, "ana", 1).await.remove(0);
+    let new = queued_for(&suite, "ana", 1).await.remove(0);
     assert_ne!(new.id, attention.id);
     assert_eq!(new.last_message_preview, "Una pregunta más");
     let opened = ana
@@ -412,8 +413,6 @@ async fn agent_opens_replies_fills_the_form_and_finishes(suite: &TestSuite) {
     );
     assert_eq!(opened.earlier_attentions.len(), 1);
     assert_eq!(opened.earlier_attentions[0].attention_id, attention.id);
+    suite.stop().await;
 }
-on_both_databases!(
-    agent_opens_replies_fills_the_form_and_finishes,
-    agent_opens_replies_fills_the_form_and_finishes
-);
+on_both_databases!(agent_opens_replies_fills_the_form_and_finishes);

@@ -5,11 +5,12 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use atenciones_tests::{Backend, TestSuite};
+use atenciones_tests::{Backend, TestDatabase, TestSuite};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_server_reports_serving() {
-    let suite = TestSuite::start(Backend::Sqlite).await.expect("sqlite");
+    let database = TestDatabase::create(Backend::Sqlite).await.expect("sqlite");
+    let suite = TestSuite::start(database).await;
     let a = &suite.addresses;
     let servers = [
         (a.gateway, "atenciones.gateway.v1.AgentDeskService"),

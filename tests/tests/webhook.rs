@@ -2,11 +2,14 @@
 //! payloads replayed as raw bytes.
 
 use atenciones_proto::gateway::v1 as pb;
-use atenciones_tests::{TestSuite, VERIFY_TOKEN, eventually, fixture, on_both_databases, sign};
+use atenciones_tests::{
+    TestDatabase, TestSuite, VERIFY_TOKEN, eventually, fixture, on_both_databases, sign,
+};
 
 const INBOX: &str = "messaging_inbox";
 
-async fn meta_verifies_the_callback_with_the_verify_token(suite: &TestSuite) {
+async fn meta_verifies_the_callback_with_the_verify_token(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
     let url = |token: &str| {
         format!(
             "{}?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444",
@@ -17,13 +20,12 @@ async fn meta_verifies_the_callback_with_the_verify_token(suite: &TestSuite) {
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.expect("body"), "1158201444");
     assert_eq!(suite.get(&url("wrong")).await.status(), 403);
+    suite.stop().await;
 }
-on_both_databases!(
-    meta_verifies_the_callback_with_the_verify_token,
-    meta_verifies_the_callback_with_the_verify_token
-);
+on_both_databases!(meta_verifies_the_callback_with_the_verify_token);
 
-async fn rejected_webhooks_store_nothing(suite: &TestSuite) {
+async fn rejected_webhooks_store_nothing(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
     let body = fixture("inbound_text.json");
     let unsigned = suite.post_webhook_with_signature(&body, None).await;
     assert_eq!(unsigned.status(), 401);
@@ -41,15 +43,14 @@ async fn rejected_webhooks_store_nothing(suite: &TestSuite) {
 
     assert_eq!(suite.post_webhook(&body).await.status(), 200);
     assert_eq!(suite.count_rows(INBOX).await, 1);
+    suite.stop().await;
 }
-on_both_databases!(
-    rejected_webhooks_store_nothing,
-    rejected_webhooks_store_nothing
-);
+on_both_databases!(rejected_webhooks_store_nothing);
 
 /// The body and signature Meta really sent (see tests/fixtures/whatsapp/README.md):
 /// the suite runs with that app secret, so this checks our HMAC against Meta's.
-async fn a_webhook_signed_by_meta_is_accepted_and_routed(suite: &TestSuite) {
+async fn a_webhook_signed_by_meta_is_accepted_and_routed(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
     let body = fixture("signed_inbound_text_pywa.json");
     let signature = "sha256=54edfa1d7259e0eb13c677cc7d73d1b5c86cfa12433d19156e058ab9251bc441";
     let response = suite
@@ -75,13 +76,12 @@ async fn a_webhook_signed_by_meta_is_accepted_and_routed(suite: &TestSuite) {
         "Hey there! I am using PyWa."
     );
     assert_eq!(attention.customer.expect("customer").name, "PyWa Tests");
+    suite.stop().await;
 }
-on_both_databases!(
-    a_webhook_signed_by_meta_is_accepted_and_routed,
-    a_webhook_signed_by_meta_is_accepted_and_routed
-);
+on_both_databases!(a_webhook_signed_by_meta_is_accepted_and_routed);
 
-async fn a_message_to_an_unknown_number_is_acknowledged_and_kept(suite: &TestSuite) {
+async fn a_message_to_an_unknown_number_is_acknowledged_and_kept(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
     let body = atenciones_tests::text_webhook(
         "999000999",
         "5511999",
@@ -103,8 +103,6 @@ async fn a_message_to_an_unknown_number_is_acknowledged_and_kept(suite: &TestSui
             .expect("list");
         assert!(list.into_inner().attentions.is_empty());
     }
+    suite.stop().await;
 }
-on_both_databases!(
-    a_message_to_an_unknown_number_is_acknowledged_and_kept,
-    a_message_to_an_unknown_number_is_acknowledged_and_kept
-);
+on_both_databases!(a_message_to_an_unknown_number_is_acknowledged_and_kept);

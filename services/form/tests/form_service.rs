@@ -1,4 +1,4 @@
-//! Starts the real form service on a fresh SQLite file and calls it over gRPC.
+//! Starts the real form service on a fresh database and calls it over gRPC.
 
 use std::collections::HashMap;
 
@@ -8,68 +8,27 @@ use atenciones_proto::form::v1::{
     self as pb, field::Kind, field_value::Kind as V, form_service_client::FormServiceClient,
 };
 use atenciones_runtime::{CancellationToken, Settings};
-use sea_orm::ConnectionTrait;
+use atenciones_test_support::{TestDatabase, on_both_databases};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-/// Where a test's data lives: a fresh SQLite file, or a fresh PostgreSQL database
-/// on the server at `ATENCIONES_TEST_POSTGRES_URL` (an admin URL such as
-/// postgres://postgres@127.0.0.1:5432/postgres), dropped afterwards. Without the
-/// variable PostgreSQL tests skip, unless `ATENCIONES_TEST_REQUIRE_POSTGRES` is set.
-#[derive(Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
+/// The form service, serving on port 0 from its own database.
 struct Service {
     client: FormServiceClient<Channel>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    postgres: Option<(String, String)>,
-    _dir: tempfile::TempDir,
+    _database: TestDatabase,
 }
 
 impl Service {
-    async fn start(backend: Backend, demo: bool) -> Option<Self> {
-        let dir = tempfile::tempdir().expect("tempdir");
+    async fn start(database: TestDatabase, demo: bool) -> Self {
         let mut settings = Settings::load(None).expect("settings");
-        settings.data_dir = dir.path().to_owned();
+        settings.data_dir = database.data_dir().to_path_buf();
         settings.demo = demo;
         settings.database.migrate = true;
-        let postgres = match backend {
-            Backend::Sqlite => {
-                settings.form.database_url =
-                    format!("sqlite://{}?mode=rwc", dir.path().join("form.db").display());
-                None
-            }
-            Backend::Postgres => {
-                let Ok(admin_url) = std::env::var("ATENCIONES_TEST_POSTGRES_URL") else {
-                    assert!(
-                        std::env::var("ATENCIONES_TEST_REQUIRE_POSTGRES").is_err(),
-                        "PostgreSQL tests must run but ATENCIONES_TEST_POSTGRES_URL is not set"
-                    );
-                    eprintln!("SKIPPED on PostgreSQL: ATENCIONES_TEST_POSTGRES_URL is not set");
-                    return None;
-                };
-                let name = format!("atenciones_test_{}", uuid::Uuid::new_v4().simple());
-                let admin = sea_orm::Database::connect(&admin_url)
-                    .await
-                    .expect("postgres");
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .expect("create database");
-                admin.close().await.expect("close");
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map_or(admin_url.as_str(), |(base, _)| base);
-                settings.form.database_url = format!("{base}/{name}");
-                Some((admin_url, name))
-            }
-        };
+        settings.form.database_url = database.url("form");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let app = Application::build(&settings, listener)
             .await
@@ -78,56 +37,19 @@ impl Service {
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run(shutdown.clone()));
         let client = FormServiceClient::connect(url).await.expect("connect");
-        Some(Self {
+        Self {
             client,
             shutdown,
             server,
-            postgres,
-            _dir: dir,
-        })
+            _database: database,
+        }
     }
 
+    /// Stops the server and checks it stopped cleanly; then drops its database.
     async fn stop(self) {
         self.shutdown.cancel();
         self.server.await.expect("server task").expect("server ran");
-        if let Some((admin_url, name)) = self.postgres {
-            let admin = sea_orm::Database::connect(&admin_url)
-                .await
-                .expect("postgres");
-            admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await
-                .expect("drop database");
-            admin.close().await.expect("close");
-        }
     }
-}
-
-/// Runs a scenario on both databases: `mod name { sqlite, postgres }`.
-macro_rules! on_both_databases {
-    ($name:ident, demo: $demo:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let service = Service::start(Backend::Sqlite, $demo)
-                    .await
-                    .expect("sqlite always runs");
-                super::$name(&service).await;
-                service.stop().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(service) = Service::start(Backend::Postgres, $demo).await else {
-                    return;
-                };
-                super::$name(&service).await;
-                service.stop().await;
-            }
-        }
-    };
 }
 
 fn violations(status: &Status) -> Vec<(String, String)> {
@@ -246,7 +168,8 @@ async fn publish(
         .expect("form")
 }
 
-async fn demo_forms_are_published_into_an_empty_database(service: &Service) {
+async fn demo_forms_are_published_into_an_empty_database(db: TestDatabase) {
+    let service = Service::start(db, true).await;
     let mut client = service.client.clone();
     let current = |campaign: &str, direction: Direction| pb::GetCurrentFormRequest {
         campaign_id: campaign.into(),
@@ -277,11 +200,13 @@ async fn demo_forms_are_published_into_an_empty_database(service: &Service) {
         .await
         .expect_err("no outbound form");
     assert_eq!(missing.code(), Code::NotFound);
+    service.stop().await;
 }
 
-on_both_databases!(demo_forms_are_published_into_an_empty_database, demo: true);
+on_both_databases!(demo_forms_are_published_into_an_empty_database);
 
-async fn publishing_a_bad_definition_reports_every_problem_with_its_path(service: &Service) {
+async fn publishing_a_bad_definition_reports_every_problem_with_its_path(db: TestDatabase) {
+    let service = Service::start(db, false).await;
     let mut client = service.client.clone();
     let mut bad_default = field("d", false, Kind::Date(pb::DateField {}));
     bad_default.default_value = Some(value(V::Date("31/12/2026".into())));
@@ -338,11 +263,13 @@ async fn publishing_a_bad_definition_reports_every_problem_with_its_path(service
         .await
         .expect_err("nothing was published");
     assert_eq!(nothing.code(), Code::NotFound);
+    service.stop().await;
 }
 
-on_both_databases!(publishing_a_bad_definition_reports_every_problem_with_its_path, demo: false);
+on_both_databases!(publishing_a_bad_definition_reports_every_problem_with_its_path);
 
-async fn publishing_again_makes_a_new_version_and_keeps_the_old_one(service: &Service) {
+async fn publishing_again_makes_a_new_version_and_keeps_the_old_one(db: TestDatabase) {
+    let service = Service::start(db, false).await;
     let mut client = service.client.clone();
     let first = publish(&mut client, full_form("c1")).await;
     let mut second_request = full_form("c1");
@@ -373,11 +300,13 @@ async fn publishing_again_makes_a_new_version_and_keeps_the_old_one(service: &Se
     assert_eq!(old.fields[0].label, "Etiqueta de nombre");
     let other = publish(&mut client, full_form("c2")).await;
     assert_eq!(other.version, 1);
+    service.stop().await;
 }
 
-on_both_databases!(publishing_again_makes_a_new_version_and_keeps_the_old_one, demo: false);
+on_both_databases!(publishing_again_makes_a_new_version_and_keeps_the_old_one);
 
-async fn concurrent_publishes_get_distinct_versions(service: &Service) {
+async fn concurrent_publishes_get_distinct_versions(db: TestDatabase) {
+    let service = Service::start(db, false).await;
     let (mut a, mut b) = (service.client.clone(), service.client.clone());
     let (x, y) = tokio::join!(
         publish(&mut a, full_form("c1")),
@@ -386,11 +315,13 @@ async fn concurrent_publishes_get_distinct_versions(service: &Service) {
     let mut versions = [x.version, y.version];
     versions.sort_unstable();
     assert_eq!(versions, [1, 2]);
+    service.stop().await;
 }
 
-on_both_databases!(concurrent_publishes_get_distinct_versions, demo: false);
+on_both_databases!(concurrent_publishes_get_distinct_versions);
 
-async fn a_draft_is_saved_per_field_validated_and_submitted_once(service: &Service) {
+async fn a_draft_is_saved_per_field_validated_and_submitted_once(db: TestDatabase) {
+    let service = Service::start(db, false).await;
     let mut client = service.client.clone();
     let form = publish(&mut client, full_form("c1")).await;
     let attention = "8d1f7d0c-attention-1".to_owned();
@@ -566,11 +497,13 @@ async fn a_draft_is_saved_per_field_validated_and_submitted_once(service: &Servi
         .draft
         .expect("draft");
     assert!(draft.submitted);
+    service.stop().await;
 }
 
-on_both_databases!(a_draft_is_saved_per_field_validated_and_submitted_once, demo: false);
+on_both_databases!(a_draft_is_saved_per_field_validated_and_submitted_once);
 
-async fn concurrent_saves_of_different_fields_both_survive(service: &Service) {
+async fn concurrent_saves_of_different_fields_both_survive(db: TestDatabase) {
+    let service = Service::start(db, false).await;
     let mut client = service.client.clone();
     let form = publish(&mut client, full_form("c1")).await;
     let save = |key: &str, v: pb::FieldValue| pb::SaveDraftRequest {
@@ -597,11 +530,13 @@ async fn concurrent_saves_of_different_fields_both_survive(service: &Service) {
         .expect("draft");
     assert_eq!(draft.values["nombre"], value(V::Text("Ana".into())));
     assert_eq!(draft.values["edad"], value(V::Number(40.0)));
+    service.stop().await;
 }
 
-on_both_databases!(concurrent_saves_of_different_fields_both_survive, demo: false);
+on_both_databases!(concurrent_saves_of_different_fields_both_survive);
 
-async fn a_form_without_required_fields_submits_its_defaults_without_a_save(service: &Service) {
+async fn a_form_without_required_fields_submits_its_defaults_without_a_save(db: TestDatabase) {
+    let service = Service::start(db, true).await;
     let mut client = service.client.clone();
     let form = client
         .get_current_form(pb::GetCurrentFormRequest {
@@ -642,11 +577,13 @@ async fn a_form_without_required_fields_submits_its_defaults_without_a_save(serv
         .expect("submission");
     assert_eq!(submission.answers.len(), 1);
     assert_eq!(submission.answers[0].display_value, "No");
+    service.stop().await;
 }
 
-on_both_databases!(a_form_without_required_fields_submits_its_defaults_without_a_save, demo: true);
+on_both_databases!(a_form_without_required_fields_submits_its_defaults_without_a_save);
 
-async fn bad_ids_and_unknown_forms_are_told_apart(service: &Service) {
+async fn bad_ids_and_unknown_forms_are_told_apart(db: TestDatabase) {
+    let service = Service::start(db, false).await;
     let mut client = service.client.clone();
     let status = client
         .get_draft(pb::GetDraftRequest {
@@ -681,6 +618,7 @@ async fn bad_ids_and_unknown_forms_are_told_apart(service: &Service) {
         .await
         .expect_err("the attention pinned the first version");
     assert_eq!(status.code(), Code::FailedPrecondition);
+    service.stop().await;
 }
 
-on_both_databases!(bad_ids_and_unknown_forms_are_told_apart, demo: false);
+on_both_databases!(bad_ids_and_unknown_forms_are_told_apart);

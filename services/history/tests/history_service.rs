@@ -6,71 +6,28 @@ use atenciones_proto::form::v1 as form;
 use atenciones_proto::history::v1::{self as pb, history_service_client::HistoryServiceClient};
 use atenciones_proto::messaging::v1::{Message, MessageDirection, MessageError, MessageStatus};
 use atenciones_runtime::{CancellationToken, Settings};
+use atenciones_test_support::{TestDatabase, on_both_databases};
 use prost_types::Timestamp;
-use sea_orm::ConnectionTrait;
 use tokio::net::TcpListener;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-/// Where a test's data lives: a fresh SQLite file, or a fresh PostgreSQL database
-/// on the server at `ATENCIONES_TEST_POSTGRES_URL` (an admin URL such as
-/// postgres://postgres@127.0.0.1:5432/postgres), dropped afterwards. Without the
-/// variable PostgreSQL tests skip, unless `ATENCIONES_TEST_REQUIRE_POSTGRES` is set.
-#[derive(Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
+/// The history service, serving on port 0 from its own database.
 struct Service {
     client: HistoryServiceClient<Channel>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    postgres: Option<(String, String)>,
-    _dir: tempfile::TempDir,
+    _database: TestDatabase,
 }
 
 impl Service {
-    async fn start(backend: Backend) -> Option<Self> {
-        let dir = tempfile::tempdir().expect("tempdir");
+    async fn start(database: TestDatabase) -> Self {
         let mut settings = Settings::load(None).expect("settings");
-        settings.data_dir = dir.path().to_owned();
+        settings.data_dir = database.data_dir().to_path_buf();
         settings.demo = false;
         settings.database.migrate = true;
-        let postgres = match backend {
-            Backend::Sqlite => {
-                settings.history.database_url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("history.db").display()
-                );
-                None
-            }
-            Backend::Postgres => {
-                let Ok(admin_url) = std::env::var("ATENCIONES_TEST_POSTGRES_URL") else {
-                    assert!(
-                        std::env::var("ATENCIONES_TEST_REQUIRE_POSTGRES").is_err(),
-                        "PostgreSQL tests must run but ATENCIONES_TEST_POSTGRES_URL is not set"
-                    );
-                    eprintln!("SKIPPED on PostgreSQL: ATENCIONES_TEST_POSTGRES_URL is not set");
-                    return None;
-                };
-                let name = format!("atenciones_test_{}", uuid::Uuid::new_v4().simple());
-                let admin = sea_orm::Database::connect(&admin_url)
-                    .await
-                    .expect("postgres");
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .expect("create database");
-                admin.close().await.expect("close");
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map_or(admin_url.as_str(), |(base, _)| base);
-                settings.history.database_url = format!("{base}/{name}");
-                Some((admin_url, name))
-            }
-        };
+        settings.history.database_url = database.url("history");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let app = Application::build(&settings, listener)
             .await
@@ -79,56 +36,19 @@ impl Service {
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run(shutdown.clone()));
         let client = HistoryServiceClient::connect(url).await.expect("connect");
-        Some(Self {
+        Self {
             client,
             shutdown,
             server,
-            postgres,
-            _dir: dir,
-        })
+            _database: database,
+        }
     }
 
+    /// Stops the server and checks it stopped cleanly; then drops its database.
     async fn stop(self) {
         self.shutdown.cancel();
         self.server.await.expect("server task").expect("server ran");
-        if let Some((admin_url, name)) = self.postgres {
-            let admin = sea_orm::Database::connect(&admin_url)
-                .await
-                .expect("postgres");
-            admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await
-                .expect("drop database");
-            admin.close().await.expect("close");
-        }
     }
-}
-
-/// Runs a scenario on both databases: `mod name { sqlite, postgres }`.
-macro_rules! on_both_databases {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let service = Service::start(Backend::Sqlite)
-                    .await
-                    .expect("sqlite always runs");
-                super::$name(&service).await;
-                service.stop().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(service) = Service::start(Backend::Postgres).await else {
-                    return;
-                };
-                super::$name(&service).await;
-                service.stop().await;
-            }
-        }
-    };
 }
 
 fn at(seconds: i64, nanos: i32) -> Option<Timestamp> {
@@ -252,7 +172,8 @@ fn violations(status: &tonic::Status) -> Vec<String> {
         .collect()
 }
 
-async fn a_record_is_stored_once_with_its_transcript_and_form(service: &Service) {
+async fn a_record_is_stored_once_with_its_transcript_and_form(db: TestDatabase) {
+    let service = Service::start(db).await;
     let mut client = service.client.clone();
     let original = record(
         "a-1",
@@ -310,11 +231,13 @@ async fn a_record_is_stored_once_with_its_transcript_and_form(service: &Service)
         .await
         .expect_err("unknown attention");
     assert_eq!(missing.code(), Code::NotFound);
+    service.stop().await;
 }
 
 on_both_databases!(a_record_is_stored_once_with_its_transcript_and_form);
 
-async fn concurrent_records_of_one_attention_store_it_once(service: &Service) {
+async fn concurrent_records_of_one_attention_store_it_once(db: TestDatabase) {
+    let service = Service::start(db).await;
     let calls = (0..4).map(|_| {
         let mut client = service.client.clone();
         let record = record("a-1", "c-1", "ventas", at(1_764_115_400, 0));
@@ -337,11 +260,13 @@ async fn concurrent_records_of_one_attention_store_it_once(service: &Service) {
         .record
         .expect("record");
     assert_eq!(stored.transcript.len(), 3);
+    service.stop().await;
 }
 
 on_both_databases!(concurrent_records_of_one_attention_store_it_once);
 
-async fn records_without_attention_or_customer_are_refused(service: &Service) {
+async fn records_without_attention_or_customer_are_refused(db: TestDatabase) {
+    let service = Service::start(db).await;
     let mut client = service.client.clone();
     let status = client
         .record_attention(pb::RecordAttentionRequest { record: None })
@@ -379,11 +304,13 @@ async fn records_without_attention_or_customer_are_refused(service: &Service) {
         .await
         .expect_err("no customer, bad token");
     assert_eq!(violations(&status), ["customer_id", "page_token"]);
+    service.stop().await;
 }
 
 on_both_databases!(records_without_attention_or_customer_are_refused);
 
-async fn a_customers_attentions_are_listed_newest_finished_first_in_pages(service: &Service) {
+async fn a_customers_attentions_are_listed_newest_finished_first_in_pages(db: TestDatabase) {
+    let service = Service::start(db).await;
     let mut client = service.client.clone();
     let customer_id = "5491100000002";
     // Sub-second and equal finish times: the order must still be total and stable.
@@ -456,6 +383,7 @@ async fn a_customers_attentions_are_listed_newest_finished_first_in_pages(servic
         .expect("empty list")
         .into_inner();
     assert!(nobody.records.is_empty() && nobody.next_page_token.is_empty());
+    service.stop().await;
 }
 
 on_both_databases!(a_customers_attentions_are_listed_newest_finished_first_in_pages);

@@ -147,6 +147,7 @@ mod tests {
     use atenciones_proto::common::v1::Customer;
     use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
     use atenciones_proto::messaging::v1::{ListMessagesRequest, MessageStatus, SendTextRequest};
+    use atenciones_test_support::{Answer, CloudApi, TestDatabase, on_both_databases};
     use tonic::Code;
     use tonic_health::pb::health_check_response::ServingStatus as HealthStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -154,9 +155,7 @@ mod tests {
 
     use super::*;
     use crate::signature;
-    use crate::testkit::{
-        FakeGraph, FakeQueue, GraphMode, SECRET, VERIFY_TOKEN, whatsapp_settings,
-    };
+    use crate::testkit::{FakeQueue, SECRET, VERIFY_TOKEN, whatsapp_settings};
 
     const PYWA_NUMBER: &str = "277321005464405";
 
@@ -164,19 +163,17 @@ mod tests {
         TcpListener::bind("127.0.0.1:0").await.expect("bind")
     }
 
-    #[tokio::test]
-    async fn the_service_receives_webhooks_routes_them_and_sends_replies() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    async fn the_service_receives_webhooks_routes_them_and_sends_replies(db: TestDatabase) {
         let stop_fakes = CancellationToken::new();
         let queue = FakeQueue::default();
         queue.state().bound.insert(PYWA_NUMBER.to_owned());
-        let graph = FakeGraph::default();
+        let graph = CloudApi::start().await;
         let mut settings = Settings::load(None).expect("settings");
-        settings.data_dir = dir.path().to_owned();
-        settings.messaging.database_url = String::new();
+        settings.data_dir = db.data_dir().to_path_buf();
+        settings.messaging.database_url = db.url("messaging");
         settings.database.migrate = true;
         settings.queue.url = queue.serve(stop_fakes.clone()).await;
-        settings.whatsapp = whatsapp_settings(&graph.serve().await);
+        settings.whatsapp = whatsapp_settings(&graph.base_url());
 
         let app = Application::build(&settings, listener().await, listener().await)
             .await
@@ -300,7 +297,7 @@ mod tests {
             .into_inner()
             .message;
         assert_eq!(again.as_ref(), Some(&sent));
-        assert_eq!(graph.state().calls.len(), 1);
+        assert_eq!(graph.sent().len(), 1);
 
         let page = client
             .list_messages(ListMessagesRequest {
@@ -330,7 +327,7 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(fields, ["customer.wa_id", "text"]);
 
-        graph.state().mode = GraphMode::Refuse;
+        graph.answer(Answer::Refuse);
         let refused = client
             .send_text(SendTextRequest {
                 idempotency_key: "reply-2".to_owned(),
@@ -345,7 +342,7 @@ mod tests {
             refused.message()
         );
 
-        graph.state().mode = GraphMode::Fail;
+        graph.answer(Answer::Fail);
         let unavailable = client
             .send_text(SendTextRequest {
                 idempotency_key: "reply-3".to_owned(),
@@ -373,4 +370,5 @@ mod tests {
             .expect("clean exit");
         stop_fakes.cancel();
     }
+    on_both_databases!(the_service_receives_webhooks_routes_them_and_sends_replies);
 }

@@ -198,12 +198,13 @@ impl Messaging {
 
 #[cfg(test)]
 mod tests {
+    use atenciones_test_support::{Answer, CloudApi, TestDatabase, on_both_databases};
     use sea_orm::{EntityTrait, PaginatorTrait};
     use serde_json::json;
 
     use super::*;
     use crate::notification::StatusUpdate;
-    use crate::testkit::{self, ACCESS_TOKEN, API_VERSION, FakeGraph, GraphMode};
+    use crate::testkit::{self, ACCESS_TOKEN, API_VERSION};
 
     #[test]
     fn page_tokens_round_trip_and_reject_garbage() {
@@ -218,22 +219,21 @@ mod tests {
     }
 
     struct Harness {
-        _db: testkit::TestDatabase,
         db: DatabaseConnection,
-        graph: FakeGraph,
+        graph: CloudApi,
         messaging: Messaging,
+        _test_db: TestDatabase,
     }
 
-    async fn harness() -> Harness {
-        let test_db = testkit::database().await;
-        let db = test_db.db.clone();
-        let graph = FakeGraph::default();
-        let messaging = Messaging::new(db.clone(), graph.client().await);
+    async fn harness(test_db: TestDatabase) -> Harness {
+        let db = testkit::migrated(&test_db).await;
+        let graph = CloudApi::start().await;
+        let messaging = Messaging::new(db.clone(), testkit::graph(&graph));
         Harness {
-            _db: test_db,
             db,
             graph,
             messaging,
+            _test_db: test_db,
         }
     }
 
@@ -253,9 +253,8 @@ mod tests {
         message::Entity::find().count(db).await.expect("count")
     }
 
-    #[tokio::test]
-    async fn a_text_is_sent_once_and_stored_with_whatsapps_id() {
-        let h = harness().await;
+    async fn a_text_is_sent_once_and_stored_with_whatsapps_id(db: TestDatabase) {
+        let h = harness(db).await;
         let sent = h.messaging.send_text(command("k1")).await.expect("sent");
         assert_eq!(sent.status, "accepted");
         assert_eq!(sent.wamid.as_deref(), Some("wamid.sent.1"));
@@ -263,11 +262,11 @@ mod tests {
         assert_eq!(sent.attention_id, Some(Uuid::from_u128(7)));
         assert_eq!(sent.agent_id.as_deref(), Some("agent-7"));
 
-        let calls = h.graph.state().calls.clone();
+        let calls = h.graph.sent();
         assert_eq!(calls.len(), 1);
         assert_eq!(
-            calls[0].path,
-            format!("/{API_VERSION}/1122334455667/messages")
+            (calls[0].version.as_str(), calls[0].phone_number_id.as_str()),
+            (API_VERSION, "1122334455667")
         );
         assert_eq!(calls[0].authorization, format!("Bearer {ACCESS_TOKEN}"));
         assert_eq!(
@@ -281,10 +280,10 @@ mod tests {
             })
         );
     }
+    on_both_databases!(a_text_is_sent_once_and_stored_with_whatsapps_id);
 
-    #[tokio::test]
-    async fn the_same_key_returns_the_stored_message_and_sends_nothing() {
-        let h = harness().await;
+    async fn the_same_key_returns_the_stored_message_and_sends_nothing(db: TestDatabase) {
+        let h = harness(db).await;
         let first = h.messaging.send_text(command("k1")).await.expect("sent");
         let again = h
             .messaging
@@ -295,13 +294,13 @@ mod tests {
             .await
             .expect("replayed");
         assert_eq!(again, first);
-        assert_eq!(h.graph.state().calls.len(), 1);
+        assert_eq!(h.graph.sent().len(), 1);
         assert_eq!(count(&h.db).await, 1);
     }
+    on_both_databases!(the_same_key_returns_the_stored_message_and_sends_nothing);
 
-    #[tokio::test]
-    async fn concurrent_sends_with_one_key_send_once() {
-        let h = harness().await;
+    async fn concurrent_sends_with_one_key_send_once(db: TestDatabase) {
+        let h = harness(db).await;
         let (a, b) = tokio::join!(
             h.messaging.send_text(command("k1")),
             h.messaging.send_text(command("k1"))
@@ -314,14 +313,14 @@ mod tests {
                 "{result:?}"
             );
         }
-        assert_eq!(h.graph.state().calls.len(), 1);
+        assert_eq!(h.graph.sent().len(), 1);
         assert_eq!(count(&h.db).await, 1);
     }
+    on_both_databases!(concurrent_sends_with_one_key_send_once);
 
-    #[tokio::test]
-    async fn a_refusal_is_stored_as_failed_with_whatsapps_error() {
-        let h = harness().await;
-        h.graph.state().mode = GraphMode::Refuse;
+    async fn a_refusal_is_stored_as_failed_with_whatsapps_error(db: TestDatabase) {
+        let h = harness(db).await;
+        h.graph.answer(Answer::Refuse);
         let error = h
             .messaging
             .send_text(command("k1"))
@@ -343,20 +342,20 @@ mod tests {
         assert_eq!(stored.wamid, None);
 
         // Refused is final for this key: nothing is sent again.
-        h.graph.state().mode = GraphMode::Accept;
+        h.graph.answer(Answer::Accept);
         let again = h
             .messaging
             .send_text(command("k1"))
             .await
             .expect("stored message");
         assert_eq!(again.status, "failed");
-        assert_eq!(h.graph.state().calls.len(), 1);
+        assert_eq!(h.graph.sent().len(), 1);
     }
+    on_both_databases!(a_refusal_is_stored_as_failed_with_whatsapps_error);
 
-    #[tokio::test]
-    async fn an_unreachable_cloud_api_leaves_the_message_pending_for_a_retry() {
-        let h = harness().await;
-        h.graph.state().mode = GraphMode::Fail;
+    async fn an_unreachable_cloud_api_leaves_the_message_pending_for_a_retry(db: TestDatabase) {
+        let h = harness(db).await;
+        h.graph.answer(Answer::Fail);
         let error = h
             .messaging
             .send_text(command("k1"))
@@ -373,7 +372,7 @@ mod tests {
             "the send is released for the retry"
         );
 
-        h.graph.state().mode = GraphMode::Accept;
+        h.graph.answer(Answer::Accept);
         let sent = h.messaging.send_text(command("k1")).await.expect("retried");
         assert_eq!(sent.id, pending.id);
         assert_eq!(sent.status, "accepted");
@@ -381,14 +380,13 @@ mod tests {
             sent.sent_at, pending.sent_at,
             "the time it was first stored"
         );
-        assert_eq!(h.graph.state().calls.len(), 2);
+        assert_eq!(h.graph.sent().len(), 2);
         assert_eq!(count(&h.db).await, 1);
     }
+    on_both_databases!(an_unreachable_cloud_api_leaves_the_message_pending_for_a_retry);
 
-    #[tokio::test]
-    async fn a_cloud_api_that_does_not_answer_at_all_is_unavailable() {
-        let test_db = testkit::database().await;
-        let db = test_db.db.clone();
+    async fn a_cloud_api_that_does_not_answer_at_all_is_unavailable(test_db: TestDatabase) {
+        let db = testkit::migrated(&test_db).await;
         // Nothing listens on port 9 of localhost.
         let graph = Graph::new(&testkit::whatsapp_settings("http://127.0.0.1:9")).expect("client");
         let messaging = Messaging::new(db, graph);
@@ -398,11 +396,11 @@ mod tests {
             .expect_err("unavailable");
         assert!(matches!(error, Error::Unavailable(_)), "{error:?}");
     }
+    on_both_databases!(a_cloud_api_that_does_not_answer_at_all_is_unavailable);
 
-    #[tokio::test]
-    async fn statuses_that_beat_the_send_answer_are_applied() {
-        let h = harness().await;
-        h.graph.state().next_wamid = Some("wamid.fast".into());
+    async fn statuses_that_beat_the_send_answer_are_applied(db: TestDatabase) {
+        let h = harness(db).await;
+        h.graph.next_wamid("wamid.fast");
         let delivered = StatusUpdate {
             business_phone_number_id: "1122334455667".into(),
             wamid: "wamid.fast".into(),
@@ -416,6 +414,7 @@ mod tests {
         let sent = h.messaging.send_text(command("k1")).await.expect("sent");
         assert_eq!(sent.status, "delivered");
     }
+    on_both_databases!(statuses_that_beat_the_send_answer_are_applied);
 
     async fn stored_at(h: &Harness, attention: Uuid, seconds: i64, wamid: &str) -> Uuid {
         let message = crate::notification::InboundMessage {
@@ -434,9 +433,8 @@ mod tests {
         stored.id
     }
 
-    #[tokio::test]
-    async fn messages_are_listed_newest_first_a_page_at_a_time() {
-        let h = harness().await;
+    async fn messages_are_listed_newest_first_a_page_at_a_time(db: TestDatabase) {
+        let h = harness(db).await;
         let attention = Uuid::new_v4();
         // Two pairs share a second: the id breaks the tie, and no page loses one.
         for (seconds, wamid) in [
@@ -487,4 +485,5 @@ mod tests {
             "0 means the default page size"
         );
     }
+    on_both_databases!(messages_are_listed_newest_first_a_page_at_a_time);
 }

@@ -195,6 +195,7 @@ fn backoff(attempts: i32) -> TimeDelta {
 
 #[cfg(test)]
 mod tests {
+    use atenciones_test_support::{TestDatabase, on_both_databases};
     use sea_orm::sea_query::Expr;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     use serde_json::json;
@@ -219,29 +220,28 @@ mod tests {
     }
 
     struct Harness {
-        _db: testkit::TestDatabase,
         _shutdown: tokio_util::sync::DropGuard,
         db: DatabaseConnection,
         queue: FakeQueue,
         processor: Processor,
         token: CancellationToken,
+        _test_db: TestDatabase,
     }
 
-    async fn harness(bound: &[&str]) -> Harness {
-        let test_db = testkit::database().await;
-        let db = test_db.db.clone();
+    async fn harness(test_db: TestDatabase, bound: &[&str]) -> Harness {
+        let db = testkit::migrated(&test_db).await;
         let queue = FakeQueue::default();
         queue.state().bound = bound.iter().map(|n| (*n).to_owned()).collect();
         let token = CancellationToken::new();
         let client = queue.client(token.clone()).await;
         let processor = Processor::new(db.clone(), client, Arc::new(Notify::new()));
         Harness {
-            _db: test_db,
             _shutdown: token.clone().drop_guard(),
             db,
             queue,
             processor,
             token: CancellationToken::new(),
+            _test_db: test_db,
         }
     }
 
@@ -280,9 +280,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_customer_message_is_stored_and_joins_its_attention() {
-        let h = harness(&[PYWA_NUMBER]).await;
+    async fn a_customer_message_is_stored_and_joins_its_attention(db: TestDatabase) {
+        let h = harness(db, &[PYWA_NUMBER]).await;
         let row = h.receive(fixture("signed_inbound_text_pywa.json")).await;
         assert_eq!(h.drain().await, 1);
 
@@ -314,10 +313,10 @@ mod tests {
         );
         assert!(h.row(row).await.processed_at.is_some());
     }
+    on_both_databases!(a_customer_message_is_stored_and_joins_its_attention);
 
-    #[tokio::test]
-    async fn a_redelivered_notification_stores_its_message_once() {
-        let h = harness(&[PYWA_NUMBER]).await;
+    async fn a_redelivered_notification_stores_its_message_once(db: TestDatabase) {
+        let h = harness(db, &[PYWA_NUMBER]).await;
         h.receive(fixture("signed_inbound_text_pywa.json")).await;
         h.receive(fixture("signed_inbound_text_pywa.json")).await;
         assert_eq!(h.drain().await, 2);
@@ -328,10 +327,10 @@ mod tests {
             "the second copy finds the message routed"
         );
     }
+    on_both_databases!(a_redelivered_notification_stores_its_message_once);
 
-    #[tokio::test]
-    async fn concurrent_processing_of_duplicates_stores_once() {
-        let h = harness(&[PYWA_NUMBER]).await;
+    async fn concurrent_processing_of_duplicates_stores_once(db: TestDatabase) {
+        let h = harness(db, &[PYWA_NUMBER]).await;
         for _ in 0..4 {
             h.receive(fixture("signed_inbound_text_pywa.json")).await;
         }
@@ -343,10 +342,10 @@ mod tests {
         assert_eq!(messages.len(), 1);
         assert!(messages[0].attention_id.is_some());
     }
+    on_both_databases!(concurrent_processing_of_duplicates_stores_once);
 
-    #[tokio::test]
-    async fn a_number_bound_to_no_campaign_keeps_its_messages_unrouted() {
-        let h = harness(&[]).await;
+    async fn a_number_bound_to_no_campaign_keeps_its_messages_unrouted(db: TestDatabase) {
+        let h = harness(db, &[]).await;
         let row = h.receive(fixture("multi_change_batch_netflie.json")).await;
         assert_eq!(h.drain().await, 1);
         let messages = h.messages().await;
@@ -357,10 +356,10 @@ mod tests {
         assert_eq!(messages[0].text, "MESSAGE_BODY");
         assert!(h.row(row).await.processed_at.is_some());
     }
+    on_both_databases!(a_number_bound_to_no_campaign_keeps_its_messages_unrouted);
 
-    #[tokio::test]
-    async fn a_customer_known_only_by_user_id_is_routed_by_it() {
-        let h = harness(&["PHONE_NUMBER_ID"]).await;
+    async fn a_customer_known_only_by_user_id_is_routed_by_it(db: TestDatabase) {
+        let h = harness(db, &["PHONE_NUMBER_ID"]).await;
         h.receive(fixture("inbound_text_bsuid_only_netflie.json"))
             .await;
         h.drain().await;
@@ -378,10 +377,10 @@ mod tests {
             ("BSUID_123", "", "BSUID_123")
         );
     }
+    on_both_databases!(a_customer_known_only_by_user_id_is_routed_by_it);
 
-    #[tokio::test]
-    async fn every_message_type_is_stored_with_its_type_and_summary() {
-        let h = harness(&["1122334455667"]).await;
+    async fn every_message_type_is_stored_with_its_type_and_summary(db: TestDatabase) {
+        let h = harness(db, &["1122334455667"]).await;
         let files = [
             ("inbound_audio_voice.json", "audio"),
             ("inbound_contacts.json", "contacts"),
@@ -411,10 +410,10 @@ mod tests {
             assert!(stored.attention_id.is_some(), "{file}");
         }
     }
+    on_both_databases!(every_message_type_is_stored_with_its_type_and_summary);
 
-    #[tokio::test]
-    async fn a_queue_outage_leaves_the_row_for_a_retry_that_duplicates_nothing() {
-        let h = harness(&[PYWA_NUMBER]).await;
+    async fn a_queue_outage_leaves_the_row_for_a_retry_that_duplicates_nothing(db: TestDatabase) {
+        let h = harness(db, &[PYWA_NUMBER]).await;
         h.queue.state().down = true;
         let row = h.receive(fixture("signed_inbound_text_pywa.json")).await;
         assert_eq!(h.drain().await, 0);
@@ -444,10 +443,10 @@ mod tests {
         assert!(messages[0].attention_id.is_some());
         assert!(h.row(row).await.processed_at.is_some());
     }
+    on_both_databases!(a_queue_outage_leaves_the_row_for_a_retry_that_duplicates_nothing);
 
-    #[tokio::test]
-    async fn reprocessing_a_processed_row_changes_nothing() {
-        let h = harness(&[PYWA_NUMBER]).await;
+    async fn reprocessing_a_processed_row_changes_nothing(db: TestDatabase) {
+        let h = harness(db, &[PYWA_NUMBER]).await;
         let row = h.receive(fixture("signed_inbound_text_pywa.json")).await;
         h.receive(fixture("status_read.json")).await;
         h.drain().await;
@@ -472,6 +471,7 @@ mod tests {
             1
         );
     }
+    on_both_databases!(reprocessing_a_processed_row_changes_nothing);
 
     /// An outbound message as a send stores it once WhatsApp accepted it.
     async fn accepted(db: &DatabaseConnection, wamid: &str) -> Uuid {
@@ -517,9 +517,8 @@ mod tests {
             .expect("exists")
     }
 
-    #[tokio::test]
-    async fn statuses_only_move_a_message_forward() {
-        let h = harness(&[]).await;
+    async fn statuses_only_move_a_message_forward(db: TestDatabase) {
+        let h = harness(db, &[]).await;
         let id = accepted(&h.db, "wamid.xyzxyz").await;
         for (file, expected) in [
             ("status_read.json", "read"),
@@ -541,30 +540,30 @@ mod tests {
         let kept = status::Entity::find().all(&h.db).await.expect("statuses");
         assert_eq!(kept.len(), 4, "one row per (wamid, status)");
     }
+    on_both_databases!(statuses_only_move_a_message_forward);
 
-    #[tokio::test]
-    async fn a_status_for_an_unknown_message_is_kept_and_applied_when_it_appears() {
-        let h = harness(&[]).await;
+    async fn a_status_for_an_unknown_message_is_kept_and_applied_when_it_appears(db: TestDatabase) {
+        let h = harness(db, &[]).await;
         let row = h.receive(fixture("status_delivered.json")).await;
         assert_eq!(h.drain().await, 1, "an unknown wamid is no failure");
         assert!(h.row(row).await.processed_at.is_some());
         let id = accepted(&h.db, "wamid.xyzxyz").await;
         assert_eq!(status_of(&h.db, id).await.status, "delivered");
     }
+    on_both_databases!(a_status_for_an_unknown_message_is_kept_and_applied_when_it_appears);
 
-    #[tokio::test]
-    async fn an_unreadable_body_is_kept_but_not_retried() {
-        let h = harness(&[]).await;
+    async fn an_unreadable_body_is_kept_but_not_retried(db: TestDatabase) {
+        let h = harness(db, &[]).await;
         let row = h.receive(b"not json".to_vec()).await;
         assert_eq!(h.drain().await, 1);
         let row = h.row(row).await;
         assert!(row.processed_at.is_some());
         assert!(row.last_error.is_some());
     }
+    on_both_databases!(an_unreadable_body_is_kept_but_not_retried);
 
-    #[tokio::test]
-    async fn the_processor_wakes_up_when_told() {
-        let h = harness(&[PYWA_NUMBER]).await;
+    async fn the_processor_wakes_up_when_told(db: TestDatabase) {
+        let h = harness(db, &[PYWA_NUMBER]).await;
         let wake = Arc::new(Notify::new());
         let mut processor = h.processor.clone();
         processor.wake = wake.clone();
@@ -585,4 +584,5 @@ mod tests {
         token.cancel();
         task.await.expect("stops on shutdown");
     }
+    on_both_databases!(the_processor_wakes_up_when_told);
 }

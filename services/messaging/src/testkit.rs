@@ -1,5 +1,6 @@
-//! Test doubles: a fresh database per test, a queue service and a Cloud API
-//! that behave as told and remember what they were asked.
+//! What messaging's tests share: its schema in a test database, a queue
+//! service that behaves as told and remembers what it was asked, and clients
+//! of the shared fake Cloud API.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -10,13 +11,8 @@ use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
 use atenciones_proto::queue::v1::queue_service_server::{QueueService, QueueServiceServer};
 use atenciones_runtime::settings::{DatabaseSettings, WhatsAppSettings};
 use atenciones_runtime::{CancellationToken, database, grpc};
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use sea_orm::{ConnectionTrait, DatabaseConnection};
-use serde_json::{Value, json};
-use tempfile::TempDir;
+use atenciones_test_support::{CloudApi, TestDatabase};
+use sea_orm::DatabaseConnection;
 use tonic::service::Routes;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -29,79 +25,21 @@ pub const VERIFY_TOKEN: &str = "test-verify-token";
 pub const ACCESS_TOKEN: &str = "test-access-token";
 pub const API_VERSION: &str = "v23.0";
 
-/// A migrated database for one test: a SQLite file in a temporary directory,
-/// or, when `ATENCIONES_TEST_POSTGRES_URL` holds an admin URL (as for the
-/// workspace's end-to-end tests: `postgres://postgres@127.0.0.1:5432/postgres`),
-/// a fresh PostgreSQL database on that server, dropped with this value.
-pub struct TestDatabase {
-    pub db: DatabaseConnection,
-    _dir: TempDir,
-    postgres: Option<(String, String)>,
-}
-
-pub async fn database() -> TestDatabase {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// The messaging service's schema in `test_db`, connected as the service
+/// connects (one connection for SQLite).
+pub async fn migrated(test_db: &TestDatabase) -> DatabaseConnection {
     let settings = DatabaseSettings {
         migrate: true,
         max_connections: 4,
         acquire_timeout_secs: 10,
     };
-    let mut postgres = None;
-    let url = match std::env::var("ATENCIONES_TEST_POSTGRES_URL") {
-        Ok(admin_url) if !admin_url.is_empty() => {
-            let server = admin_url
-                .rsplit_once('/')
-                .map_or(admin_url.as_str(), |(server, _)| server)
-                .to_owned();
-            // The prefix CI sweeps for databases left by interrupted runs.
-            let name = format!("atenciones_test_messaging_{}", Uuid::new_v4().simple());
-            let admin = database::connect(&admin_url, &settings)
-                .await
-                .expect("postgres");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create database");
-            postgres = Some((admin_url.clone(), name.clone()));
-            format!("{server}/{name}")
-        }
-        _ => format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("messaging.db").display()
-        ),
-    };
-    let db = database::connect(&url, &settings).await.expect("database");
+    let db = database::connect(&test_db.url("messaging"), &settings)
+        .await
+        .expect("database");
     database::prepare::<atenciones_migrations::messaging::Migrator>(&db, true)
         .await
         .expect("migrations");
-    TestDatabase {
-        db,
-        _dir: dir,
-        postgres,
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let Some((admin_url, name)) = self.postgres.take() else {
-            return;
-        };
-        // Drop is not async: a private runtime on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let admin = sea_orm::Database::connect(admin_url).await?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await?;
-                admin.close().await
-            })?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-        })
-        .join();
-    }
+    db
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -227,56 +165,9 @@ impl QueueService for FakeQueue {
 
 // ---- Cloud API ----
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum GraphMode {
-    #[default]
-    Accept,
-    /// 400 with a Graph error body (the 24-hour window is closed).
-    Refuse,
-    /// 503.
-    Fail,
-}
-
-#[derive(Debug, Clone)]
-pub struct GraphCall {
-    pub path: String,
-    pub authorization: String,
-    pub body: Value,
-}
-
-#[derive(Default)]
-pub struct GraphState {
-    pub mode: GraphMode,
-    pub calls: Vec<GraphCall>,
-    /// The wamid of the next accepted message (default: wamid.sent.<n>).
-    pub next_wamid: Option<String>,
-}
-
-#[derive(Clone, Default)]
-pub struct FakeGraph(pub Arc<Mutex<GraphState>>);
-
-impl FakeGraph {
-    pub fn state(&self) -> MutexGuard<'_, GraphState> {
-        lock(&self.0)
-    }
-
-    /// Serves on 127.0.0.1:0; returns the base URL.
-    pub async fn serve(&self) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        let router = axum::Router::new()
-            .route("/{version}/{phone_number_id}/messages", post(graph_send))
-            .with_state(self.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        format!("http://{address}")
-    }
-
-    pub async fn client(&self) -> Graph {
-        let base = self.serve().await;
-        Graph::new(&whatsapp_settings(&base)).expect("graph client")
-    }
+/// A client of `cloud_api` configured as the service configures its own.
+pub fn graph(cloud_api: &CloudApi) -> Graph {
+    Graph::new(&whatsapp_settings(&cloud_api.base_url())).expect("graph client")
 }
 
 pub fn whatsapp_settings(api_base_url: &str) -> WhatsAppSettings {
@@ -286,55 +177,5 @@ pub fn whatsapp_settings(api_base_url: &str) -> WhatsAppSettings {
         access_token: ACCESS_TOKEN.into(),
         api_base_url: api_base_url.into(),
         api_version: API_VERSION.into(),
-    }
-}
-
-async fn graph_send(
-    State(graph): State<FakeGraph>,
-    Path((version, number)): Path<(String, String)>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
-    let mut state = graph.state();
-    state.calls.push(GraphCall {
-        path: format!("/{version}/{number}/messages"),
-        authorization: headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-        body: body.clone(),
-    });
-    match state.mode {
-        GraphMode::Accept => {
-            let n = state.calls.len();
-            let wamid = state
-                .next_wamid
-                .take()
-                .unwrap_or_else(|| format!("wamid.sent.{n}"));
-            let to = body["to"].clone();
-            (
-                StatusCode::OK,
-                Json(json!({
-                    "messaging_product": "whatsapp",
-                    "contacts": [{ "input": to, "wa_id": to }],
-                    "messages": [{ "id": wamid }],
-                })),
-            )
-        }
-        GraphMode::Refuse => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({ "error": {
-                "message": "(#131047) Re-engagement message",
-                "type": "OAuthException",
-                "code": 131047,
-                "error_data": {
-                    "messaging_product": "whatsapp",
-                    "details": "Message failed to send because more than 24 hours have passed since the customer last replied to this number."
-                },
-                "fbtrace_id": "Az8or2yhqkZfEZ-_4Qn_Bam"
-            }})),
-        ),
-        GraphMode::Fail => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({}))),
     }
 }

@@ -98,6 +98,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use atenciones_test_support::{TestDatabase, on_both_databases};
     use axum::body::Body;
     use axum::http::Request;
     use sea_orm::{EntityTrait, PaginatorTrait};
@@ -108,15 +109,14 @@ mod tests {
     use crate::testkit::{self, SECRET, VERIFY_TOKEN};
 
     struct Harness {
-        _db: testkit::TestDatabase,
         db: DatabaseConnection,
         wake: Arc<Notify>,
         router: Router,
+        _test_db: TestDatabase,
     }
 
-    async fn harness() -> Harness {
-        let test_db = testkit::database().await;
-        let db = test_db.db.clone();
+    async fn harness(test_db: TestDatabase) -> Harness {
+        let db = testkit::migrated(&test_db).await;
         let wake = Arc::new(Notify::new());
         let router = router(WebhookState {
             db: db.clone(),
@@ -125,10 +125,10 @@ mod tests {
             wake: wake.clone(),
         });
         Harness {
-            _db: test_db,
             db,
             wake,
             router,
+            _test_db: test_db,
         }
     }
 
@@ -161,9 +161,10 @@ mod tests {
         inbox::Entity::find().all(db).await.expect("inbox")
     }
 
-    #[tokio::test]
-    async fn a_signed_notification_is_stored_byte_for_byte_and_wakes_the_processor() {
-        let h = harness().await;
+    async fn a_signed_notification_is_stored_byte_for_byte_and_wakes_the_processor(
+        db: TestDatabase,
+    ) {
+        let h = harness(db).await;
         let body = fixture();
         let signature = signature::sign(SECRET.as_bytes(), &body);
         let (status, _) = call(&h.router, post(body.clone(), Some(signature))).await;
@@ -177,10 +178,10 @@ mod tests {
             .await
             .expect("processor woken");
     }
+    on_both_databases!(a_signed_notification_is_stored_byte_for_byte_and_wakes_the_processor);
 
-    #[tokio::test]
-    async fn anything_signed_and_parseable_is_accepted() {
-        let h = harness().await;
+    async fn anything_signed_and_parseable_is_accepted(db: TestDatabase) {
+        let h = harness(db).await;
         for body in [&br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"account_update","value":{"x":1}}]}]}"#[..], b"[]", b"{}"] {
             let signature = signature::sign(SECRET.as_bytes(), body);
             let (status, _) = call(&h.router, post(body.to_vec(), Some(signature))).await;
@@ -188,10 +189,10 @@ mod tests {
         }
         assert_eq!(stored(&h.db).await.len(), 3);
     }
+    on_both_databases!(anything_signed_and_parseable_is_accepted);
 
-    #[tokio::test]
-    async fn missing_or_bad_signatures_get_401_and_nothing_is_stored() {
-        let h = harness().await;
+    async fn missing_or_bad_signatures_get_401_and_nothing_is_stored(db: TestDatabase) {
+        let h = harness(db).await;
         let body = fixture();
         let wrong_secret = signature::sign(b"another secret", &body);
         let mut tampered = body.clone();
@@ -209,20 +210,20 @@ mod tests {
         }
         assert_eq!(inbox::Entity::find().count(&h.db).await.expect("count"), 0);
     }
+    on_both_databases!(missing_or_bad_signatures_get_401_and_nothing_is_stored);
 
-    #[tokio::test]
-    async fn a_signed_body_that_is_not_json_gets_400_and_nothing_is_stored() {
-        let h = harness().await;
+    async fn a_signed_body_that_is_not_json_gets_400_and_nothing_is_stored(db: TestDatabase) {
+        let h = harness(db).await;
         let body = b"{\"entry\": [".to_vec();
         let signature = signature::sign(SECRET.as_bytes(), &body);
         let (status, _) = call(&h.router, post(body, Some(signature))).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(stored(&h.db).await.is_empty());
     }
+    on_both_databases!(a_signed_body_that_is_not_json_gets_400_and_nothing_is_stored);
 
-    #[tokio::test]
-    async fn a_body_over_3_mb_gets_413_and_nothing_is_stored() {
-        let h = harness().await;
+    async fn a_body_over_3_mb_gets_413_and_nothing_is_stored(db: TestDatabase) {
+        let h = harness(db).await;
         // Valid JSON, correctly signed: only the size is wrong.
         let mut body = b"{\"padding\":\"".to_vec();
         body.resize(MAX_BODY_BYTES + 1 - 2, b'x');
@@ -241,6 +242,7 @@ mod tests {
         let (status, _) = call(&h.router, post(body, Some(signature))).await;
         assert_eq!(status, StatusCode::OK);
     }
+    on_both_databases!(a_body_over_3_mb_gets_413_and_nothing_is_stored);
 
     fn verification(mode: &str, token: &str, challenge: &str) -> Request<Body> {
         Request::get(format!(
@@ -250,9 +252,8 @@ mod tests {
         .expect("request")
     }
 
-    #[tokio::test]
-    async fn verification_echoes_the_challenge_only_for_our_token() {
-        let h = harness().await;
+    async fn verification_echoes_the_challenge_only_for_our_token(db: TestDatabase) {
+        let h = harness(db).await;
         let (status, body) = call(
             &h.router,
             verification("subscribe", VERIFY_TOKEN, "1158201444"),
@@ -270,10 +271,10 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
+    on_both_databases!(verification_echoes_the_challenge_only_for_our_token);
 
-    #[tokio::test]
-    async fn verification_fails_when_no_token_is_configured() {
-        let h = harness().await;
+    async fn verification_fails_when_no_token_is_configured(db: TestDatabase) {
+        let h = harness(db).await;
         let router = router(WebhookState {
             db: h.db.clone(),
             app_secret: SECRET.into(),
@@ -283,4 +284,5 @@ mod tests {
         let (status, _) = call(&router, verification("subscribe", "", "1")).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
+    on_both_databases!(verification_fails_when_no_token_is_configured);
 }

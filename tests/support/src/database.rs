@@ -1,11 +1,9 @@
-//! Fresh databases per test.
+//! A fresh database per test.
 
-use std::path::PathBuf;
+use std::path::Path;
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use uuid::Uuid;
-
-use atenciones_runtime::{ServiceName, Settings};
 
 /// Where a test's data lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,14 +13,19 @@ pub enum Backend {
     /// A database created on the server at `ATENCIONES_TEST_POSTGRES_URL` (an
     /// admin URL such as postgres://postgres@127.0.0.1:5432/postgres) and dropped
     /// after the test. Without the variable the test is skipped, unless
-    /// `ATENCIONES_TEST_REQUIRE_POSTGRES=1` (CI), where that is a failure.
+    /// `ATENCIONES_TEST_REQUIRE_POSTGRES` is set (CI), where that is a failure.
     Postgres,
 }
 
 const URL_VAR: &str = "ATENCIONES_TEST_POSTGRES_URL";
 const REQUIRE_VAR: &str = "ATENCIONES_TEST_REQUIRE_POSTGRES";
+/// CI sweeps databases with this prefix left behind by interrupted runs.
+const NAME_PREFIX: &str = "atenciones_test_";
 
-pub(crate) struct TestDatabase {
+/// One test's database. Every service of the test gets its own SQLite file in
+/// the temporary directory, or shares the one PostgreSQL database (each
+/// service's tables carry its prefix). Dropping it drops that database.
+pub struct TestDatabase {
     dir: tempfile::TempDir,
     postgres: Option<Postgres>,
 }
@@ -33,14 +36,17 @@ struct Postgres {
 }
 
 impl TestDatabase {
-    pub(crate) async fn create(backend: Backend) -> Option<Self> {
+    /// A fresh database on `backend`, or `None` when PostgreSQL is not
+    /// configured here (see [`Backend::Postgres`]).
+    pub async fn create(backend: Backend) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temporary directory");
         let postgres = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
-                let Ok(admin_url) = std::env::var(URL_VAR) else {
+                let Some(admin_url) = std::env::var(URL_VAR).ok().filter(|url| !url.is_empty())
+                else {
                     assert!(
-                        std::env::var(REQUIRE_VAR).is_err(),
+                        std::env::var_os(REQUIRE_VAR).is_none(),
                         "{REQUIRE_VAR} is set but {URL_VAR} is not: PostgreSQL tests must run"
                     );
                     eprintln!(
@@ -48,7 +54,7 @@ impl TestDatabase {
                     );
                     return None;
                 };
-                let name = format!("atenciones_test_{}", Uuid::new_v4().simple());
+                let name = format!("{NAME_PREFIX}{}", Uuid::new_v4().simple());
                 let admin = Database::connect(&admin_url)
                     .await
                     .expect("PostgreSQL reachable");
@@ -63,41 +69,34 @@ impl TestDatabase {
         Some(Self { dir, postgres })
     }
 
-    pub(crate) fn data_dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
+    /// A temporary directory that lives as long as the database.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
     }
 
-    /// The test database's URL for PostgreSQL; `None` for SQLite (files under data_dir).
-    pub(crate) fn url(&self) -> Option<String> {
-        self.postgres
-            .as_ref()
-            .map(|pg| database_url(&pg.admin_url, &pg.name))
+    /// The URL `service` (queue, messaging, …) stores its data at.
+    pub fn url(&self, service: &str) -> String {
+        match &self.postgres {
+            Some(pg) => {
+                let server = pg
+                    .admin_url
+                    .rsplit_once('/')
+                    .map_or(pg.admin_url.as_str(), |(server, _)| server);
+                format!("{server}/{}", pg.name)
+            }
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.dir.path().join(format!("{service}.db")).display()
+            ),
+        }
     }
 
-    pub(crate) async fn count_rows(&self, settings: &Settings, table: &str) -> i64 {
-        let db: DatabaseConnection =
-            Database::connect(settings.database_url(ServiceName::Messaging))
-                .await
-                .expect("connect");
-        let row = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                format!("SELECT COUNT(*) AS n FROM {table}"),
-            ))
+    /// A plain connection to `service`'s database, for looking at what it stored.
+    pub async fn connect(&self, service: &str) -> DatabaseConnection {
+        Database::connect(self.url(service))
             .await
-            .expect("count")
-            .expect("a row");
-        let n: i64 = row.try_get("", "n").expect("a count");
-        db.close().await.expect("close");
-        n
+            .expect("test database reachable")
     }
-}
-
-fn database_url(admin_url: &str, name: &str) -> String {
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url, |(base, _)| base);
-    format!("{base}/{name}")
 }
 
 impl Drop for TestDatabase {
@@ -106,7 +105,9 @@ impl Drop for TestDatabase {
             return;
         };
         let name = pg.name.clone();
-        // Drop runs outside async: use a private runtime on a thread of its own.
+        // Drop is not async, and may run inside a runtime that must not be
+        // blocked on: a private runtime on a thread of its own. FORCE ends the
+        // connections a stopped service's pool may still hold.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -1,0 +1,37 @@
+//! What the workspace's tests share: a fresh database per test (a SQLite
+//! directory, or a PostgreSQL database made for the test and dropped after it),
+//! the `on_both_databases!` macro that runs a test on each, and a fake WhatsApp
+//! Cloud API.
+
+pub mod cloud_api;
+mod database;
+
+pub use cloud_api::{Answer, CloudApi, SentRequest};
+pub use database::{Backend, TestDatabase};
+
+/// Runs `async fn $name(db: TestDatabase)` once on each database, as
+/// `mod $name { sqlite, postgres }`. The PostgreSQL test returns at once
+/// (skipped) when [`TestDatabase::create`] gives `None`. The calling crate
+/// needs tokio with the `macros` and `rt-multi-thread` features.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = $crate::TestDatabase::create($crate::Backend::Sqlite)
+                    .await
+                    .expect("SQLite always runs");
+                super::$name(db).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = $crate::TestDatabase::create($crate::Backend::Postgres).await else {
+                    return;
+                };
+                super::$name(db).await;
+            }
+        }
+    };
+}
