@@ -4,13 +4,10 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::server::NamedService;
-use tonic::service::Routes;
-use tonic_health::ServingStatus;
 
 use atenciones_proto::gateway::v1::agent_desk_service_server::AgentDeskServiceServer;
 use atenciones_runtime::Settings;
-use atenciones_runtime::grpc::{self, Readiness};
+use atenciones_runtime::grpc;
 
 use crate::auth::Authenticator;
 use crate::desk::AgentDesk;
@@ -42,15 +39,9 @@ impl Application {
         let desk = AgentDeskServiceServer::with_interceptor(self.desk, move |request| {
             authenticator.intercept(request)
         });
-        let readiness = Readiness::new(Routes::new(desk));
         // Stateless: ready as soon as it serves; each call reports its own backend errors.
-        grpc::set_status(
-            &readiness.reporter(),
-            &[<AgentDeskServiceServer<AgentDesk> as NamedService>::NAME],
-            ServingStatus::Serving,
-        )
-        .await;
-        grpc::serve(self.listener, readiness.into_routes(), shutdown).await?;
+        let routes = grpc::routes(desk).await;
+        grpc::serve(self.listener, routes, shutdown).await?;
         Ok(())
     }
 }

@@ -1,9 +1,14 @@
 //! Every server reports health (SERVING once its database is migrated) and
-//! answers reflection, so grpcurl and Kubernetes probes work.
+//! answers reflection (v1 and the v1alpha grpcurl asks), so grpcurl and
+//! Kubernetes probes work.
 
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
 
 use atenciones_tests::{Backend, TestDatabase, TestSuite};
 
@@ -26,7 +31,7 @@ async fn every_server_reports_serving() {
             .connect()
             .await
             .expect("connect");
-        let mut health = HealthClient::new(channel);
+        let mut health = HealthClient::new(channel.clone());
         for name in ["", service] {
             let status = health
                 .check(HealthCheckRequest {
@@ -38,6 +43,35 @@ async fn every_server_reports_serving() {
                 .status();
             assert_eq!(status, ServingStatus::Serving, "{service} {name:?}");
         }
+        let mut advertised = reflected_services(channel).await;
+        advertised.sort();
+        let mut expected = vec!["grpc.health.v1.Health".to_owned(), service.to_owned()];
+        expected.sort();
+        assert_eq!(advertised, expected, "reflection on {service}");
     }
     suite.stop().await;
+}
+
+/// The services a server advertises through v1alpha reflection.
+async fn reflected_services(channel: Channel) -> Vec<String> {
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection answers")
+        .into_inner();
+    let response = responses
+        .message()
+        .await
+        .expect("a response")
+        .expect("one message");
+    match response.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("unexpected reflection answer: {other:?}"),
+    }
 }

@@ -234,6 +234,7 @@ enum AttentionMessages {
 
 #[derive(DeriveIden)]
 enum Outbox {
+    #[sea_orm(iden = "queue_outbox")]
     Table,
     Id,
     AttentionId,
@@ -244,6 +245,7 @@ enum Outbox {
 
 #[derive(DeriveIden)]
 enum OutboxOffsets {
+    #[sea_orm(iden = "queue_outbox_offsets")]
     Table,
     Consumer,
     LastEventId,

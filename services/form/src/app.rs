@@ -6,9 +6,6 @@ use anyhow::Context;
 use atenciones_proto::form::v1::form_service_server::FormServiceServer;
 use atenciones_runtime::{CancellationToken, ServiceName, Settings, database, grpc};
 use tokio::net::TcpListener;
-use tonic::server::NamedService;
-use tonic::service::Routes;
-use tonic_health::ServingStatus;
 
 use crate::grpc::FormGrpc;
 use crate::seed::seed_demo;
@@ -51,11 +48,10 @@ impl Application {
     /// `build` already reached and migrated the database.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let service = FormServiceServer::new(FormGrpc::new(self.forms));
-        let readiness = grpc::Readiness::new(Routes::new(service));
-        let name = <FormServiceServer<FormGrpc> as NamedService>::NAME;
-        grpc::set_status(&readiness.reporter(), &[name], ServingStatus::Serving).await;
+        // build() has connected and migrated the database: ready.
+        let routes = grpc::routes(service).await;
         tracing::info!(address = %self.address, "form service listening");
-        grpc::serve(self.listener, readiness.into_routes(), shutdown).await?;
+        grpc::serve(self.listener, routes, shutdown).await?;
         Ok(())
     }
 }

@@ -1,8 +1,7 @@
 //! Protobuf ↔ domain conversions, so the domain never sees generated types.
 
-use atenciones_proto::common::v1 as common;
 use atenciones_proto::form::v1 as pb;
-use chrono::{DateTime, Utc};
+use atenciones_proto::time::timestamp;
 use pb::field::Kind as PbKind;
 use pb::field_value::Kind as PbValue;
 use uuid::Uuid;
@@ -20,21 +19,6 @@ pub fn invalid_request(violations: Vec<Violation>) -> Error {
     Error::invalid("La solicitud tiene campos inválidos.", violations)
 }
 
-pub fn direction_from_proto(direction: i32) -> Option<Direction> {
-    match common::Direction::try_from(direction).ok()? {
-        common::Direction::Inbound => Some(Direction::Inbound),
-        common::Direction::Outbound => Some(Direction::Outbound),
-        common::Direction::Unspecified => None,
-    }
-}
-
-fn direction_to_proto(direction: Direction) -> common::Direction {
-    match direction {
-        Direction::Inbound => common::Direction::Inbound,
-        Direction::Outbound => common::Direction::Outbound,
-    }
-}
-
 pub fn form_id(id: &str) -> Result<Uuid, Violation> {
     Uuid::parse_str(id)
         .map_err(|_| Violation::new("form_id", "El id del formulario no es un UUID válido."))
@@ -50,13 +34,6 @@ pub fn draft_key(attention_id: String, id: &str) -> Result<(AttentionId, Uuid), 
                 .flatten()
                 .collect(),
         )),
-    }
-}
-
-pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
     }
 }
 
@@ -189,7 +166,7 @@ impl TryFrom<pb::PublishFormRequest> for PublishForm {
             .enumerate()
             .map(|(i, field)| field_from_proto(i, field))
             .partition(Result::is_ok);
-        let direction = direction_from_proto(request.direction);
+        let direction = Direction::from_proto(request.direction);
         let fields: Vec<Field> = fields.into_iter().flatten().collect();
         let missing_kinds: Vec<Violation> =
             missing_kinds.into_iter().filter_map(Result::err).collect();
@@ -207,7 +184,7 @@ impl From<Form> for pb::Form {
         Self {
             id: form.id.to_string(),
             campaign_id: form.campaign_id,
-            direction: direction_to_proto(form.direction).into(),
+            direction: form.direction.to_proto().into(),
             version: form.version,
             title: form.title,
             fields: form

@@ -7,47 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::value::{Value, check_value};
 
-/// A bad part of a request: which field (a path such as `fields[2].options`,
-/// or a form field key) and what is wrong with it, in words for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    pub field: String,
-    pub description: String,
-}
-
-impl Violation {
-    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            description: description.into(),
-        }
-    }
-}
-
-/// Who started the attentions a form is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Inbound,
-    Outbound,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Inbound => "inbound",
-            Self::Outbound => "outbound",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "inbound" => Some(Self::Inbound),
-            "outbound" => Some(Self::Outbound),
-            _ => None,
-        }
-    }
-}
+pub use atenciones_domain::{Direction, Violation};
 
 /// One field of a form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

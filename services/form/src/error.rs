@@ -1,7 +1,6 @@
 //! The errors of the form service and the one place they become gRPC statuses.
 
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tonic::Status;
 
 use crate::definition::Violation;
 
@@ -42,17 +41,7 @@ impl From<Error> for Status {
             Error::InvalidArgument {
                 message,
                 violations,
-            } => {
-                let violations: Vec<_> = violations
-                    .into_iter()
-                    .map(|v| FieldViolation::new(v.field, v.description))
-                    .collect();
-                Status::with_error_details(
-                    Code::InvalidArgument,
-                    message,
-                    ErrorDetails::with_bad_request(violations),
-                )
-            }
+            } => atenciones_domain::invalid_argument(message, violations),
             Error::NotFound(message) => Status::not_found(message),
             Error::FailedPrecondition(message) => Status::failed_precondition(message),
             Error::Aborted(message) => Status::aborted(message),

@@ -4,10 +4,8 @@ use atenciones_proto::form::v1 as pb;
 use pb::form_service_server::FormService;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{
-    direction_from_proto, draft_key, entries_from_proto, form_id, invalid_request,
-};
-use crate::definition::{PublishForm, Violation};
+use crate::convert::{draft_key, entries_from_proto, form_id, invalid_request};
+use crate::definition::{Direction, PublishForm, Violation};
 use crate::draft::AttentionId;
 use crate::store::Forms;
 
@@ -39,7 +37,7 @@ impl FormService for FormGrpc {
         request: Request<pb::GetCurrentFormRequest>,
     ) -> Result<Response<pb::GetCurrentFormResponse>, Status> {
         let request = request.into_inner();
-        let direction = direction_from_proto(request.direction);
+        let direction = Direction::from_proto(request.direction);
         let mut violations = Vec::new();
         if request.campaign_id.trim().is_empty() {
             violations.push(Violation::new("campaign_id", "Indique la campaña."));

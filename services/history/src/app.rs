@@ -6,9 +6,6 @@ use anyhow::Context;
 use atenciones_proto::history::v1::history_service_server::HistoryServiceServer;
 use atenciones_runtime::{CancellationToken, ServiceName, Settings, database, grpc};
 use tokio::net::TcpListener;
-use tonic::server::NamedService;
-use tonic::service::Routes;
-use tonic_health::ServingStatus;
 
 use crate::grpc::HistoryGrpc;
 use crate::store::Records;
@@ -49,11 +46,10 @@ impl Application {
     /// `build` already reached and migrated the database.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let service = HistoryServiceServer::new(HistoryGrpc::new(self.records));
-        let readiness = grpc::Readiness::new(Routes::new(service));
-        let name = <HistoryServiceServer<HistoryGrpc> as NamedService>::NAME;
-        grpc::set_status(&readiness.reporter(), &[name], ServingStatus::Serving).await;
+        // build() has connected and migrated the database: ready.
+        let routes = grpc::routes(service).await;
         tracing::info!(address = %self.address, "history service listening");
-        grpc::serve(self.listener, readiness.into_routes(), shutdown).await?;
+        grpc::serve(self.listener, routes, shutdown).await?;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@ use atenciones_proto::common::v1 as common;
 use atenciones_proto::form::v1::Submission;
 use atenciones_proto::history::v1 as pb;
 use atenciones_proto::messaging::v1 as messaging;
+use atenciones_proto::time::{from_timestamp, timestamp};
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 
@@ -13,40 +14,16 @@ use crate::record::{
     MessageStatus, TranscriptMessage, Violation,
 };
 
-pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
 /// An optional time; out of range is a violation of `field`.
 fn time(
     value: Option<prost_types::Timestamp>,
     field: &str,
 ) -> Result<Option<DateTime<Utc>>, Violation> {
-    let Some(value) = value else { return Ok(None) };
-    u32::try_from(value.nanos)
-        .ok()
-        .and_then(|nanos| DateTime::from_timestamp(value.seconds, nanos))
-        .map(Some)
-        .ok_or_else(|| Violation::new(field, "La fecha está fuera de rango."))
-}
-
-fn direction(value: i32) -> Option<Direction> {
-    match common::Direction::try_from(value).ok()? {
-        common::Direction::Inbound => Some(Direction::Inbound),
-        common::Direction::Outbound => Some(Direction::Outbound),
-        common::Direction::Unspecified => None,
-    }
-}
-
-fn direction_to_proto(value: Option<Direction>) -> common::Direction {
-    match value {
-        Some(Direction::Inbound) => common::Direction::Inbound,
-        Some(Direction::Outbound) => common::Direction::Outbound,
-        None => common::Direction::Unspecified,
-    }
+    value
+        .map(|v| {
+            from_timestamp(&v).ok_or_else(|| Violation::new(field, "La fecha está fuera de rango."))
+        })
+        .transpose()
 }
 
 fn message_direction(value: i32) -> Option<MessageDirection> {
@@ -183,7 +160,7 @@ impl TryFrom<pb::RecordAttentionRequest> for AttentionRecord {
                 user_id: customer.user_id,
                 name: customer.name,
             },
-            direction: direction(record.direction),
+            direction: Direction::from_proto(record.direction),
             agent_id: record.agent_id,
             created_at: created_at.unwrap_or(finished_at),
             opened_at,
@@ -242,7 +219,10 @@ impl TryFrom<AttentionRecord> for pb::AttentionRecord {
             campaign_name: record.campaign_name,
             business_phone_number_id: record.business_phone_number_id,
             customer: Some(customer),
-            direction: direction_to_proto(record.direction).into(),
+            direction: record
+                .direction
+                .map_or(common::Direction::Unspecified, Direction::to_proto)
+                .into(),
             agent_id: record.agent_id,
             create_time: Some(timestamp(record.created_at)),
             open_time: record.opened_at.map(timestamp),

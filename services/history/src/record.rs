@@ -2,21 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-/// A bad part of a request: which field (a request path) and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    pub field: String,
-    pub description: String,
-}
-
-impl Violation {
-    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            description: description.into(),
-        }
-    }
-}
+pub use atenciones_domain::{Direction, Violation};
 
 /// The attention a record is about (the queue service's id, kept opaque).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,11 +79,6 @@ macro_rules! stored_enum {
 
 /// Stored for an enum the caller left unset.
 pub const UNSPECIFIED: &str = "unspecified";
-
-stored_enum!(
-    /// Who started the attention.
-    Direction { Inbound => "inbound", Outbound => "outbound" }
-);
 
 stored_enum!(
     /// Which side wrote a message.
@@ -189,8 +170,8 @@ mod tests {
                 Some(status)
             );
         }
-        assert_eq!(Direction::store(None), "unspecified");
-        assert_eq!(Direction::load("unspecified"), None);
+        assert_eq!(MessageDirection::store(None), "unspecified");
+        assert_eq!(MessageDirection::load("unspecified"), None);
         assert_eq!(MessageDirection::load("sideways"), None);
     }
 

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::page::Cursor;
 use crate::record::{
     AttentionId, AttentionRecord, Customer, CustomerId, Direction, MessageDirection, MessageError,
-    MessageStatus, TranscriptMessage, truncate_to_micros,
+    MessageStatus, TranscriptMessage, UNSPECIFIED, truncate_to_micros,
 };
 
 /// Rows per INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
@@ -48,7 +48,10 @@ impl Records {
             customer_wa_id: Set(record.customer.wa_id),
             customer_user_id: Set(record.customer.user_id),
             customer_name: Set(record.customer.name),
-            direction: Set(Direction::store(record.direction).to_owned()),
+            direction: Set(record
+                .direction
+                .map_or(UNSPECIFIED, Direction::as_str)
+                .to_owned()),
             agent_id: Set(record.agent_id),
             created_at: Set(truncate_to_micros(record.created_at)),
             opened_at: Set(record.opened_at.map(truncate_to_micros)),
@@ -197,7 +200,7 @@ fn record_from_row(row: attention_record::Model) -> Result<AttentionRecord, Erro
             user_id: row.customer_user_id,
             name: row.customer_name,
         },
-        direction: Direction::load(&row.direction),
+        direction: Direction::parse(&row.direction),
         agent_id: row.agent_id,
         created_at: row.created_at,
         opened_at: row.opened_at,

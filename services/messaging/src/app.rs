@@ -5,17 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use atenciones_proto::messaging::v1::messaging_service_server::{
-    MessagingServiceServer, SERVICE_NAME,
-};
+use atenciones_proto::messaging::v1::messaging_service_server::MessagingServiceServer;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
-use atenciones_runtime::grpc::{self, Readiness};
+use atenciones_runtime::grpc;
 use atenciones_runtime::{ServiceName, Settings, database};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
-use tonic_health::ServingStatus;
 
 use crate::graph::Graph;
 use crate::grpc::MessagingGrpc;
@@ -97,19 +93,12 @@ impl Application {
     /// Serves gRPC and the webhook and runs the inbox processor until
     /// `shutdown` is cancelled (or one of them fails, which stops the others).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let readiness = Readiness::new(Routes::new(MessagingServiceServer::new(self.service)));
         // build() has connected and migrated the database: ready.
-        grpc::set_status(
-            &readiness.reporter(),
-            &[SERVICE_NAME],
-            ServingStatus::Serving,
-        )
-        .await;
+        let routes = grpc::routes(MessagingServiceServer::new(self.service)).await;
 
         let stop = shutdown.child_token();
         let grpc_server = {
             let stop = stop.clone();
-            let routes = readiness.into_routes();
             async move {
                 let result = grpc::serve(self.grpc, routes, stop.clone())
                     .await
@@ -146,6 +135,7 @@ mod tests {
 
     use atenciones_proto::common::v1::Customer;
     use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
+    use atenciones_proto::messaging::v1::messaging_service_server::SERVICE_NAME;
     use atenciones_proto::messaging::v1::{ListMessagesRequest, MessageStatus, SendTextRequest};
     use atenciones_test_support::{Answer, CloudApi, TestDatabase, on_both_databases};
     use tonic::Code;

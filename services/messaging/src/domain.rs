@@ -3,29 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-/// Which side wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Inbound,
-    Outbound,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Inbound => "inbound",
-            Self::Outbound => "outbound",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "inbound" => Some(Self::Inbound),
-            "outbound" => Some(Self::Outbound),
-            _ => None,
-        }
-    }
-}
+pub use atenciones_domain::Direction;
 
 /// Whether a message has reached the queue service's attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,25 +5,11 @@ use std::collections::HashMap;
 
 use sea_orm::DbErr;
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::MessageError;
 
-/// A request field that is not acceptable, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    pub field: &'static str,
-    pub description: String,
-}
-
-impl Violation {
-    pub fn new(field: &'static str, description: impl Into<String>) -> Self {
-        Self {
-            field,
-            description: description.into(),
-        }
-    }
-}
+pub use atenciones_domain::Violation;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -58,14 +44,7 @@ impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
             Error::InvalidArgument(violations) => {
-                let message = describe(&violations);
-                let details = ErrorDetails::with_bad_request(
-                    violations
-                        .into_iter()
-                        .map(|v| FieldViolation::new(v.field, v.description))
-                        .collect::<Vec<_>>(),
-                );
-                Status::with_error_details(Code::InvalidArgument, message, details)
+                atenciones_domain::invalid_argument(describe(&violations), violations)
             }
             Error::Refused(refusal) => {
                 let message = format!("WhatsApp refused the message: {refusal}");

@@ -149,7 +149,7 @@ mod tests {
         }
     }
 
-    fn fields(request: SendTextRequest) -> Vec<&'static str> {
+    fn fields(request: SendTextRequest) -> Vec<String> {
         match SendText::try_from(request) {
             Err(Error::InvalidArgument(violations)) => {
                 violations.into_iter().map(|v| v.field).collect()

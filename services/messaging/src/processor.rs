@@ -154,7 +154,7 @@ impl Processor {
             }),
             message_id: stored.id.to_string(),
             preview: domain::preview(&stored.text, PREVIEW_CHARS),
-            time: Some(crate::proto::timestamp(stored.sent_at)),
+            time: Some(atenciones_proto::time::timestamp(stored.sent_at)),
         };
         match self.queue.clone().record_inbound_message(request).await {
             Ok(response) => {

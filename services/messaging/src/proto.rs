@@ -2,18 +2,10 @@
 
 use atenciones_proto::common::v1 as common;
 use atenciones_proto::messaging::v1 as pb;
-use chrono::{DateTime, Utc};
-use prost_types::Timestamp;
+use atenciones_proto::time::timestamp;
 
 use crate::domain::{Direction, MessageStatus};
 use crate::entity::message;
-
-pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or_default(),
-    }
-}
 
 fn status(value: &str) -> pb::MessageStatus {
     match MessageStatus::parse(value) {

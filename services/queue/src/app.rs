@@ -7,12 +7,9 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tonic::server::NamedService;
-use tonic::service::Routes;
-use tonic_health::ServingStatus;
 
 use atenciones_proto::queue::v1::queue_service_server::QueueServiceServer;
-use atenciones_runtime::grpc::{self, Readiness};
+use atenciones_runtime::grpc;
 use atenciones_runtime::{ServiceName, Settings, database};
 
 use crate::clients::Clients;
@@ -64,17 +61,9 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let handoff = Handoff::new(self.db, self.queue.clone(), self.clients, self.finished);
         let handoff = tokio::spawn(handoff.run(shutdown.clone()));
-        let readiness = Readiness::new(Routes::new(QueueServiceServer::new(QueueApi::new(
-            self.queue,
-        ))));
-        // The schema was prepared in `build`: ready as soon as we serve.
-        grpc::set_status(
-            &readiness.reporter(),
-            &[QueueServiceServer::<QueueApi>::NAME],
-            ServingStatus::Serving,
-        )
-        .await;
-        grpc::serve(self.listener, readiness.into_routes(), shutdown).await?;
+        // build() has connected and migrated the database: ready.
+        let routes = grpc::routes(QueueServiceServer::new(QueueApi::new(self.queue))).await;
+        grpc::serve(self.listener, routes, shutdown).await?;
         handoff.await?;
         Ok(())
     }

@@ -6,6 +6,8 @@ use std::str::FromStr;
 use atenciones_proto::common::v1 as common;
 use atenciones_proto::queue::v1 as pb;
 
+pub use atenciones_domain::Direction;
+
 use crate::entity::attention;
 use crate::error::Error;
 
@@ -44,29 +46,6 @@ impl FromStr for State {
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Inbound,
-    Outbound,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Inbound => "inbound",
-            Self::Outbound => "outbound",
-        }
-    }
-
-    fn to_proto(s: &str) -> common::Direction {
-        match s {
-            "inbound" => common::Direction::Inbound,
-            "outbound" => common::Direction::Outbound,
-            _ => common::Direction::Unspecified,
-        }
     }
 }
 
@@ -146,7 +125,9 @@ pub fn to_proto(model: attention::Model, campaign_name: String) -> pb::Attention
             user_id: model.customer_user_id,
             name: model.customer_name,
         }),
-        direction: Direction::to_proto(&model.direction).into(),
+        direction: Direction::parse(&model.direction)
+            .map_or(common::Direction::Unspecified, Direction::to_proto)
+            .into(),
         state: state.into(),
         agent_id: model.agent_id.unwrap_or_default(),
         form_id: model.form_id.unwrap_or_default(),

@@ -1,7 +1,7 @@
 //! Errors of the queue service and the one place they become gRPC statuses.
 
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use atenciones_domain::Violation;
+use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -12,7 +12,7 @@ pub enum Error {
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("invalid request")]
-    InvalidArgument(Vec<FieldViolation>),
+    InvalidArgument(Vec<Violation>),
     /// Another service answered with an error; its status (with details, such
     /// as the form's field violations) is passed on unchanged.
     #[error("{}: {}", .0.code(), .0.message())]
@@ -23,7 +23,7 @@ pub enum Error {
 
 impl Error {
     pub fn invalid(field: &str, description: &str) -> Self {
-        Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+        Self::InvalidArgument(vec![Violation::new(field, description)])
     }
 }
 
@@ -33,11 +33,9 @@ impl From<Error> for Status {
             Error::NotFound(what) => Status::not_found(format!("{what} not found")),
             Error::PermissionDenied(why) => Status::permission_denied(why),
             Error::FailedPrecondition(why) => Status::failed_precondition(why),
-            Error::InvalidArgument(violations) => Status::with_error_details(
-                Code::InvalidArgument,
-                "invalid request",
-                ErrorDetails::with_bad_request(violations),
-            ),
+            Error::InvalidArgument(violations) => {
+                atenciones_domain::invalid_argument("invalid request", violations)
+            }
             Error::Upstream(status) => status,
             Error::Database(error) => {
                 tracing::error!(%error, "database error");

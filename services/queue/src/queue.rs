@@ -445,13 +445,9 @@ impl Queue {
         campaign_id: &str,
         direction: Direction,
     ) -> Result<Option<String>, Error> {
-        let direction = match direction {
-            Direction::Inbound => common::Direction::Inbound,
-            Direction::Outbound => common::Direction::Outbound,
-        };
         let request = form_pb::GetCurrentFormRequest {
             campaign_id: campaign_id.to_owned(),
-            direction: direction.into(),
+            direction: direction.to_proto().into(),
         };
         match self.clients.form().get_current_form(request).await {
             Ok(response) => Ok(response.into_inner().form.map(|f| f.id)),

@@ -4,13 +4,17 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::convert::Infallible;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+
+use tonic::body::Body;
+use tonic::codegen::Service;
+use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
 
 /// A bound listener: bind first so port 0 works and the real address is known.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
@@ -19,41 +23,46 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
     Ok((listener, local))
 }
 
-/// Health and reflection for a server. Health starts NOT_SERVING; call
-/// [`Readiness::serving`] once the database is reachable and migrated.
-pub struct Readiness {
-    reporter: HealthReporter,
-    routes: Routes,
-}
-
-impl Readiness {
-    pub fn new(routes: Routes) -> Self {
-        let (reporter, health) = tonic_health::server::health_reporter();
-        let reflection = tonic_reflection::server::Builder::configure()
+/// The routes of a server offering `service`, with gRPC health (SERVING for
+/// the whole server and for `service`) and server reflection (v1 and v1alpha,
+/// which grpcurl and many tools still ask) advertising `service` and health.
+///
+/// Call it once the server is ready to answer: after `build` has reached and
+/// migrated its database.
+pub async fn routes<S>(service: S) -> Routes
+where
+    S: Service<http::Request<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in ["", S::NAME] {
+        reporter
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
+    }
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(atenciones_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .expect("the compiled descriptor set is valid");
-        Self {
-            reporter,
-            routes: routes.add_service(health).add_service(reflection),
-        }
-    }
-
-    pub fn reporter(&self) -> HealthReporter {
-        self.reporter.clone()
-    }
-
-    pub fn into_routes(self) -> Routes {
-        self.routes
-    }
-}
-
-/// Marks the whole server (the "" service) and `names` SERVING or NOT_SERVING.
-pub async fn set_status(reporter: &HealthReporter, names: &[&str], status: ServingStatus) {
-    for name in std::iter::once(&"").chain(names) {
-        reporter.set_service_status(*name, status).await;
-    }
+            .with_service_name(S::NAME)
+            .with_service_name("grpc.health.v1.Health")
+    };
+    let v1 = reflection()
+        .build_v1()
+        .expect("the compiled descriptor set is valid");
+    let v1alpha = reflection()
+        .build_v1alpha()
+        .expect("the compiled descriptor set is valid");
+    Routes::new(service)
+        .add_service(health)
+        .add_service(v1)
+        .add_service(v1alpha)
 }
 
 /// Serves `routes` on `listener` until `shutdown` is cancelled, then stops

@@ -2,7 +2,7 @@
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-#[sea_orm(table_name = "outbox")]
+#[sea_orm(table_name = "queue_outbox")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,

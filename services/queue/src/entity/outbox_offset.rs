@@ -2,7 +2,7 @@
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "outbox_offsets")]
+#[sea_orm(table_name = "queue_outbox_offsets")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub consumer: String,

@@ -1,0 +1,125 @@
+//! The vocabulary every service shares: who started a conversation, and what
+//! is wrong with a field of a request — with their one mapping to the wire.
+
+use serde::{Deserialize, Serialize};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+use atenciones_proto::common::v1 as common;
+
+/// Which way a conversation or a message goes: from the customer (inbound)
+/// or from the business (outbound). An attention's direction is its first
+/// message's, and picks the campaign form it uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// From the customer; for an attention, the customer wrote first.
+    Inbound,
+    /// From the business; for an attention, an agent or the dialer started it.
+    Outbound,
+}
+
+impl Direction {
+    /// The stored form: `inbound` / `outbound`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        match stored {
+            "inbound" => Some(Self::Inbound),
+            "outbound" => Some(Self::Outbound),
+            _ => None,
+        }
+    }
+
+    /// `None` for DIRECTION_UNSPECIFIED or an unknown number.
+    pub fn from_proto(value: i32) -> Option<Self> {
+        match common::Direction::try_from(value).ok()? {
+            common::Direction::Inbound => Some(Self::Inbound),
+            common::Direction::Outbound => Some(Self::Outbound),
+            common::Direction::Unspecified => None,
+        }
+    }
+
+    pub fn to_proto(self) -> common::Direction {
+        match self {
+            Self::Inbound => common::Direction::Inbound,
+            Self::Outbound => common::Direction::Outbound,
+        }
+    }
+}
+
+/// A bad part of a request: which field (a request path such as
+/// `fields[2].options`, or a form field key) and what is wrong, for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub field: String,
+    pub description: String,
+}
+
+impl Violation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// INVALID_ARGUMENT carrying every violation as a `google.rpc.BadRequest`
+/// field violation, so a front-end can show each message under its field.
+pub fn invalid_argument(message: impl Into<String>, violations: Vec<Violation>) -> Status {
+    let violations = violations
+        .into_iter()
+        .map(|v| FieldViolation::new(v.field, v.description))
+        .collect::<Vec<_>>();
+    Status::with_error_details(
+        Code::InvalidArgument,
+        message,
+        ErrorDetails::with_bad_request(violations),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directions_round_trip_through_storage_and_the_wire() {
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            assert_eq!(Direction::parse(direction.as_str()), Some(direction));
+            assert_eq!(
+                Direction::from_proto(direction.to_proto().into()),
+                Some(direction)
+            );
+        }
+        assert_eq!(
+            Direction::from_proto(common::Direction::Unspecified.into()),
+            None
+        );
+    }
+
+    #[test]
+    fn every_violation_reaches_the_status_details() {
+        let status = invalid_argument(
+            "bad form",
+            vec![
+                Violation::new("motivo", "required"),
+                Violation::new("monto", "too small"),
+            ],
+        );
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let fields: Vec<_> = status
+            .get_details_bad_request()
+            .expect("bad request")
+            .field_violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["motivo", "monto"]);
+    }
+}
