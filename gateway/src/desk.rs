@@ -86,6 +86,58 @@ fn caller<T>(request: &Request<T>) -> Result<Identity, Error> {
 
 #[tonic::async_trait]
 impl AgentDeskService for AgentDesk {
+    type DownloadMediaStream = tonic::codegen::BoxStream<pb::DownloadMediaResponse>;
+
+    async fn send_media(
+        &self,
+        _: Request<pb::SendMediaRequest>,
+    ) -> Result<Response<pb::SendMediaResponse>, Status> {
+        Err(Status::unimplemented("SendMedia is not implemented yet"))
+    }
+
+    async fn send_template(
+        &self,
+        _: Request<pb::SendTemplateRequest>,
+    ) -> Result<Response<pb::SendTemplateResponse>, Status> {
+        Err(Status::unimplemented("SendTemplate is not implemented yet"))
+    }
+
+    async fn send_reaction(
+        &self,
+        _: Request<pb::SendReactionRequest>,
+    ) -> Result<Response<pb::SendReactionResponse>, Status> {
+        Err(Status::unimplemented("SendReaction is not implemented yet"))
+    }
+
+    async fn start_media_upload(
+        &self,
+        _: Request<pb::StartMediaUploadRequest>,
+    ) -> Result<Response<pb::StartMediaUploadResponse>, Status> {
+        Err(Status::unimplemented("media upload is not implemented yet"))
+    }
+
+    async fn upload_media_chunk(
+        &self,
+        _: Request<pb::UploadMediaChunkRequest>,
+    ) -> Result<Response<pb::UploadMediaChunkResponse>, Status> {
+        Err(Status::unimplemented("media upload is not implemented yet"))
+    }
+
+    async fn finish_media_upload(
+        &self,
+        _: Request<pb::FinishMediaUploadRequest>,
+    ) -> Result<Response<pb::FinishMediaUploadResponse>, Status> {
+        Err(Status::unimplemented("media upload is not implemented yet"))
+    }
+
+    async fn download_media(
+        &self,
+        _: Request<pb::DownloadMediaRequest>,
+    ) -> Result<Response<Self::DownloadMediaStream>, Status> {
+        Err(Status::unimplemented(
+            "DownloadMedia is not implemented yet",
+        ))
+    }
     async fn get_me(
         &self,
         request: Request<pb::GetMeRequest>,
@@ -179,6 +231,7 @@ impl AgentDeskService for AgentDesk {
             form,
             draft,
             earlier_attentions: earlier.into_inner().records,
+            window: None,
         }))
     }
 
@@ -227,6 +280,7 @@ impl AgentDeskService for AgentDesk {
                 preview_url: r.preview_url,
                 idempotency_key: r.idempotency_key,
                 agent_id: caller.subject,
+                reply_to_message_id: r.reply_to_message_id,
             })
             .await?
             .into_inner()

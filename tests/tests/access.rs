@@ -148,6 +148,7 @@ async fn only_the_holder_acts_on_an_open_attention(db: TestDatabase) {
         text: "hola".into(),
         preview_url: false,
         idempotency_key: key.into(),
+        reply_to_message_id: String::new(),
     };
     assert_eq!(
         ana.send_text(send("k0"))

@@ -207,6 +207,7 @@ async fn agent_opens_replies_fills_the_form_and_finishes(db: TestDatabase) {
             text: "Hola, ¿en qué puedo ayudarle?".into(),
             preview_url: false,
             idempotency_key: "reply-1".into(),
+            reply_to_message_id: String::new(),
         })
         .await
         .expect("send")
@@ -222,6 +223,7 @@ async fn agent_opens_replies_fills_the_form_and_finishes(db: TestDatabase) {
             text: "Hola, ¿en qué puedo ayudarle?".into(),
             preview_url: false,
             idempotency_key: "reply-1".into(),
+            reply_to_message_id: String::new(),
         })
         .await
         .expect("send again")

@@ -211,6 +211,8 @@ impl TryFrom<AttentionRecord> for pb::AttentionRecord {
                 }),
                 time: m.sent_at.map(timestamp),
                 agent_id: m.agent_id,
+                // Structured content, reactions and reply context are not kept in history yet.
+                ..Default::default()
             })
             .collect();
         Ok(Self {

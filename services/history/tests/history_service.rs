@@ -82,6 +82,7 @@ fn message(n: i64, direction: MessageDirection, status: MessageStatus, text: &st
         } else {
             String::new()
         },
+        ..Default::default()
     }
 }
 

@@ -269,6 +269,7 @@ mod tests {
             preview_url: false,
             idempotency_key: "reply-1".to_owned(),
             agent_id: "agent-1".to_owned(),
+            reply_to_message_id: String::new(),
         };
         let sent = client
             .send_text(reply.clone())

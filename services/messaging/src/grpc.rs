@@ -4,7 +4,12 @@ use std::sync::Arc;
 
 use atenciones_proto::messaging::v1::messaging_service_server::MessagingService;
 use atenciones_proto::messaging::v1::{
-    ListMessagesRequest, ListMessagesResponse, SendTextRequest, SendTextResponse,
+    DownloadMediaRequest, DownloadMediaResponse, FinishMediaUploadRequest,
+    FinishMediaUploadResponse, GetWindowRequest, GetWindowResponse, ListMessagesRequest,
+    ListMessagesResponse, MarkAttentionReadRequest, MarkAttentionReadResponse, SendMediaRequest,
+    SendMediaResponse, SendReactionRequest, SendReactionResponse, SendTemplateRequest,
+    SendTemplateResponse, SendTextRequest, SendTextResponse, StartMediaUploadRequest,
+    StartMediaUploadResponse, UploadMediaChunkRequest, UploadMediaChunkResponse,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -29,6 +34,74 @@ impl MessagingGrpc {
 
 #[tonic::async_trait]
 impl MessagingService for MessagingGrpc {
+    type DownloadMediaStream = tonic::codegen::BoxStream<DownloadMediaResponse>;
+
+    async fn send_media(
+        &self,
+        _: Request<SendMediaRequest>,
+    ) -> Result<Response<SendMediaResponse>, Status> {
+        Err(Status::unimplemented("SendMedia is not implemented yet"))
+    }
+
+    async fn send_template(
+        &self,
+        _: Request<SendTemplateRequest>,
+    ) -> Result<Response<SendTemplateResponse>, Status> {
+        Err(Status::unimplemented("SendTemplate is not implemented yet"))
+    }
+
+    async fn send_reaction(
+        &self,
+        _: Request<SendReactionRequest>,
+    ) -> Result<Response<SendReactionResponse>, Status> {
+        Err(Status::unimplemented("SendReaction is not implemented yet"))
+    }
+
+    async fn mark_attention_read(
+        &self,
+        _: Request<MarkAttentionReadRequest>,
+    ) -> Result<Response<MarkAttentionReadResponse>, Status> {
+        Err(Status::unimplemented(
+            "MarkAttentionRead is not implemented yet",
+        ))
+    }
+
+    async fn get_window(
+        &self,
+        _: Request<GetWindowRequest>,
+    ) -> Result<Response<GetWindowResponse>, Status> {
+        Err(Status::unimplemented("GetWindow is not implemented yet"))
+    }
+
+    async fn start_media_upload(
+        &self,
+        _: Request<StartMediaUploadRequest>,
+    ) -> Result<Response<StartMediaUploadResponse>, Status> {
+        Err(Status::unimplemented("media upload is not implemented yet"))
+    }
+
+    async fn upload_media_chunk(
+        &self,
+        _: Request<UploadMediaChunkRequest>,
+    ) -> Result<Response<UploadMediaChunkResponse>, Status> {
+        Err(Status::unimplemented("media upload is not implemented yet"))
+    }
+
+    async fn finish_media_upload(
+        &self,
+        _: Request<FinishMediaUploadRequest>,
+    ) -> Result<Response<FinishMediaUploadResponse>, Status> {
+        Err(Status::unimplemented("media upload is not implemented yet"))
+    }
+
+    async fn download_media(
+        &self,
+        _: Request<DownloadMediaRequest>,
+    ) -> Result<Response<Self::DownloadMediaStream>, Status> {
+        Err(Status::unimplemented(
+            "DownloadMedia is not implemented yet",
+        ))
+    }
     async fn send_text(
         &self,
         request: Request<SendTextRequest>,
@@ -146,6 +219,7 @@ mod tests {
             preview_url: false,
             idempotency_key: "k-1".into(),
             agent_id: "agent-1".into(),
+            reply_to_message_id: String::new(),
         }
     }
 

@@ -56,5 +56,7 @@ pub fn message(row: &message::Model) -> pb::Message {
         error,
         time: Some(timestamp(row.sent_at)),
         agent_id: row.agent_id.clone().unwrap_or_default(),
+        // Structured content, reactions, reply context: issue 3 in progress.
+        ..Default::default()
     }
 }
