@@ -129,7 +129,7 @@ impl MessagingService for MessagingGrpc {
             .list_messages(attention_id, request.page_size, token)
             .await?;
         Ok(Response::new(ListMessagesResponse {
-            messages: messages.iter().map(proto::message).collect(),
+            messages: messages.iter().map(proto::view).collect(),
             next_page_token: next.map(|t| t.encode()).unwrap_or_default(),
         }))
     }

@@ -3,6 +3,7 @@
 //! messages to the queue service, and sends the business's texts (gRPC).
 
 mod app;
+mod content;
 mod domain;
 mod entity;
 mod error;

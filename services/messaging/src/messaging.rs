@@ -6,11 +6,12 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
+use crate::content::{self, Content, Details, Reaction, ReactionEvent};
 use crate::domain::{self, Customer, Direction, MessageStatus, Routing};
 use crate::entity::message;
 use crate::error::{Error, Violation};
 use crate::graph::{Graph, SendError};
-use crate::store;
+use crate::{notification, store};
 
 /// How long one SendText call owns the Cloud API call of a message; longer
 /// than the HTTP client's timeout, so a live owner never loses it.
@@ -66,6 +67,52 @@ impl PageToken {
             .ok_or_else(invalid)?;
         let id = Uuid::parse_str(id).map_err(|_| invalid())?;
         Ok(Self { time, id })
+    }
+}
+
+/// A stored message as the agent sees it: the row, what its WhatsApp JSON
+/// says, and what other messages say about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageView {
+    pub row: message::Model,
+    /// Read from the stored JSON when listed (see [`notification::details`]).
+    pub details: Details,
+    /// Our id of the message `details.reply_to` quotes, when it is stored here.
+    pub reply_to_id: Option<Uuid>,
+    /// Our id of the message a reaction message is on, when it is stored here.
+    pub reaction_target_id: Option<Uuid>,
+    /// The reactions on this message, at most one per side.
+    pub reactions: Vec<Reaction>,
+}
+
+impl MessageView {
+    /// The row alone, without looking up the messages it refers to.
+    pub fn of(row: message::Model) -> Self {
+        let details = row
+            .raw
+            .as_ref()
+            .map(|raw| notification::details(&row.message_type, raw))
+            // An outbound row stored before its request body: a plain text.
+            .unwrap_or_else(|| Details {
+                content: Content::Text(row.text.clone()),
+                ..Details::default()
+            });
+        Self {
+            row,
+            details,
+            reply_to_id: None,
+            reaction_target_id: None,
+            reactions: Vec::new(),
+        }
+    }
+
+    fn reaction_target(&self) -> Option<&str> {
+        match &self.details.content {
+            Content::Reaction(reaction) if !reaction.target_wamid.is_empty() => {
+                Some(&reaction.target_wamid)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -174,7 +221,7 @@ impl Messaging {
         attention_id: Uuid,
         page_size: u32,
         page_token: Option<PageToken>,
-    ) -> Result<(Vec<message::Model>, Option<PageToken>), Error> {
+    ) -> Result<(Vec<MessageView>, Option<PageToken>), Error> {
         let size = match page_size {
             0 => DEFAULT_PAGE_SIZE,
             n => n.min(MAX_PAGE_SIZE),
@@ -192,7 +239,43 @@ impl Messaging {
         } else {
             None
         };
-        Ok((messages, next))
+        Ok((self.views(messages).await?, next))
+    }
+
+    /// Rows as the agent sees them: content read, quoted and reacted-to
+    /// messages resolved to our ids, reactions attached. Two queries for the
+    /// whole page, whatever its size.
+    async fn views(&self, rows: Vec<message::Model>) -> Result<Vec<MessageView>, Error> {
+        let mut views: Vec<MessageView> = rows.into_iter().map(MessageView::of).collect();
+        let referenced: Vec<String> = views
+            .iter()
+            .flat_map(|v| [v.details.reply_to.as_deref(), v.reaction_target()])
+            .flatten()
+            .map(str::to_owned)
+            .collect();
+        let own: Vec<String> = views.iter().filter_map(|v| v.row.wamid.clone()).collect();
+        let (ids, reactions) = tokio::try_join!(
+            store::ids_by_wamid(&self.db, &referenced),
+            store::reactions_on(&self.db, &own)
+        )?;
+        let mut reactions = content::current_reactions(reactions.into_iter().filter_map(|r| {
+            Some(ReactionEvent {
+                direction: Direction::parse(&r.direction)?,
+                target_wamid: r.target_wamid,
+                emoji: r.emoji,
+                time: r.reacted_at,
+                sequence: r.id,
+            })
+        }));
+        let id_of = |wamid: Option<&str>| wamid.and_then(|w| ids.get(w)).copied();
+        for view in &mut views {
+            view.reply_to_id = id_of(view.details.reply_to.as_deref());
+            view.reaction_target_id = id_of(view.reaction_target());
+            if let Some(wamid) = &view.row.wamid {
+                view.reactions = reactions.remove(wamid).unwrap_or_default();
+            }
+        }
+        Ok(views)
     }
 }
 
@@ -417,14 +500,29 @@ mod tests {
     on_both_databases!(statuses_that_beat_the_send_answer_are_applied);
 
     async fn stored_at(h: &Harness, attention: Uuid, seconds: i64, wamid: &str) -> Uuid {
+        let raw = json!({"type": "text", "text": {"body": wamid}});
+        stored_raw(h, attention, seconds, wamid, raw).await
+    }
+
+    /// An inbound message object stored as the processor stores it.
+    async fn stored_raw(
+        h: &Harness,
+        attention: Uuid,
+        seconds: i64,
+        wamid: &str,
+        raw: serde_json::Value,
+    ) -> Uuid {
+        let kind = raw["type"].as_str().unwrap_or_default().to_owned();
+        let details = notification::details(&kind, &raw);
         let message = crate::notification::InboundMessage {
             business_phone_number_id: "1".into(),
             wamid: wamid.into(),
             customer: Customer::new("2".into(), String::new(), String::new()),
-            kind: "text".into(),
-            text: wamid.into(),
+            kind,
+            text: details.content.summary(),
+            details,
             time: chrono::DateTime::from_timestamp(seconds, 0).expect("time"),
-            raw: json!({}),
+            raw,
         };
         let stored = store::store_inbound(&h.db, &message).await.expect("stored");
         store::set_attention(&h.db, stored.id, attention)
@@ -461,7 +559,10 @@ mod tests {
                 .expect("page");
             pages += 1;
             assert!(page.len() <= 2);
-            seen.extend(page.into_iter().map(|m| (m.sent_at.timestamp(), m.text)));
+            seen.extend(
+                page.into_iter()
+                    .map(|m| (m.row.sent_at.timestamp(), m.row.text)),
+            );
             match next {
                 Some(next) => token = Some(next),
                 None => break,
@@ -486,4 +587,76 @@ mod tests {
         );
     }
     on_both_databases!(messages_are_listed_newest_first_a_page_at_a_time);
+
+    async fn react(h: &Harness, on: &str, direction: Direction, emoji: &str, seconds: i64) {
+        let time = chrono::DateTime::from_timestamp(seconds, 0).expect("time");
+        store::keep_reaction(&h.db, Uuid::new_v4(), on, direction, emoji, time)
+            .await
+            .expect("kept");
+    }
+
+    async fn listed_messages_show_their_content_quotes_and_reactions(db: TestDatabase) {
+        let h = harness(db).await;
+        let attention = Uuid::new_v4();
+        // A reaction that arrives before the message it is on is kept for it.
+        react(&h, "wamid.t", Direction::Inbound, "😮", 90).await;
+        let quoted = stored_at(&h, attention, 100, "wamid.t").await;
+        let reply = json!({"type": "text", "text": {"body": "this"},
+            "context": {"id": "wamid.t", "from": "1"}});
+        stored_raw(&h, attention, 110, "wamid.r", reply).await;
+        let reaction =
+            json!({"type": "reaction", "reaction": {"message_id": "wamid.t", "emoji": "❤️"}});
+        stored_raw(&h, attention, 120, "wamid.x", reaction).await;
+        react(&h, "wamid.t", Direction::Inbound, "❤️", 120).await;
+        react(&h, "wamid.t", Direction::Outbound, "👍", 130).await;
+        let lost = json!({"type": "text", "text": {"body": "?"}, "context": {"id": "wamid.gone"}});
+        stored_raw(&h, attention, 140, "wamid.l", lost).await;
+
+        let (page, _) = h
+            .messaging
+            .list_messages(attention, 0, None)
+            .await
+            .expect("page");
+        let by_wamid = |wamid: &str| {
+            page.iter()
+                .find(|v| v.row.wamid.as_deref() == Some(wamid))
+                .cloned()
+                .expect(wamid)
+        };
+        let target = by_wamid("wamid.t");
+        let shown: Vec<(&str, Direction)> = target
+            .reactions
+            .iter()
+            .map(|r| (r.emoji.as_str(), r.direction))
+            .collect();
+        assert_eq!(
+            shown,
+            [("❤️", Direction::Inbound), ("👍", Direction::Outbound)],
+            "one per side, the latest"
+        );
+        let reply = by_wamid("wamid.r");
+        assert_eq!(reply.details.reply_to.as_deref(), Some("wamid.t"));
+        assert_eq!(reply.reply_to_id, Some(quoted));
+        assert!(reply.reactions.is_empty());
+        let reaction = by_wamid("wamid.x");
+        assert_eq!(reaction.reaction_target_id, Some(quoted));
+        assert_eq!(reaction.row.text, "❤️");
+        let lost = by_wamid("wamid.l");
+        assert_eq!(
+            (lost.details.reply_to.as_deref(), lost.reply_to_id),
+            (Some("wamid.gone"), None),
+            "a quote of an unknown message keeps its WhatsApp id"
+        );
+
+        react(&h, "wamid.t", Direction::Inbound, "", 150).await;
+        let (page, _) = h
+            .messaging
+            .list_messages(attention, 0, None)
+            .await
+            .expect("page");
+        let target = page.iter().find(|v| v.row.id == quoted).expect("target");
+        assert_eq!(target.reactions.len(), 1, "the customer's is removed");
+        assert_eq!(target.reactions[0].direction, Direction::Outbound);
+    }
+    on_both_databases!(listed_messages_show_their_content_quotes_and_reactions);
 }

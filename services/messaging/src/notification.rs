@@ -1,18 +1,29 @@
 //! Reading Meta's webhook notifications, leniently: every field is optional,
 //! numbers and strings are interchangeable where Meta has sent both, unknown
 //! fields and message types are kept rather than rejected.
+//!
+//! This is the one place that knows WhatsApp's JSON shapes. [`details`] reads
+//! a message object's content, reply context and referral; the processor uses
+//! it when a webhook arrives, and listing uses it again on the stored object,
+//! so what the agent sees is never a second copy that could drift from what
+//! WhatsApp sent.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer};
 use serde_json::Value;
 
+use crate::content::{
+    ButtonReply, ContactCard, ContactPhone, Content, Details, InteractiveReply, Location, Media,
+    MediaKind, Order, OrderItem, ReactionContent, Referral, SystemNotice, Unsupported,
+};
 use crate::domain::{Customer, MessageError};
 
 /// One thing a notification reports, in the order it appears in the body.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
-    Message(InboundMessage),
+    /// Boxed: a message is several times the size of a status.
+    Message(Box<InboundMessage>),
     Status(StatusUpdate),
 }
 
@@ -26,6 +37,8 @@ pub struct InboundMessage {
     pub kind: String,
     /// Text body, caption or a readable summary.
     pub text: String,
+    /// What the message object says, read once here.
+    pub details: Details,
     pub time: DateTime<Utc>,
     /// The message object exactly as it came.
     pub raw: Value,
@@ -59,7 +72,7 @@ pub fn parse(body: &[u8], fallback_time: DateTime<Utc>) -> Result<Vec<Item>, ser
         let number = value.metadata.phone_number_id.unwrap_or_default();
         for raw in value.messages {
             match message(&number, &value.contacts, raw, fallback_time) {
-                Some(message) => items.push(Item::Message(message)),
+                Some(message) => items.push(Item::Message(Box::new(message))),
                 None => tracing::warn!("webhook message without an id skipped"),
             }
         }
@@ -159,28 +172,6 @@ struct StatusHead {
     timestamp: Option<String>,
     #[serde(deserialize_with = "text")]
     recipient_id: Option<String>,
-    #[serde(deserialize_with = "lenient_vec")]
-    errors: Vec<GraphErrorEntry>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct GraphErrorEntry {
-    #[serde(deserialize_with = "text")]
-    code: Option<String>,
-    #[serde(deserialize_with = "text")]
-    title: Option<String>,
-    #[serde(deserialize_with = "text")]
-    message: Option<String>,
-    #[serde(deserialize_with = "lenient")]
-    error_data: ErrorData,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ErrorData {
-    #[serde(deserialize_with = "text")]
-    details: Option<String>,
 }
 
 fn message(
@@ -189,6 +180,10 @@ fn message(
     raw: Value,
     fallback_time: DateTime<Utc>,
 ) -> Option<InboundMessage> {
+    // Only an object is a message (serde would also read a struct out of an array).
+    if !raw.is_object() {
+        return None;
+    }
     let head = MessageHead::deserialize(&raw).unwrap_or_default();
     let wamid = head.id.filter(|id| !id.is_empty())?;
     // One change normally carries one customer; match by id anyway, since a
@@ -217,11 +212,13 @@ fn message(
         .kind
         .filter(|k| !k.is_empty())
         .unwrap_or_else(|| "unsupported".to_owned());
+    let details = details(&kind, &raw);
     Some(InboundMessage {
         business_phone_number_id: number.to_owned(),
         wamid,
         customer: Customer::new(wa_id, user_id, name),
-        text: summary(&kind, &raw),
+        text: details.content.summary(),
+        details,
         kind,
         time: unix_time(head.timestamp.as_deref()).unwrap_or(fallback_time),
         raw,
@@ -229,18 +226,13 @@ fn message(
 }
 
 fn status(number: &str, raw: Value, fallback_time: DateTime<Utc>) -> Option<StatusUpdate> {
+    if !raw.is_object() {
+        return None;
+    }
     let head = StatusHead::deserialize(&raw).unwrap_or_default();
     let wamid = head.id.filter(|id| !id.is_empty())?;
     let status = head.status.filter(|s| !s.is_empty())?;
-    let error = head.errors.into_iter().next().map(|e| MessageError {
-        code: e.code.and_then(|c| c.parse().ok()).unwrap_or_default(),
-        detail: e
-            .error_data
-            .details
-            .or_else(|| e.message.clone())
-            .unwrap_or_default(),
-        title: e.title.or(e.message).unwrap_or_default(),
-    });
+    let error = errors(Json::new(&raw)).into_iter().next();
     Some(StatusUpdate {
         business_phone_number_id: number.to_owned(),
         wamid,
@@ -264,85 +256,260 @@ fn unix_time(value: Option<&str>) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(seconds, 0)
 }
 
-/// What an agent reads for a message: its text, its caption, or a short
-/// description of what it is.
-pub fn summary(kind: &str, raw: &Value) -> String {
-    let str_at = |pointer: &str| {
-        raw.pointer(pointer)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
+/// What a message object says beyond who sent it and when: its content by
+/// type, the message it quotes, whether it was forwarded, and the ad it came
+/// from. `kind` is the stored type name. Also reads the Graph API's send
+/// bodies, whose shapes are the same but for `context.message_id`.
+pub fn details(kind: &str, raw: &Value) -> Details {
+    let message = Json::new(raw);
+    let context = message.at("context");
+    let reply_to = [context.text("id"), context.text("message_id")]
+        .into_iter()
+        .find(|id| !id.is_empty());
+    Details {
+        content: content(kind, message),
+        reply_to,
+        forwarded: context.flag("forwarded"),
+        frequently_forwarded: context.flag("frequently_forwarded"),
+        referral: message.object("referral").map(|r| Referral {
+            source_url: r.text("source_url"),
+            source_type: r.text("source_type"),
+            source_id: r.text("source_id"),
+            headline: r.text("headline"),
+            body: r.text("body"),
+            media_type: r.text("media_type"),
+            ctwa_clid: r.text("ctwa_clid"),
+        }),
+    }
+}
+
+/// The content of a message of type `kind`. A type we do not know, or a known
+/// type whose object is missing (WhatsApp sends `interactive` messages with
+/// no `interactive`), is unsupported: shown as such, never dropped.
+fn content(kind: &str, message: Json<'_>) -> Content {
+    let known = match kind {
+        "text" => message
+            .object("text")
+            .map(|t| Content::Text(t.text("body"))),
+        "location" => message.object("location").map(|l| {
+            Content::Location(Location {
+                latitude: l.number("latitude"),
+                longitude: l.number("longitude"),
+                name: l.text("name"),
+                address: l.text("address"),
+                url: l.text("url"),
+            })
+        }),
+        "contacts" => message
+            .objects("contacts")
+            .map(|cards| Content::Contacts(cards.map(contact_card).collect())),
+        "interactive" => message.object("interactive").and_then(interactive),
+        "button" => message.object("button").map(|b| {
+            Content::ButtonReply(ButtonReply {
+                payload: b.text("payload"),
+                text: b.text("text"),
+            })
+        }),
+        "order" => message.object("order").map(|o| {
+            Content::Order(Order {
+                catalog_id: o.text("catalog_id"),
+                text: o.text("text"),
+                items: o
+                    .objects("product_items")
+                    .into_iter()
+                    .flatten()
+                    .map(|item| OrderItem {
+                        product_retailer_id: item.text("product_retailer_id"),
+                        quantity: item.count("quantity"),
+                        item_price: item.number("item_price"),
+                        currency: item.text("currency"),
+                    })
+                    .collect(),
+            })
+        }),
+        "system" => message.object("system").map(|s| {
+            Content::System(SystemNotice {
+                kind: s.text("type"),
+                body: s.text("body"),
+                // `wa_id` today; `new_wa_id` in older payloads.
+                new_wa_id: [s.text("wa_id"), s.text("new_wa_id")]
+                    .into_iter()
+                    .find(|id| !id.is_empty())
+                    .unwrap_or_default(),
+            })
+        }),
+        "reaction" => message.object("reaction").map(|r| {
+            Content::Reaction(ReactionContent {
+                target_wamid: r.text("message_id"),
+                emoji: r.text("emoji"),
+            })
+        }),
+        other => MediaKind::parse(other).and_then(|media_kind| {
+            message.object(other).map(|m| {
+                Content::Media(Media {
+                    kind: media_kind,
+                    whatsapp_media_id: m.text("id"),
+                    mime_type: m.text("mime_type"),
+                    sha256: m.text("sha256"),
+                    caption: m.text("caption"),
+                    filename: m.text("filename"),
+                    url: m.text("url"),
+                    voice: m.flag("voice"),
+                    animated: m.flag("animated"),
+                })
+            })
+        }),
     };
-    let captioned =
-        |label: &str| str_at(&format!("/{kind}/caption")).unwrap_or_else(|| format!("[{label}]"));
-    match kind {
-        "text" => str_at("/text/body").unwrap_or_default(),
-        "image" => captioned("image"),
-        "video" => captioned("video"),
-        "document" => str_at("/document/caption")
-            .or_else(|| str_at("/document/filename").map(|f| format!("📄 {f}")))
-            .unwrap_or_else(|| "[document]".to_owned()),
-        "audio" => {
-            let voice = raw
-                .pointer("/audio/voice")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            if voice { "[voice note]" } else { "[audio]" }.to_owned()
-        }
-        "sticker" => "[sticker]".to_owned(),
-        "location" => {
-            let place: Vec<String> = [str_at("/location/name"), str_at("/location/address")]
-                .into_iter()
-                .flatten()
-                .collect();
-            if place.is_empty() {
-                let coordinate = |p: &str| raw.pointer(p).map(Value::to_string).unwrap_or_default();
-                format!(
-                    "📍 {}, {}",
-                    coordinate("/location/latitude"),
-                    coordinate("/location/longitude")
-                )
-            } else {
-                format!("📍 {}", place.join(", "))
+    known.unwrap_or_else(|| {
+        Content::Unsupported(Unsupported {
+            kind: kind.to_owned(),
+            errors: errors(message),
+        })
+    })
+}
+
+fn contact_card(card: Json<'_>) -> ContactCard {
+    let name = card.at("name");
+    let formatted_name = match name.text("formatted_name") {
+        formatted if !formatted.trim().is_empty() => formatted,
+        _ => [name.text("first_name"), name.text("last_name")]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    ContactCard {
+        formatted_name,
+        phones: card
+            .objects("phones")
+            .into_iter()
+            .flatten()
+            .map(|p| ContactPhone {
+                phone: p.text("phone"),
+                label: p.text("type"),
+                wa_id: p.text("wa_id"),
+            })
+            .collect(),
+        emails: card
+            .objects("emails")
+            .into_iter()
+            .flatten()
+            .map(|e| e.text("email"))
+            .filter(|e| !e.is_empty())
+            .collect(),
+        organization: card.at("org").text("company"),
+    }
+}
+
+/// `{"type": "button_reply", "button_reply": {...}}` and its kin. A reply
+/// kind WhatsApp adds later is kept under its name, read the same way.
+fn interactive(interactive: Json<'_>) -> Option<Content> {
+    let kind = interactive.text("type");
+    let reply = interactive.object(&kind)?;
+    // A flow's answer (nfm_reply) has a body and a name instead of a title.
+    let title = [reply.text("title"), reply.text("body"), reply.text("name")]
+        .into_iter()
+        .find(|t| !t.is_empty())
+        .unwrap_or_default();
+    Some(Content::InteractiveReply(InteractiveReply {
+        id: reply.text("id"),
+        title,
+        description: reply.text("description"),
+        response_json: reply.json_text("response_json"),
+        kind,
+    }))
+}
+
+/// `errors[]` of a message or status: Graph API errors.
+fn errors(owner: Json<'_>) -> Vec<MessageError> {
+    owner
+        .objects("errors")
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let message = e.text("message");
+            let or_message = |s: String| if s.is_empty() { message.clone() } else { s };
+            MessageError {
+                code: e.text("code").trim().parse().unwrap_or_default(),
+                title: or_message(e.text("title")),
+                detail: or_message(e.at("error_data").text("details")),
             }
+        })
+        .collect()
+}
+
+/// Lenient reads of a JSON value: a missing key, or a value of another shape
+/// than expected, reads as empty rather than failing the message.
+#[derive(Clone, Copy)]
+struct Json<'a>(Option<&'a Value>);
+
+impl<'a> Json<'a> {
+    fn new(value: &'a Value) -> Self {
+        Self(Some(value))
+    }
+
+    fn at(self, key: &str) -> Self {
+        Self(self.0.and_then(|v| v.get(key)))
+    }
+
+    /// The object under `key`, if it is one.
+    fn object(self, key: &str) -> Option<Self> {
+        self.at(key).0.filter(|v| v.is_object()).map(Self::new)
+    }
+
+    /// The objects in the array under `key`, if it is one (other elements
+    /// are skipped: every list WhatsApp sends in a message is of objects).
+    fn objects(self, key: &str) -> Option<impl Iterator<Item = Json<'a>>> {
+        self.at(key)
+            .0
+            .and_then(Value::as_array)
+            .map(|items| items.iter().filter(|item| item.is_object()).map(Self::new))
+    }
+
+    /// A string, or a number written as one; empty otherwise.
+    fn text(self, key: &str) -> String {
+        self.at(key).0.and_then(as_text).unwrap_or_default()
+    }
+
+    /// A string as it is; any other JSON value as its JSON text.
+    fn json_text(self, key: &str) -> String {
+        match self.at(key).0 {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
         }
-        "contacts" => {
-            let names: Vec<&str> = raw
-                .get("contacts")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.pointer("/name/formatted_name").and_then(Value::as_str))
-                .collect();
-            if names.is_empty() {
-                "[contacts]".to_owned()
-            } else {
-                format!("👤 {}", names.join(", "))
-            }
+    }
+
+    fn flag(self, key: &str) -> bool {
+        match self.at(key).0 {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => s == "true",
+            _ => false,
         }
-        "interactive" => str_at("/interactive/button_reply/title")
-            .or_else(|| str_at("/interactive/list_reply/title"))
-            .or_else(|| str_at("/interactive/nfm_reply/body"))
-            .or_else(|| str_at("/interactive/nfm_reply/name"))
-            .unwrap_or_else(|| "[interactive]".to_owned()),
-        "button" => str_at("/button/text")
-            .or_else(|| str_at("/button/payload"))
-            .unwrap_or_else(|| "[button]".to_owned()),
-        "reaction" => str_at("/reaction/emoji").unwrap_or_else(|| "[reaction removed]".to_owned()),
-        "order" => {
-            let items = raw
-                .pointer("/order/product_items")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
-            match str_at("/order/text") {
-                Some(text) => format!("🛒 order, {items} items: {text}"),
-                None => format!("🛒 order, {items} items"),
-            }
-        }
-        "system" => str_at("/system/body").unwrap_or_else(|| "[system message]".to_owned()),
-        "unsupported" => "[unsupported message]".to_owned(),
-        other => format!("[unsupported message: {other}]"),
+    }
+
+    /// A finite number (or a string holding one); 0 otherwise.
+    fn number(self, key: &str) -> f64 {
+        let value = match self.at(key).0 {
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        };
+        value.filter(|f| f.is_finite()).unwrap_or_default()
+    }
+
+    /// A whole count, clamped to what a `u32` holds.
+    fn count(self, key: &str) -> u32 {
+        // `as` saturates: negative → 0, huge → u32::MAX.
+        self.number(key).round() as u32
+    }
+}
+
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -377,15 +544,13 @@ fn text<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    Ok(match Value::deserialize(deserializer)? {
-        Value::String(s) => Some(s),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    })
+    Ok(as_text(&Value::deserialize(deserializer)?))
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/whatsapp");
@@ -404,7 +569,7 @@ mod tests {
             .iter()
             .filter_map(|i| {
                 if let Item::Message(m) = i {
-                    Some(m)
+                    Some(m.as_ref())
                 } else {
                     None
                 }
@@ -454,7 +619,7 @@ mod tests {
         (
             "inbound_interactive_without_body.json",
             "interactive",
-            "[interactive]",
+            "[unsupported message: interactive]",
         ),
         (
             "inbound_location_current.json",
@@ -651,5 +816,271 @@ mod tests {
             assert_eq!(parse(body, fallback()).expect("parses"), Vec::new());
         }
         assert!(parse(b"{", fallback()).is_err());
+    }
+
+    fn details_of(file: &str) -> Details {
+        messages(&parse_fixture(file))[0].details.clone()
+    }
+
+    fn media_of(file: &str) -> Media {
+        match details_of(file).content {
+            Content::Media(media) => media,
+            other => panic!("{file}: expected media, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn media_messages_describe_their_file() {
+        let voice = media_of("inbound_audio_voice.json");
+        assert_eq!(voice.kind, MediaKind::Audio);
+        assert!(voice.voice);
+        assert_eq!(voice.mime_type, "audio/ogg; codecs=opus");
+        assert_eq!(voice.whatsapp_media_id, "1234567890987654321");
+        assert_eq!(voice.sha256, "m04pFf2ERdaopTyFkGPA0+bX3i+YY2dYgVFwOgDLSDI=");
+        let document = media_of("inbound_document.json");
+        assert_eq!(
+            (
+                document.kind,
+                document.caption.as_str(),
+                document.filename.as_str()
+            ),
+            (MediaKind::Document, "caption", "filename.pdf")
+        );
+        assert_eq!(document.mime_type, "application/pdf");
+        let sticker = media_of("inbound_sticker_animated.json");
+        assert!(sticker.animated && sticker.kind == MediaKind::Sticker);
+        let image = media_of("inbound_image_with_url.json");
+        assert_eq!(image.kind, MediaKind::Image);
+        assert!(image.url.starts_with("https://lookaside.fbsbx.com/"));
+        assert_eq!(media_of("inbound_image.json").url, "");
+        let video = media_of("inbound_video_forwarded.json");
+        assert_eq!(
+            (video.kind, video.caption.as_str()),
+            (MediaKind::Video, "caption")
+        );
+    }
+
+    #[test]
+    fn locations_contacts_and_orders_are_read_whole() {
+        let Content::Location(named) = details_of("inbound_location_named.json").content else {
+            panic!("location")
+        };
+        assert_eq!(named.latitude, 37.4611978);
+        assert_eq!(named.longitude, -122.2164385);
+        assert_eq!(named.name, "Facebook HQ");
+        assert_eq!(named.address, "1 Hacker Way, Menlo Park, CA 94025");
+        assert_eq!(
+            named.url,
+            "https://maps.google.com/?cid=2000000000000000000"
+        );
+
+        let Content::Contacts(cards) = details_of("inbound_contacts.json").content else {
+            panic!("contacts")
+        };
+        assert_eq!(cards.len(), 3);
+        assert_eq!(cards[0].formatted_name, "Chandler Bing");
+        assert_eq!(
+            cards[0].phones,
+            [ContactPhone {
+                phone: "+1 555-555-5555".into(),
+                label: "CELL".into(),
+                wa_id: "972987654321".into()
+            }]
+        );
+        assert_eq!(cards[2].phones[0].label, "WORK");
+
+        let Content::Order(order) = details_of("inbound_order.json").content else {
+            panic!("order")
+        };
+        assert_eq!(order.catalog_id, "354160437058781");
+        let items: Vec<(&str, u32, f64, &str)> = order
+            .items
+            .iter()
+            .map(|i| {
+                (
+                    i.product_retailer_id.as_str(),
+                    i.quantity,
+                    i.item_price,
+                    i.currency.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            items,
+            [
+                ("HAMBURGER", 3, 30.0, "ILS"),
+                ("FRENCH_FRIES", 2, 35.0, "ILS"),
+                ("SODA", 2, 10.0, "ILS")
+            ]
+        );
+    }
+
+    #[test]
+    fn replies_to_buttons_lists_and_templates_say_what_was_chosen() {
+        let Content::InteractiveReply(button) =
+            details_of("inbound_interactive_button_reply.json").content
+        else {
+            panic!("button reply")
+        };
+        assert_eq!(
+            (
+                button.kind.as_str(),
+                button.id.as_str(),
+                button.title.as_str()
+            ),
+            ("button_reply", "callback_data", "title")
+        );
+        let Content::InteractiveReply(row) =
+            details_of("inbound_interactive_list_reply.json").content
+        else {
+            panic!("list reply")
+        };
+        assert_eq!(
+            (row.kind.as_str(), row.description.as_str()),
+            ("list_reply", "description")
+        );
+        assert_eq!(
+            details_of("inbound_button_template_quick_reply.json").content,
+            Content::ButtonReply(ButtonReply {
+                payload: "callback_data".into(),
+                text: "title".into()
+            })
+        );
+        // A flow's answer: its JSON kept as text for the agent's screen.
+        let flow = json!({"type": "interactive", "interactive": {"type": "nfm_reply",
+            "nfm_reply": {"name": "flow", "body": "Sent", "response_json": "{\"a\":1}"}}});
+        let Content::InteractiveReply(flow) = details("interactive", &flow).content else {
+            panic!("flow reply")
+        };
+        assert_eq!(
+            (
+                flow.kind.as_str(),
+                flow.title.as_str(),
+                flow.response_json.as_str()
+            ),
+            ("nfm_reply", "Sent", "{\"a\":1}")
+        );
+    }
+
+    #[test]
+    fn system_reaction_and_unsupported_messages_keep_what_matters() {
+        assert_eq!(
+            details_of("inbound_system_identity_change.json").content,
+            Content::System(SystemNotice {
+                kind: "customer_identity_changed".into(),
+                body: "User identity changed".into(),
+                new_wa_id: String::new()
+            })
+        );
+        let changed =
+            json!({"system": {"type": "user_changed_number", "body": "changed", "wa_id": "5491"}});
+        let Content::System(notice) = details("system", &changed).content else {
+            panic!("system")
+        };
+        assert_eq!(notice.new_wa_id, "5491");
+
+        assert_eq!(
+            details_of("inbound_reaction.json").content,
+            Content::Reaction(ReactionContent {
+                target_wamid: "wamid.yzxyzx=".into(),
+                emoji: "😮".into()
+            })
+        );
+        assert_eq!(
+            details_of("inbound_reaction_removed.json").content,
+            Content::Reaction(ReactionContent {
+                target_wamid: "wamid.yzxyzx=".into(),
+                emoji: String::new()
+            })
+        );
+        assert_eq!(
+            details_of("inbound_unsupported.json").content,
+            Content::Unsupported(Unsupported {
+                kind: "unsupported".into(),
+                errors: vec![MessageError {
+                    code: 131051,
+                    title: "Message type unknown".into(),
+                    detail: "Message type is currently not supported.".into()
+                }]
+            })
+        );
+        // No `interactive` object: nothing to show but that it came.
+        assert_eq!(
+            details_of("inbound_interactive_without_body.json").content,
+            Content::Unsupported(Unsupported {
+                kind: "interactive".into(),
+                errors: Vec::new()
+            })
+        );
+        let poll = json!({"type": "poll", "poll": {"question": "?"}});
+        assert_eq!(
+            details("poll", &poll).content,
+            Content::Unsupported(Unsupported {
+                kind: "poll".into(),
+                errors: Vec::new()
+            })
+        );
+    }
+
+    #[test]
+    fn reply_context_forwarding_and_referral_are_read() {
+        let reply = details_of("inbound_text_reply_context.json");
+        assert_eq!(reply.reply_to.as_deref(), Some("wamid.xyzxyz=="));
+        assert!(!reply.forwarded);
+        assert_eq!(reply.content, Content::Text("replied text".into()));
+
+        let forwarded = details_of("inbound_video_forwarded.json");
+        assert!(forwarded.forwarded && !forwarded.frequently_forwarded);
+        assert_eq!(forwarded.reply_to, None, "a forward quotes nothing");
+
+        let referral = details_of("inbound_text_ctwa_referral.json")
+            .referral
+            .expect("referral");
+        assert_eq!(
+            referral,
+            Referral {
+                source_url: "AD_OR_POST_FB_URL".into(),
+                source_type: "ad or post".into(),
+                source_id: "ADID".into(),
+                headline: "AD_TITLE".into(),
+                body: "AD_DESCRIPTION".into(),
+                media_type: "image or video".into(),
+                ctwa_clid: "CTWA_CLID".into(),
+            }
+        );
+        assert_eq!(details_of("inbound_text.json").referral, None);
+
+        let often = json!({"context": {"forwarded": true, "frequently_forwarded": true}});
+        assert!(details("text", &often).frequently_forwarded);
+        // The Graph API's send body names the quoted message `message_id`.
+        let sent =
+            json!({"type": "text", "text": {"body": "hi"}, "context": {"message_id": "wamid.q"}});
+        assert_eq!(details("text", &sent).reply_to.as_deref(), Some("wamid.q"));
+    }
+
+    #[test]
+    fn odd_shapes_inside_a_message_read_as_empty() {
+        let odd = json!({"type": "location", "location": {"latitude": "12.5", "longitude": {"x": 1},
+            "name": 7}, "context": "odd", "referral": [1]});
+        let details = details("location", &odd);
+        let Content::Location(location) = details.content else {
+            panic!("location")
+        };
+        assert_eq!(
+            (
+                location.latitude,
+                location.longitude,
+                location.name.as_str()
+            ),
+            (12.5, 0.0, "7")
+        );
+        assert_eq!((details.reply_to, details.referral), (None, None));
+        let order =
+            json!({"order": {"product_items": [{"quantity": -3}, {"quantity": 1e12}, "x"]}});
+        let Content::Order(order) = super::details("order", &order).content else {
+            panic!("order")
+        };
+        let quantities: Vec<u32> = order.items.iter().map(|i| i.quantity).collect();
+        assert_eq!(quantities, [0, u32::MAX], "non-objects are no items");
     }
 }

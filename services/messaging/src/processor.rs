@@ -1,11 +1,13 @@
 //! The inbox processor: turns stored webhook bodies into messages and
 //! statuses, and routes new customer messages to the queue service.
 //!
-//! Rows are taken in id order. A row is marked processed only when every item
-//! in it is done; any failure leaves it for a later attempt with backoff.
-//! Every step is idempotent (unique wamid, unique (wamid, status), guarded
-//! updates, the queue's idempotency on message id), so reprocessing a row
-//! after a crash or a failure stores nothing twice.
+//! Rows are taken in id order. A row's items are stored together, in order,
+//! in one transaction, then routed; the row is marked processed only when
+//! every item is done, and any failure leaves it for a later attempt with
+//! backoff. Every step is idempotent (unique wamid, unique (wamid, status),
+//! unique reaction message, guarded updates, the queue's idempotency on
+//! message id), so reprocessing a row after a crash or a failure stores
+//! nothing twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,15 +15,16 @@ use std::time::Duration;
 use atenciones_proto::queue::v1::RecordInboundMessageRequest;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
 use chrono::TimeDelta;
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::domain::{self, MessageStatus};
-use crate::entity::inbox;
+use crate::content::Content;
+use crate::domain::{self, Direction, MessageStatus};
+use crate::entity::{inbox, message};
 use crate::error::Error;
 use crate::messaging::PREVIEW_CHARS;
 use crate::notification::{self, InboundMessage, Item, StatusUpdate};
@@ -120,28 +123,48 @@ impl Processor {
 
     /// Handles every item of one row. `Ok(Some(note))` marks the row processed
     /// with a note (a body with nothing we can read is kept, not retried).
+    ///
+    /// Two steps. First every message, reaction and status of the body is
+    /// stored, in body order, in one transaction: a crash or an error half-way
+    /// stores none of it, and the retry stores all of it. Then the messages are
+    /// routed to the queue one by one, which may be slow or fail; a retry
+    /// repeats the first step as a no-op (every write is keyed) and routes only
+    /// the messages that have no attention yet.
     async fn process(&self, row: &inbox::Model) -> Result<Option<String>, Error> {
         let items = match notification::parse(&row.body, row.received_at) {
             Ok(items) => items,
             Err(error) => return Ok(Some(format!("not a notification: {error}"))),
         };
-        for item in items {
-            match item {
-                Item::Message(message) => self.handle_message(&message).await?,
-                Item::Status(status) => self.handle_status(&status).await?,
-            }
+        let stored = self.store(&items).await?;
+        for message in &stored {
+            self.route(message).await?;
         }
         Ok(None)
     }
 
-    async fn handle_message(&self, inbound: &InboundMessage) -> Result<(), Error> {
-        let stored = store::store_inbound(&self.db, inbound).await?;
+    /// Stores every item in one transaction; returns the stored messages (as
+    /// first stored, when a message was seen before) in body order.
+    async fn store(&self, items: &[Item]) -> Result<Vec<message::Model>, Error> {
+        let txn = self.db.begin().await?;
+        let mut messages = Vec::new();
+        for item in items {
+            match item {
+                Item::Message(message) => messages.push(store_message(&txn, message).await?),
+                Item::Status(status) => store_status(&txn, status).await?,
+            }
+        }
+        txn.commit().await?;
+        Ok(messages)
+    }
+
+    async fn route(&self, stored: &message::Model) -> Result<(), Error> {
         if stored.attention_id.is_some() {
             return Ok(());
         }
+        let wamid = stored.wamid.as_deref().unwrap_or_default();
         if stored.customer_id.is_empty() {
             // Nobody to attend: keep it, out of the queue.
-            tracing::warn!(wamid = %inbound.wamid, "message without a customer id left unrouted");
+            tracing::warn!(%wamid, "message without a customer id left unrouted");
             return store::set_unrouted(&self.db, stored.id).await;
         }
         let request = RecordInboundMessageRequest {
@@ -166,7 +189,7 @@ impl Processor {
             }
             Err(status) if status.code() == Code::NotFound => {
                 tracing::info!(
-                    wamid = %inbound.wamid,
+                    %wamid,
                     business_phone_number_id = %stored.business_phone_number_id,
                     "business number bound to no campaign; message kept unrouted"
                 );
@@ -175,16 +198,40 @@ impl Processor {
             Err(status) => Err(Error::Queue(Box::new(status))),
         }
     }
+}
 
-    async fn handle_status(&self, update: &StatusUpdate) -> Result<(), Error> {
-        // Kept first: if the message is not known yet under this wamid (its
-        // send has not stored the id), the send applies it later.
-        store::keep_status(&self.db, update).await?;
-        if let Some(next) = MessageStatus::from_webhook(&update.status) {
-            store::apply_status(&self.db, &update.wamid, next, update.error.as_ref()).await?;
-        }
-        Ok(())
+/// Stores a message once per wamid; a reaction is also kept for the message
+/// it reacts to (known or not), so that message shows it.
+async fn store_message<C: ConnectionTrait>(
+    db: &C,
+    inbound: &InboundMessage,
+) -> Result<message::Model, Error> {
+    let stored = store::store_inbound(db, inbound).await?;
+    if let Content::Reaction(reaction) = &inbound.details.content
+        && !reaction.target_wamid.is_empty()
+    {
+        // The stored row's id and time, so a redelivery adds nothing.
+        store::keep_reaction(
+            db,
+            stored.id,
+            &reaction.target_wamid,
+            Direction::Inbound,
+            &reaction.emoji,
+            stored.sent_at,
+        )
+        .await?;
     }
+    Ok(stored)
+}
+
+async fn store_status<C: ConnectionTrait>(db: &C, update: &StatusUpdate) -> Result<(), Error> {
+    // Kept first: if the message is not known yet under this wamid (its send
+    // has not stored the id), the send applies it later.
+    store::keep_status(db, update).await?;
+    if let Some(next) = MessageStatus::from_webhook(&update.status) {
+        store::apply_status(db, &update.wamid, next, update.error.as_ref()).await?;
+    }
+    Ok(())
 }
 
 /// 1 s, 2 s, 4 s, … up to five minutes.
@@ -197,12 +244,12 @@ fn backoff(attempts: i32) -> TimeDelta {
 mod tests {
     use atenciones_test_support::{TestDatabase, on_both_databases};
     use sea_orm::sea_query::Expr;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Statement};
     use serde_json::json;
 
     use super::*;
     use crate::domain::Routing;
-    use crate::entity::{message, status};
+    use crate::entity::{message, reaction, status};
     use crate::testkit::{self, FakeQueue};
 
     #[test]
@@ -472,6 +519,171 @@ mod tests {
         );
     }
     on_both_databases!(reprocessing_a_processed_row_changes_nothing);
+
+    /// One POST carrying `entries` × `changes` × `messages` texts from
+    /// customers c0, c1… of PYWA_NUMBER, numbered in body order, and a status
+    /// after each change's messages.
+    fn batch(entries: usize, changes: usize, messages: usize) -> Vec<u8> {
+        let mut n = 0;
+        let entry: Vec<_> = (0..entries)
+            .map(|e| {
+                let changes: Vec<_> = (0..changes)
+                    .map(|c| {
+                        let customer = format!("c{}", (e * changes + c) % 3);
+                        let messages: Vec<_> = (0..messages)
+                            .map(|_| {
+                                n += 1;
+                                json!({"from": customer, "id": format!("wamid.b{n}"),
+                                    "timestamp": (1_700_000_000 + n).to_string(),
+                                    "type": "text", "text": {"body": format!("m{n}")}})
+                            })
+                            .collect();
+                        json!({"field": "messages", "value": {
+                            "metadata": {"phone_number_id": PYWA_NUMBER},
+                            "contacts": [{"wa_id": customer, "profile": {"name": customer}}],
+                            "messages": messages,
+                            "statuses": [{"id": format!("wamid.out{e}.{c}"), "status": "sent",
+                                "timestamp": "1700000000"}]}})
+                    })
+                    .collect();
+                json!({"id": "waba", "changes": changes})
+            })
+            .collect();
+        json!({"object": "whatsapp_business_account", "entry": entry})
+            .to_string()
+            .into_bytes()
+    }
+
+    async fn a_batch_is_stored_whole_and_in_order_before_any_routing(db: TestDatabase) {
+        let h = harness(db, &[PYWA_NUMBER]).await;
+        h.queue.state().down = true;
+        let row = h.receive(batch(3, 2, 4)).await;
+        assert_eq!(h.drain().await, 0, "routing failed");
+        let messages = h.messages().await;
+        assert_eq!(messages.len(), 24, "every message of the body is stored");
+        assert!(messages.iter().all(|m| m.attention_id.is_none()));
+        let kept = status::Entity::find().all(&h.db).await.expect("statuses");
+        assert_eq!(kept.len(), 6, "and every status");
+
+        h.queue.state().down = false;
+        h.make_due(row).await;
+        assert_eq!(h.drain().await, 1);
+        let recorded: Vec<String> = h
+            .queue
+            .state()
+            .inbound
+            .iter()
+            .map(|r| r.preview.clone())
+            .collect();
+        let expected: Vec<String> = (1..=24).map(|n| format!("m{n}")).collect();
+        assert_eq!(recorded, expected, "routed once each, in body order");
+    }
+    on_both_databases!(a_batch_is_stored_whole_and_in_order_before_any_routing);
+
+    async fn a_batch_interrupted_half_way_is_finished_by_the_retry_once_each(db: TestDatabase) {
+        let h = harness(db, &[PYWA_NUMBER]).await;
+        h.queue.state().answers_left = Some(5);
+        let row = h.receive(batch(2, 2, 3)).await;
+        assert_eq!(h.drain().await, 0);
+        assert_eq!(h.queue.state().inbound.len(), 5);
+        let routed = |messages: &[message::Model]| {
+            messages.iter().filter(|m| m.attention_id.is_some()).count()
+        };
+        assert_eq!(routed(&h.messages().await), 5);
+
+        {
+            let mut queue = h.queue.state();
+            queue.answers_left = None;
+            queue.down = false;
+        }
+        h.make_due(row).await;
+        assert_eq!(h.drain().await, 1);
+        let messages = h.messages().await;
+        assert_eq!((messages.len(), routed(&messages)), (12, 12));
+        let mut wamids: Vec<String> = h
+            .queue
+            .state()
+            .inbound
+            .iter()
+            .map(|r| r.message_id.clone())
+            .collect();
+        assert_eq!(wamids.len(), 12, "the retry routes only the rest");
+        wamids.sort();
+        wamids.dedup();
+        assert_eq!(wamids.len(), 12, "nothing is routed twice");
+    }
+    on_both_databases!(a_batch_interrupted_half_way_is_finished_by_the_retry_once_each);
+
+    async fn a_body_that_cannot_be_stored_whole_stores_nothing_until_it_can(db: TestDatabase) {
+        let h = harness(db, &["1122334455667"]).await;
+        let rename = |from: &str, to: &str| {
+            Statement::from_string(
+                h.db.get_database_backend(),
+                format!("ALTER TABLE {from} RENAME TO {to}"),
+            )
+        };
+        // The reaction's write fails after the text's has run.
+        h.db.execute_raw(rename("messaging_reactions", "reactions_away"))
+            .await
+            .expect("rename");
+        let text = String::from_utf8(fixture("inbound_text.json")).expect("utf-8");
+        let reaction = String::from_utf8(fixture("inbound_reaction.json")).expect("utf-8");
+        let mut body: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let reaction: serde_json::Value =
+            serde_json::from_str(&reaction.replace("wamid.xyzxyz", "wamid.reaction"))
+                .expect("json");
+        let entries = body["entry"].as_array_mut().expect("entries");
+        entries.push(reaction["entry"][0].clone());
+        let row = h.receive(body.to_string().into_bytes()).await;
+        assert_eq!(h.drain().await, 0);
+        assert!(h.messages().await.is_empty(), "the text is rolled back too");
+        assert!(h.row(row).await.last_error.is_some());
+
+        h.db.execute_raw(rename("reactions_away", "messaging_reactions"))
+            .await
+            .expect("rename back");
+        h.make_due(row).await;
+        assert_eq!(h.drain().await, 1);
+        let kinds: Vec<String> = h
+            .messages()
+            .await
+            .into_iter()
+            .map(|m| m.message_type)
+            .collect();
+        assert_eq!(kinds.len(), 2);
+        assert!(kinds.contains(&"text".to_owned()) && kinds.contains(&"reaction".to_owned()));
+        let reactions = reaction::Entity::find()
+            .all(&h.db)
+            .await
+            .expect("reactions");
+        assert_eq!(reactions.len(), 1);
+        assert_eq!(
+            (
+                reactions[0].target_wamid.as_str(),
+                reactions[0].emoji.as_str()
+            ),
+            ("wamid.yzxyzx=", "😮")
+        );
+    }
+    on_both_databases!(a_body_that_cannot_be_stored_whole_stores_nothing_until_it_can);
+
+    async fn a_redelivered_reaction_is_kept_once(db: TestDatabase) {
+        let h = harness(db, &["1122334455667"]).await;
+        for _ in 0..3 {
+            h.receive(fixture("inbound_reaction.json")).await;
+        }
+        assert_eq!(h.drain().await, 3);
+        let reactions = reaction::Entity::find()
+            .all(&h.db)
+            .await
+            .expect("reactions");
+        assert_eq!(reactions.len(), 1);
+        let message = &h.messages().await[0];
+        assert_eq!(reactions[0].message_id, message.id);
+        assert_eq!(reactions[0].reacted_at, message.sent_at);
+        assert_eq!(reactions[0].direction, "inbound");
+    }
+    on_both_databases!(a_redelivered_reaction_is_kept_once);
 
     /// An outbound message as a send stores it once WhatsApp accepted it.
     async fn accepted(db: &DatabaseConnection, wamid: &str) -> Uuid {

@@ -1,8 +1,11 @@
 //! Reads and writes of the messaging tables. Every write that can be repeated
 //! (a redelivered webhook, a reprocessed inbox row, a retried send) is keyed on
-//! a unique column or guarded by a WHERE, never check-then-insert. No
-//! transactions: SQLite runs on one pooled connection, and every step here is
-//! a single statement that is safe to repeat.
+//! a unique column or guarded by a WHERE, never check-then-insert. Each
+//! function is a single statement that is safe to repeat; the processor runs
+//! the writes of one webhook body in one transaction (every function takes any
+//! connection), so a body is stored whole or not at all.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
@@ -13,7 +16,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::domain::{self, Direction, MessageError, MessageStatus, Routing};
-use crate::entity::{inbox, message, status};
+use crate::entity::{inbox, message, reaction, status};
 use crate::error::Error;
 use crate::notification::{InboundMessage, StatusUpdate};
 
@@ -155,6 +158,28 @@ pub async fn find_by_idempotency_key<C: ConnectionTrait>(
         .filter(message::Column::IdempotencyKey.eq(key))
         .one(db)
         .await?)
+}
+
+/// Our ids of the messages known under these WhatsApp ids.
+pub async fn ids_by_wamid<C: ConnectionTrait>(
+    db: &C,
+    wamids: &[String],
+) -> Result<HashMap<String, Uuid>, Error> {
+    if wamids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, Option<String>)> = message::Entity::find()
+        .select_only()
+        .column(message::Column::Id)
+        .column(message::Column::Wamid)
+        .filter(message::Column::Wamid.is_in(wamids.iter().cloned()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, wamid)| Some((wamid?, id)))
+        .collect())
 }
 
 /// Joins a message to its attention (first answer wins; the queue gives the
@@ -319,6 +344,48 @@ pub async fn list_messages<C: ConnectionTrait>(
         .order_by_desc(message::Column::SentAt)
         .order_by_desc(message::Column::Id)
         .limit(limit)
+        .all(db)
+        .await?)
+}
+
+// ---- reactions ----
+
+/// Keeps the reaction message `message_id` for its target, once.
+pub async fn keep_reaction<C: ConnectionTrait>(
+    db: &C,
+    message_id: Uuid,
+    target_wamid: &str,
+    direction: Direction,
+    emoji: &str,
+    reacted_at: DateTime<Utc>,
+) -> Result<(), Error> {
+    let row = reaction::ActiveModel {
+        message_id: Set(message_id),
+        target_wamid: Set(target_wamid.to_owned()),
+        direction: Set(direction.as_str().to_owned()),
+        emoji: Set(emoji.to_owned()),
+        reacted_at: Set(reacted_at),
+        created_at: Set(domain::now()),
+        ..Default::default()
+    };
+    reaction::Entity::insert(row)
+        .on_conflict_do_nothing_on([reaction::Column::MessageId])
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Every reaction ever made on these messages, in arrival order.
+pub async fn reactions_on<C: ConnectionTrait>(
+    db: &C,
+    wamids: &[String],
+) -> Result<Vec<reaction::Model>, Error> {
+    if wamids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(reaction::Entity::find()
+        .filter(reaction::Column::TargetWamid.is_in(wamids.iter().cloned()))
+        .order_by_asc(reaction::Column::Id)
         .all(db)
         .await?)
 }

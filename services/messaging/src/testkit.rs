@@ -56,6 +56,8 @@ pub struct QueueState {
     pub bound: HashSet<String>,
     /// Answer UNAVAILABLE to everything.
     pub down: bool,
+    /// When set, answer this many more calls, then go down.
+    pub answers_left: Option<usize>,
     /// (number, customer id) → attention.
     pub attentions: HashMap<(String, String), Uuid>,
     pub inbound: Vec<queue::RecordInboundMessageRequest>,
@@ -93,6 +95,10 @@ impl QueueService for FakeQueue {
     ) -> Result<Response<queue::RecordInboundMessageResponse>, Status> {
         let request = request.into_inner();
         let mut state = self.state();
+        if let Some(left) = state.answers_left {
+            state.answers_left = Some(left.saturating_sub(1));
+            state.down |= left == 0;
+        }
         if state.down {
             return Err(Status::unavailable("queue is down"));
         }

@@ -2,4 +2,5 @@
 
 pub mod inbox;
 pub mod message;
+pub mod reaction;
 pub mod status;
