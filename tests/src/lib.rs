@@ -183,11 +183,17 @@ impl TestSuite {
     /// Rows in a table of the messaging service's own database (to prove that
     /// a rejected webhook stored nothing).
     pub async fn count_rows(&self, table: &str) -> i64 {
+        self.count_rows_where(table, "1 = 1").await
+    }
+
+    /// Rows of a messaging table that match an SQL condition (to see what no
+    /// agent can: messages kept aside for a number bound to no campaign).
+    pub async fn count_rows_where(&self, table: &str, condition: &str) -> i64 {
         let db = self.database.connect(ServiceName::Messaging.as_str()).await;
         let row = db
             .query_one_raw(Statement::from_string(
                 db.get_database_backend(),
-                format!("SELECT COUNT(*) AS n FROM {table}"),
+                format!("SELECT COUNT(*) AS n FROM {table} WHERE {condition}"),
             ))
             .await
             .expect("count")
