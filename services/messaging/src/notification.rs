@@ -180,10 +180,6 @@ fn message(
     raw: Value,
     fallback_time: DateTime<Utc>,
 ) -> Option<InboundMessage> {
-    // Only an object is a message (serde would also read a struct out of an array).
-    if !raw.is_object() {
-        return None;
-    }
     let head = MessageHead::deserialize(&raw).unwrap_or_default();
     let wamid = head.id.filter(|id| !id.is_empty())?;
     // One change normally carries one customer; match by id anyway, since a
@@ -226,9 +222,6 @@ fn message(
 }
 
 fn status(number: &str, raw: Value, fallback_time: DateTime<Utc>) -> Option<StatusUpdate> {
-    if !raw.is_object() {
-        return None;
-    }
     let head = StatusHead::deserialize(&raw).unwrap_or_default();
     let wamid = head.id.filter(|id| !id.is_empty())?;
     let status = head.status.filter(|s| !s.is_empty())?;
@@ -513,17 +506,23 @@ fn as_text(value: &Value) -> Option<String> {
     }
 }
 
-/// A value of the expected shape, or its default when Meta sent another shape.
+/// An object of the expected shape, or the default when Meta sent another
+/// shape. Only an object is read: serde would also fill a struct from an
+/// array, by position, which Meta never means.
 fn lenient<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: DeserializeOwned + Default,
 {
     let value = Value::deserialize(deserializer)?;
-    Ok(T::deserialize(value).unwrap_or_default())
+    Ok(Some(value)
+        .filter(Value::is_object)
+        .and_then(|v| T::deserialize(v).ok())
+        .unwrap_or_default())
 }
 
-/// The elements of an array that have the expected shape; a non-array is empty.
+/// The objects of an array that have the expected shape; a non-array is
+/// empty. Every list in a notification is of objects.
 fn lenient_vec<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
@@ -533,6 +532,7 @@ where
     Ok(match value {
         Value::Array(values) => values
             .into_iter()
+            .filter(Value::is_object)
             .filter_map(|v| T::deserialize(v).ok())
             .collect(),
         _ => Vec::new(),
@@ -546,6 +546,9 @@ where
 {
     Ok(as_text(&Value::deserialize(deserializer)?))
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {
