@@ -15,7 +15,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
+use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::gateway::v1::agent_desk_service_client::AgentDeskServiceClient;
+use atenciones_proto::queue::v1::Attention;
 use atenciones_runtime::{CancellationToken, ServiceName, Settings};
 use sea_orm::{ConnectionTrait, Statement};
 
@@ -140,6 +142,30 @@ impl TestSuite {
             .expect("gateway reachable");
         let header = format!("Bearer {token}").parse().expect("ascii token");
         AgentDeskServiceClient::with_interceptor(channel, Bearer(Some(header)))
+    }
+
+    /// The attentions `agent` sees now (queued in their campaigns, and their open ones).
+    pub async fn attentions(&self, agent: &str) -> Vec<Attention> {
+        self.desk(agent)
+            .await
+            .list_attentions(pb::ListAttentionsRequest {})
+            .await
+            .expect("ListAttentions")
+            .into_inner()
+            .attentions
+    }
+
+    /// `agent` opens an attention, with the default first page of messages.
+    pub async fn open(&self, agent: &str, attention_id: &str) -> pb::OpenAttentionResponse {
+        self.desk(agent)
+            .await
+            .open_attention(pb::OpenAttentionRequest {
+                attention_id: attention_id.to_owned(),
+                message_page_size: 0,
+            })
+            .await
+            .expect("OpenAttention")
+            .into_inner()
     }
 
     /// A gateway client sending no credential.

@@ -66,22 +66,31 @@ async fn post(suite: &TestSuite, body: &[u8]) {
     assert_eq!(suite.post_webhook(body).await.status(), 200);
 }
 
-/// The queued attention of `agent`'s campaigns on `number`, once it exists.
+/// The attention of `agent`'s campaigns on `number`, once it exists.
 async fn attention_on(suite: &TestSuite, agent: &str, number: &str) -> Attention {
-    let desk = suite.desk(agent).await;
-    eventually("the attention", || {
-        let mut desk = desk.clone();
-        async move {
-            desk.list_attentions(pb::ListAttentionsRequest {})
-                .await
-                .ok()?
-                .into_inner()
-                .attentions
-                .into_iter()
-                .find(|a| a.business_phone_number_id == number)
-        }
+    eventually("the attention", || async {
+        suite
+            .attentions(agent)
+            .await
+            .into_iter()
+            .find(|a| a.business_phone_number_id == number)
     })
     .await
+}
+
+/// The attention's messages, newest first (`None` while the gateway refuses).
+async fn messages(suite: &TestSuite, agent: &str, attention: &str) -> Option<Vec<Message>> {
+    let page = suite
+        .desk(agent)
+        .await
+        .list_messages(pb::ListMessagesRequest {
+            attention_id: attention.to_owned(),
+            page_size: 500,
+            page_token: String::new(),
+        })
+        .await
+        .ok()?;
+    Some(page.into_inner().messages)
 }
 
 /// The attention's messages by WhatsApp id, once `wamid` is among them
@@ -92,25 +101,12 @@ async fn messages_once(
     attention: &str,
     wamid: &str,
 ) -> HashMap<String, Message> {
-    let desk = suite.desk(agent).await;
-    eventually(wamid, || {
-        let mut desk = desk.clone();
-        async move {
-            let messages = desk
-                .list_messages(pb::ListMessagesRequest {
-                    attention_id: attention.to_owned(),
-                    page_size: 500,
-                    page_token: String::new(),
-                })
-                .await
-                .ok()?
-                .into_inner()
-                .messages;
-            messages
-                .iter()
-                .any(|m| m.wamid == wamid)
-                .then(|| messages.into_iter().map(|m| (m.wamid.clone(), m)).collect())
-        }
+    eventually(wamid, || async {
+        let messages = messages(suite, agent, attention).await?;
+        messages
+            .iter()
+            .any(|m| m.wamid == wamid)
+            .then(|| messages.into_iter().map(|m| (m.wamid.clone(), m)).collect())
     })
     .await
 }
@@ -147,17 +143,7 @@ async fn every_inbound_fixture_reaches_the_agent_with_its_content(db: TestDataba
     post(&suite, &target).await;
 
     let attention = attention_on(&suite, "ana", VENTAS).await;
-    let opened = suite
-        .desk("ana")
-        .await
-        .open_attention(pb::OpenAttentionRequest {
-            attention_id: attention.id.clone(),
-            message_page_size: 0,
-        })
-        .await
-        .expect("open")
-        .into_inner();
-    assert!(!opened.messages.is_empty());
+    assert!(!suite.open("ana", &attention.id).await.messages.is_empty());
     let all = messages_once(&suite, "ana", &attention.id, "wamid.yzxyzx=").await;
     assert_eq!(
         all.len(),
@@ -470,16 +456,7 @@ async fn a_customer_known_only_by_user_id_is_attended(db: TestDatabase) {
         ("BSUID_123", "BSUID_123", "", "NAME")
     );
     assert_eq!(attention.last_message_preview, "MESSAGE_BODY");
-    let opened = suite
-        .desk("marta")
-        .await
-        .open_attention(pb::OpenAttentionRequest {
-            attention_id: attention.id.clone(),
-            message_page_size: 0,
-        })
-        .await
-        .expect("open")
-        .into_inner();
+    let opened = suite.open("marta", &attention.id).await;
     assert_eq!(opened.messages.len(), 1);
     assert_eq!(opened.messages[0].text, "MESSAGE_BODY");
     assert_eq!(opened.messages[0].customer.as_ref(), Some(&customer));
@@ -509,14 +486,10 @@ async fn a_batch_for_a_number_bound_to_no_campaign_is_kept_aside(db: TestDatabas
         "the first copy is the one kept"
     );
     for agent in ["ana", "luis", "marta"] {
-        let list = suite
-            .desk(agent)
-            .await
-            .list_attentions(pb::ListAttentionsRequest {})
-            .await
-            .expect("list")
-            .into_inner();
-        assert!(list.attentions.is_empty(), "{agent} sees nothing");
+        assert!(
+            suite.attentions(agent).await.is_empty(),
+            "{agent} sees nothing"
+        );
     }
     suite.stop().await;
 }
@@ -584,14 +557,7 @@ async fn a_batch_delivered_concurrently_is_stored_once_in_order(db: TestDatabase
     }
     for ((number, customer), expected) in conversations {
         let agent = if number == VENTAS { "ana" } else { "marta" };
-        let attentions = suite
-            .desk(agent)
-            .await
-            .list_attentions(pb::ListAttentionsRequest {})
-            .await
-            .expect("list")
-            .into_inner()
-            .attentions;
+        let attentions = suite.attentions(agent).await;
         let attention = attentions
             .iter()
             .find(|a| {
@@ -602,19 +568,8 @@ async fn a_batch_delivered_concurrently_is_stored_once_in_order(db: TestDatabase
         let last = expected.last().copied().unwrap_or_default();
         assert_eq!(attention.last_message_preview, format!("message {last}"));
         assert_eq!(attention.unread_count as usize, expected.len());
-        let messages = suite
-            .desk(agent)
-            .await
-            .list_messages(pb::ListMessagesRequest {
-                attention_id: attention.id.clone(),
-                page_size: 500,
-                page_token: String::new(),
-            })
-            .await
-            .expect("messages")
-            .into_inner()
-            .messages;
-        let mut texts: Vec<String> = messages.into_iter().map(|m| m.text).collect();
+        let listed = messages(&suite, agent, &attention.id).await;
+        let mut texts: Vec<String> = listed.into_iter().flatten().map(|m| m.text).collect();
         texts.reverse();
         let expected: Vec<String> = expected.iter().map(|n| format!("message {n}")).collect();
         assert_eq!(texts, expected, "{number} {customer}");
