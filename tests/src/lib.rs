@@ -20,7 +20,7 @@ use atenciones_runtime::{CancellationToken, ServiceName, Settings};
 use sea_orm::{ConnectionTrait, Statement};
 
 pub use atenciones_test_support::{
-    Answer, Backend, CloudApi, SentRequest, TestDatabase, on_both_databases,
+    Answer, Backend, CloudApi, SentRequest, TestDatabase, UploadedMedia, on_both_databases,
 };
 
 /// The app secret of the real signed fixture (`signed_inbound_text_pywa.json`);

@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::domain::{self, MessageStatus};
 use crate::entity::inbox;
 use crate::error::Error;
+use crate::media;
 use crate::messaging::PREVIEW_CHARS;
 use crate::notification::{self, InboundMessage, Item, StatusUpdate};
 use crate::store;
@@ -136,6 +137,8 @@ impl Processor {
 
     async fn handle_message(&self, inbound: &InboundMessage) -> Result<(), Error> {
         let stored = store::store_inbound(&self.db, inbound).await?;
+        // Before routing: the file's download must not wait for the queue.
+        media::track_inbound(&self.db, &stored).await?;
         if stored.attention_id.is_some() {
             return Ok(());
         }
@@ -188,7 +191,7 @@ impl Processor {
 }
 
 /// 1 s, 2 s, 4 s, … up to five minutes.
-fn backoff(attempts: i32) -> TimeDelta {
+pub(crate) fn backoff(attempts: i32) -> TimeDelta {
     let exponent = u32::try_from(attempts.clamp(0, 16)).unwrap_or(16);
     TimeDelta::seconds(2_i64.saturating_pow(exponent).min(MAX_BACKOFF_SECS))
 }

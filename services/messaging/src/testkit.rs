@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::graph::Graph;
+use crate::media::{Limits, Media, Storage};
 
 pub const SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
@@ -178,4 +179,29 @@ pub fn whatsapp_settings(api_base_url: &str) -> WhatsAppSettings {
         api_base_url: api_base_url.into(),
         api_version: API_VERSION.into(),
     }
+}
+
+// ---- media ----
+
+/// Limits as the defaults set them, with a small chunk size so tests move a
+/// file in several chunks.
+pub fn media_limits() -> Limits {
+    Limits {
+        max_chunk_bytes: 64 * 1024,
+        download_chunk_bytes: 64 * 1024,
+        upload_expiry: chrono::Duration::hours(1),
+        poll_interval: std::time::Duration::from_millis(50),
+        download_attempts: 3,
+    }
+}
+
+/// The media side of the service on `db`, storing in memory and talking to
+/// `cloud_api`.
+pub fn media(db: &DatabaseConnection, cloud_api: &CloudApi) -> Media {
+    Media::new(
+        db.clone(),
+        Storage::memory(),
+        graph(cloud_api),
+        media_limits(),
+    )
 }

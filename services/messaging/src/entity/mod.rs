@@ -1,5 +1,6 @@
 //! Tables of the messaging service (see `migrations/src/messaging`).
 
 pub mod inbox;
+pub mod media;
 pub mod message;
 pub mod status;
