@@ -15,7 +15,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
+use atenciones_proto::gateway::v1::ListAttentionsRequest;
 use atenciones_proto::gateway::v1::agent_desk_service_client::AgentDeskServiceClient;
+use atenciones_proto::queue::v1::AttentionState;
 use atenciones_runtime::{CancellationToken, ServiceName, Settings};
 use sea_orm::{ConnectionTrait, Statement};
 
@@ -174,6 +176,28 @@ impl TestSuite {
             request = request.header("x-hub-signature-256", signature);
         }
         request.send().await.expect("webhook reachable")
+    }
+
+    /// POSTs a signed webhook and waits until `agent` sees the queued
+    /// attention it creates (the first queued one in the agent's list).
+    pub async fn queued_attention(&self, body: &[u8], agent: &str) -> String {
+        assert_eq!(self.post_webhook(body).await.status(), 200);
+        let desk = self.desk(agent).await;
+        eventually("the queued attention", || {
+            let mut desk = desk.clone();
+            async move {
+                let list = desk
+                    .list_attentions(ListAttentionsRequest {})
+                    .await
+                    .ok()?
+                    .into_inner();
+                list.attentions
+                    .into_iter()
+                    .find(|a| a.state() == AttentionState::Queued)
+                    .map(|a| a.id)
+            }
+        })
+        .await
     }
 
     pub async fn get(&self, url: &str) -> reqwest::Response {

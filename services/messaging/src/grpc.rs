@@ -274,12 +274,7 @@ mod tests {
     }
 
     fn fields(request: SendTextRequest) -> Vec<String> {
-        match SendText::try_from(request) {
-            Err(Error::InvalidArgument(violations)) => {
-                violations.into_iter().map(|v| v.field).collect()
-            }
-            other => panic!("expected invalid argument, got {other:?}"),
-        }
+        crate::testkit::violated(SendText::try_from(request))
     }
 
     #[test]

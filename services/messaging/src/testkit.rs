@@ -18,6 +18,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::error::Error;
 use crate::graph::Graph;
 use crate::media::{Limits, Media, Storage};
 
@@ -204,4 +205,35 @@ pub fn media(db: &DatabaseConnection, cloud_api: &CloudApi) -> Media {
         graph(cloud_api),
         media_limits(),
     )
+}
+
+/// The media side on a fresh database, with a fake Cloud API.
+pub struct MediaHarness {
+    pub db: DatabaseConnection,
+    pub graph: CloudApi,
+    pub media: Media,
+    _test_db: TestDatabase,
+}
+
+pub async fn media_harness(test_db: TestDatabase) -> MediaHarness {
+    let db = migrated(&test_db).await;
+    let graph = CloudApi::start().await;
+    MediaHarness {
+        media: media(&db, &graph),
+        db,
+        graph,
+        _test_db: test_db,
+    }
+}
+
+// ---- errors ----
+
+/// The fields an INVALID_ARGUMENT names, in order; panics on anything else.
+pub fn violated<T: std::fmt::Debug>(result: Result<T, Error>) -> Vec<String> {
+    match result {
+        Err(Error::InvalidArgument(violations)) => {
+            violations.into_iter().map(|v| v.field).collect()
+        }
+        other => panic!("expected invalid argument, got {other:?}"),
+    }
 }

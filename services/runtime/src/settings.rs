@@ -207,15 +207,19 @@ impl Settings {
 mod tests {
     use super::*;
 
+    /// The settings with these environment variables (and no others) set.
+    fn with_env(vars: &[(&str, &str)]) -> Settings {
+        let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        let env = environment().source(Some(vars.collect()));
+        Settings::load_with(None, env).expect("settings")
+    }
+
     #[test]
     fn environment_overrides_nested_settings_with_double_underscore() {
-        let vars = [
+        let settings = with_env(&[
             ("ATENCIONES_WHATSAPP__APP_SECRET", "from-env"),
             ("ATENCIONES_DATABASE__MAX_CONNECTIONS", "3"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let env = environment().source(Some(vars.into_iter().collect()));
-        let settings = Settings::load_with(None, env).expect("settings");
+        ]);
         assert_eq!(settings.database.max_connections, 3);
         assert_eq!(settings.whatsapp.app_secret, "from-env");
         assert_eq!(settings.gateway.listen.port(), 50051);
@@ -242,13 +246,10 @@ mod tests {
             MediaStore::Directory(PathBuf::from("./data/media"))
         );
         assert_eq!(settings.media.max_chunk_bytes, 1024 * 1024);
-        let vars = [
+        let settings = with_env(&[
             ("ATENCIONES_MEDIA__STORE_URL", "s3://bucket/media"),
             ("ATENCIONES_MEDIA__STORE_OPTIONS__AWS_REGION", "eu-west-1"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let env = environment().source(Some(vars.into_iter().collect()));
-        let settings = Settings::load_with(None, env).expect("settings");
+        ]);
         assert_eq!(
             settings.media_store(),
             MediaStore::Url("s3://bucket/media".into())

@@ -208,39 +208,20 @@ fn mismatch(file: &media::Model, from_graph: &str, actual: Sha256) -> Option<Str
 
 #[cfg(test)]
 mod tests {
-    use atenciones_test_support::{CloudApi, TestDatabase, on_both_databases};
+    use atenciones_test_support::{TestDatabase, on_both_databases};
     use futures::TryStreamExt;
-    use sea_orm::sea_query::Expr;
-    use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
+    use sea_orm::{EntityTrait, PaginatorTrait};
     use uuid::Uuid;
 
     use super::*;
     use crate::entity::media::{Column, Entity};
     use crate::media::track_inbound;
     use crate::notification::{self, Item};
-    use crate::testkit;
+    use crate::testkit::{self, MediaHarness as Harness, media_harness as harness};
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/whatsapp");
     /// The media id of `inbound_image.json`.
     const FIXTURE_MEDIA: &str = "65463453";
-
-    struct Harness {
-        db: DatabaseConnection,
-        graph: CloudApi,
-        media: Media,
-        _test_db: TestDatabase,
-    }
-
-    async fn harness(test_db: TestDatabase) -> Harness {
-        let db = testkit::migrated(&test_db).await;
-        let graph = CloudApi::start().await;
-        Harness {
-            media: testkit::media(&db, &graph),
-            db,
-            graph,
-            _test_db: test_db,
-        }
-    }
 
     fn image() -> Vec<u8> {
         (0..150_000).map(|i| (i % 253) as u8).collect()
@@ -283,10 +264,7 @@ mod tests {
 
         /// Ends a file's backoff, as time would.
         async fn make_due(&self, id: Uuid) {
-            Entity::update_many()
-                .col_expr(Column::NextAttemptAt, Expr::value(domain::now()))
-                .filter(Column::Id.eq(id))
-                .exec(&self.db)
+            store::set_time(&self.db, id, Column::NextAttemptAt, domain::now())
                 .await
                 .expect("update");
         }

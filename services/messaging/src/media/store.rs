@@ -90,6 +90,32 @@ fn update() -> sea_orm::UpdateMany<media::Entity> {
     media::Entity::update_many().col_expr(Column::UpdatedAt, Expr::value(domain::now()))
 }
 
+/// An update that also ends the lease: the step it records is over.
+fn update_released() -> sea_orm::UpdateMany<media::Entity> {
+    update().col_expr(Column::LeaseUntil, no_time())
+}
+
+/// An update that takes the lease for `lease` if no one holds it; whoever
+/// changes the row (rows affected = 1) holds it.
+fn update_leasing(now: DateTime<Utc>, lease: Duration) -> sea_orm::UpdateMany<media::Entity> {
+    update()
+        .col_expr(Column::LeaseUntil, Expr::value(Some(now + lease)))
+        .filter(lease_free(now))
+}
+
+/// An update that records the file's bytes as stored.
+fn update_stored(size: u64, sha256: Sha256) -> sea_orm::UpdateMany<media::Entity> {
+    update()
+        .col_expr(Column::State, Expr::value(MediaState::Stored.as_str()))
+        .col_expr(Column::SizeBytes, Expr::value(to_i64(size)))
+        .col_expr(Column::Sha256, Expr::value(sha256.hex()))
+}
+
+/// NULL for a time column.
+fn no_time() -> Expr {
+    Expr::value(Option::<DateTime<Utc>>::None)
+}
+
 fn in_state(id: Uuid, state: MediaState) -> Condition {
     Condition::all()
         .add(Column::Id.eq(id))
@@ -123,12 +149,10 @@ pub async fn claim_download<C: ConnectionTrait>(
     lease: Duration,
 ) -> Result<bool, Error> {
     let now = domain::now();
-    let result = update()
-        .col_expr(Column::LeaseUntil, Expr::value(Some(now + lease)))
+    let result = update_leasing(now, lease)
         .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
         .filter(in_state(id, MediaState::Downloading))
         .filter(Column::NextAttemptAt.lte(now))
-        .filter(lease_free(now))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
@@ -142,16 +166,10 @@ pub async fn mark_downloaded<C: ConnectionTrait>(
     sha256: Sha256,
     mime_type: &str,
 ) -> Result<(), Error> {
-    update()
-        .col_expr(Column::State, Expr::value(MediaState::Stored.as_str()))
-        .col_expr(Column::SizeBytes, Expr::value(to_i64(size)))
-        .col_expr(Column::Sha256, Expr::value(sha256.hex()))
+    update_stored(size, sha256)
+        .col_expr(Column::LeaseUntil, no_time())
         .col_expr(Column::MimeType, Expr::value(mime_type.to_owned()))
         .col_expr(Column::Failure, Expr::value(Option::<String>::None))
-        .col_expr(
-            Column::LeaseUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
         .filter(in_state(id, MediaState::Downloading))
         .exec(db)
         .await?;
@@ -165,13 +183,9 @@ pub async fn retry_download_at<C: ConnectionTrait>(
     at: DateTime<Utc>,
     reason: &str,
 ) -> Result<(), Error> {
-    update()
+    update_released()
         .col_expr(Column::NextAttemptAt, Expr::value(at))
         .col_expr(Column::Failure, Expr::value(reason.to_owned()))
-        .col_expr(
-            Column::LeaseUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
         .filter(in_state(id, MediaState::Downloading))
         .exec(db)
         .await?;
@@ -185,13 +199,9 @@ pub async fn mark_failed<C: ConnectionTrait>(
     from: MediaState,
     reason: &str,
 ) -> Result<(), Error> {
-    update()
+    update_released()
         .col_expr(Column::State, Expr::value(MediaState::Failed.as_str()))
         .col_expr(Column::Failure, Expr::value(reason.to_owned()))
-        .col_expr(
-            Column::LeaseUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
         .filter(in_state(id, from))
         .exec(db)
         .await?;
@@ -226,13 +236,10 @@ pub async fn claim_finish<C: ConnectionTrait>(
     id: Uuid,
     lease: Duration,
 ) -> Result<bool, Error> {
-    let now = domain::now();
-    let result = update()
-        .col_expr(Column::LeaseUntil, Expr::value(Some(now + lease)))
+    let result = update_leasing(domain::now(), lease)
         .filter(Column::Id.eq(id))
         .filter(Column::State.is_in([MediaState::Receiving.as_str(), MediaState::Stored.as_str()]))
         .filter(Column::WhatsappMediaId.is_null())
-        .filter(lease_free(now))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
@@ -245,14 +252,8 @@ pub async fn mark_uploaded<C: ConnectionTrait>(
     size: u64,
     sha256: Sha256,
 ) -> Result<(), Error> {
-    update()
-        .col_expr(Column::State, Expr::value(MediaState::Stored.as_str()))
-        .col_expr(Column::SizeBytes, Expr::value(to_i64(size)))
-        .col_expr(Column::Sha256, Expr::value(sha256.hex()))
-        .col_expr(
-            Column::ExpiresAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
+    update_stored(size, sha256)
+        .col_expr(Column::ExpiresAt, no_time())
         .filter(in_state(id, MediaState::Receiving))
         .exec(db)
         .await?;
@@ -265,16 +266,12 @@ pub async fn set_whatsapp_id<C: ConnectionTrait>(
     id: Uuid,
     whatsapp_media_id: &str,
 ) -> Result<(), Error> {
-    update()
+    update_released()
         .col_expr(
             Column::WhatsappMediaId,
             Expr::value(whatsapp_media_id.to_owned()),
         )
         .col_expr(Column::Failure, Expr::value(Option::<String>::None))
-        .col_expr(
-            Column::LeaseUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
         .filter(in_state(id, MediaState::Stored))
         .filter(Column::WhatsappMediaId.is_null())
         .exec(db)
@@ -304,12 +301,7 @@ pub async fn release<C: ConnectionTrait>(
     id: Uuid,
     failure: Option<&str>,
 ) -> Result<(), Error> {
-    let mut update = update()
-        .col_expr(
-            Column::LeaseUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .filter(Column::Id.eq(id));
+    let mut update = update_released().filter(Column::Id.eq(id));
     if let Some(failure) = failure {
         update = update.col_expr(Column::Failure, Expr::value(failure.to_owned()));
     }
@@ -347,4 +339,20 @@ pub async fn expire<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// Sets a time column of a file, as the passing of time would (tests).
+#[cfg(test)]
+pub async fn set_time<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+    column: Column,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    media::Entity::update_many()
+        .col_expr(column, Expr::value(at))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
 }

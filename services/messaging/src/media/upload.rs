@@ -333,33 +333,20 @@ fn invalid(field: &str, description: String) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use atenciones_test_support::{CloudApi, TestDatabase, on_both_databases};
+    use atenciones_test_support::{TestDatabase, on_both_databases};
 
     use super::*;
+    use crate::entity::media::Column;
     use crate::media::checksum::Hashing;
     use crate::media::for_sending;
-    use crate::testkit::{self, ACCESS_TOKEN, API_VERSION};
+    use crate::testkit::{
+        ACCESS_TOKEN, API_VERSION, MediaHarness as Harness, media_harness as harness, violated,
+    };
 
     const NUMBER: &str = "1122334455667";
     const CHUNK: usize = 64 * 1024;
-
-    struct Harness {
-        media: Media,
-        graph: CloudApi,
-        attention: Uuid,
-        _test_db: TestDatabase,
-    }
-
-    async fn harness(test_db: TestDatabase) -> Harness {
-        let db = testkit::migrated(&test_db).await;
-        let graph = CloudApi::start().await;
-        Harness {
-            media: testkit::media(&db, &graph),
-            graph,
-            attention: Uuid::new_v4(),
-            _test_db: test_db,
-        }
-    }
+    /// The attention every upload of these tests is for.
+    const ATTENTION: Uuid = Uuid::from_u128(42);
 
     /// Bytes that differ from chunk to chunk, so a misplaced chunk shows.
     fn file(size: usize) -> Vec<u8> {
@@ -377,7 +364,7 @@ mod tests {
             let ticket = self
                 .media
                 .start_upload(StartUpload {
-                    attention_id: self.attention,
+                    attention_id: ATTENTION,
                     business_phone_number_id: NUMBER.into(),
                     kind: MediaKind::Document,
                     mime_type: "application/pdf".into(),
@@ -394,7 +381,7 @@ mod tests {
         async fn chunk(&self, upload_id: Uuid, offset: usize, data: &[u8]) -> Result<u64, Error> {
             self.media
                 .upload_chunk(Chunk {
-                    attention_id: self.attention,
+                    attention_id: ATTENTION,
                     upload_id,
                     offset: offset as u64,
                     data: Bytes::copy_from_slice(data),
@@ -409,13 +396,6 @@ mod tests {
                     .await
                     .expect("chunk");
             }
-        }
-    }
-
-    fn violated_field(result: Result<impl std::fmt::Debug, Error>) -> String {
-        match result {
-            Err(Error::InvalidArgument(violations)) => violations[0].field.clone(),
-            other => panic!("expected invalid argument, got {other:?}"),
         }
     }
 
@@ -436,7 +416,7 @@ mod tests {
         let gap = h
             .chunk(upload, 2 * CHUNK, &bytes[2 * CHUNK..3 * CHUNK])
             .await;
-        assert_eq!(violated_field(gap), "offset");
+        assert_eq!(violated(gap), ["offset"]);
         // A chunk overlapping what was received adds only the new bytes.
         let overlapping = &bytes[CHUNK / 2..CHUNK / 2 + CHUNK];
         assert_eq!(
@@ -452,11 +432,11 @@ mod tests {
                 .expect("chunk");
         }
         let past_the_end = h.chunk(upload, bytes.len(), b"x").await;
-        assert_eq!(violated_field(past_the_end), "data");
+        assert_eq!(violated(past_the_end), ["data"]);
 
         let finished = h
             .media
-            .finish_upload(h.attention, upload)
+            .finish_upload(ATTENTION, upload)
             .await
             .expect("finished");
         assert_eq!(finished.state(), Some(MediaState::Stored));
@@ -497,7 +477,7 @@ mod tests {
         // Finishing again, and a late repeated chunk, change nothing.
         let again = h
             .media
-            .finish_upload(h.attention, upload)
+            .finish_upload(ATTENTION, upload)
             .await
             .expect("again");
         assert_eq!(again, finished);
@@ -515,7 +495,7 @@ mod tests {
                 .is_err()
         );
 
-        let outgoing = for_sending(&h.media.db, h.attention, upload)
+        let outgoing = for_sending(&h.media.db, ATTENTION, upload)
             .await
             .expect("sendable");
         assert_eq!(outgoing.whatsapp_media_id, "media.uploaded.1");
@@ -533,12 +513,12 @@ mod tests {
         let bytes = file(CHUNK + 10);
         let upload = h.start(&bytes, sha256(b"something else")).await;
         h.send_all(upload, &bytes).await;
-        let refused = h.media.finish_upload(h.attention, upload).await;
-        assert_eq!(violated_field(refused), "sha256");
+        let refused = h.media.finish_upload(ATTENTION, upload).await;
+        assert_eq!(violated(refused), ["sha256"]);
         assert!(h.graph.uploaded().is_empty(), "nothing reached WhatsApp");
         // The upload is over: its bytes are wrong.
         assert!(matches!(
-            h.media.finish_upload(h.attention, upload).await,
+            h.media.finish_upload(ATTENTION, upload).await,
             Err(Error::FailedPrecondition(_))
         ));
         assert!(matches!(
@@ -555,14 +535,14 @@ mod tests {
         let upload = h.start(&bytes, sha256(&bytes)).await;
         h.chunk(upload, 0, &bytes[..CHUNK]).await.expect("chunk");
         assert!(matches!(
-            h.media.finish_upload(h.attention, upload).await,
+            h.media.finish_upload(ATTENTION, upload).await,
             Err(Error::FailedPrecondition(_))
         ));
         let too_big = h.chunk(upload, CHUNK, &vec![0; CHUNK + 1]).await;
-        assert_eq!(violated_field(too_big), "data");
+        assert_eq!(violated(too_big), ["data"]);
         h.chunk(upload, CHUNK, &bytes[CHUNK..]).await.expect("rest");
         h.media
-            .finish_upload(h.attention, upload)
+            .finish_upload(ATTENTION, upload)
             .await
             .expect("finished");
     }
@@ -594,20 +574,14 @@ mod tests {
     on_both_databases!(another_attentions_upload_is_not_found);
 
     async fn an_abandoned_upload_expires_and_its_chunks_go(db: TestDatabase) {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         let h = harness(db).await;
         let bytes = file(CHUNK + 10);
         let abandoned = h.start(&bytes, sha256(&bytes)).await;
         h.chunk(abandoned, 0, &bytes[..CHUNK]).await.expect("chunk");
         let alive = h.start(&bytes, sha256(&bytes)).await;
         // Time passes for the first one only.
-        crate::entity::media::Entity::update_many()
-            .col_expr(
-                crate::entity::media::Column::ExpiresAt,
-                sea_orm::sea_query::Expr::value(Some(domain::now() - chrono::Duration::seconds(1))),
-            )
-            .filter(crate::entity::media::Column::Id.eq(abandoned))
-            .exec(&h.media.db)
+        let past = domain::now() - chrono::Duration::seconds(1);
+        store::set_time(&h.db, abandoned, Column::ExpiresAt, past)
             .await
             .expect("update");
         assert_eq!(h.media.expire_abandoned().await.expect("expired"), 1);
@@ -624,7 +598,7 @@ mod tests {
         );
         h.send_all(alive, &bytes).await;
         h.media
-            .finish_upload(h.attention, alive)
+            .finish_upload(ATTENTION, alive)
             .await
             .expect("the other is fine");
         assert_eq!(h.media.expire_abandoned().await.expect("nothing"), 0);
@@ -637,15 +611,15 @@ mod tests {
         let bytes = file(200_000);
         let upload = h.start(&bytes, sha256(&bytes)).await;
         assert!(matches!(
-            h.media.open(h.attention, upload).await,
+            h.media.open(ATTENTION, upload).await,
             Err(Error::FailedPrecondition(_))
         ));
         h.send_all(upload, &bytes).await;
         h.media
-            .finish_upload(h.attention, upload)
+            .finish_upload(ATTENTION, upload)
             .await
             .expect("finished");
-        let (info, chunks) = h.media.open(h.attention, upload).await.expect("open");
+        let (info, chunks) = h.media.open(ATTENTION, upload).await.expect("open");
         assert_eq!(info.download_name(), "contrato.pdf");
         let chunks: Vec<Bytes> = chunks.try_collect().await.expect("bytes");
         assert!(chunks.iter().all(|c| c.len() <= 64 * 1024));

@@ -231,6 +231,7 @@ pub fn attach(message: &mut pb::Message, file: &media::Model) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::violated;
 
     fn valid() -> pb::StartMediaUploadRequest {
         pb::StartMediaUploadRequest {
@@ -244,12 +245,7 @@ mod tests {
     }
 
     fn fields(request: pb::StartMediaUploadRequest) -> Vec<String> {
-        match StartUpload::try_from(request) {
-            Err(Error::InvalidArgument(violations)) => {
-                violations.into_iter().map(|v| v.field).collect()
-            }
-            other => panic!("expected invalid argument, got {other:?}"),
-        }
+        violated(StartUpload::try_from(request))
     }
 
     #[test]
