@@ -119,14 +119,18 @@ pub struct Limits {
 /// gRPC's default 4 MiB message limit.
 const DOWNLOAD_CHUNK_BYTES: std::ops::RangeInclusive<usize> = 64 * 1024..=1024 * 1024;
 
+const MAX_UPLOAD_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+
 impl From<&MediaSettings> for Limits {
     fn from(settings: &MediaSettings) -> Self {
         Self {
             max_chunk_bytes: settings.max_chunk_bytes.max(1),
             download_chunk_bytes: (settings.download_chunk_bytes as usize)
                 .clamp(*DOWNLOAD_CHUNK_BYTES.start(), *DOWNLOAD_CHUNK_BYTES.end()),
+            // At most a week: anything longer is a typo, and keeps dates in range.
             upload_expiry: Duration::seconds(
-                i64::try_from(settings.upload_expiry_secs).unwrap_or(i64::MAX / 1000),
+                i64::try_from(settings.upload_expiry_secs.clamp(1, MAX_UPLOAD_EXPIRY_SECS))
+                    .unwrap_or(1),
             ),
             poll_interval: std::time::Duration::from_millis(settings.download_poll_ms.max(10)),
             download_attempts: settings.download_attempts.max(1),

@@ -175,8 +175,14 @@ impl Storage {
 fn local(dir: &std::path::Path) -> anyhow::Result<LocalFileSystem> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the media directory {}", dir.display()))?;
-    LocalFileSystem::new_with_prefix(dir)
-        .with_context(|| format!("opening the media directory {}", dir.display()))
+    let store = LocalFileSystem::new_with_prefix(dir)
+        .with_context(|| format!("opening the media directory {}", dir.display()))?;
+    Ok(store
+        // The database calls a file STORED once written: it must survive a
+        // crash, as an object in a cloud store would.
+        .with_fsync(true)
+        // Deleting an upload's chunks removes its directory too.
+        .with_automatic_cleanup(true))
 }
 
 /// A store option by object_store's name for it (`aws_region`, `region`, …).

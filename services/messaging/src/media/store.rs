@@ -295,17 +295,9 @@ pub async fn renew_lease<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Ends a lease early (the work is done or failed), noting why if it failed.
-pub async fn release<C: ConnectionTrait>(
-    db: &C,
-    id: Uuid,
-    failure: Option<&str>,
-) -> Result<(), Error> {
-    let mut update = update_released().filter(Column::Id.eq(id));
-    if let Some(failure) = failure {
-        update = update.col_expr(Column::Failure, Expr::value(failure.to_owned()));
-    }
-    update.exec(db).await?;
+/// Ends a lease early: the step failed and the next call may try at once.
+pub async fn release<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<(), Error> {
+    update_released().filter(Column::Id.eq(id)).exec(db).await?;
     Ok(())
 }
 

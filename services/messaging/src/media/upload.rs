@@ -181,11 +181,9 @@ impl Media {
 
     async fn finish_leased(&self, upload: media::Model) -> Result<media::Model, Error> {
         let result = self.leased(upload.id, self.store_and_send(&upload)).await;
-        if let Err(error) = &result {
-            // The next finish may try again at once.
-            if let Err(release) =
-                store::release(&self.db, upload.id, Some(&error.to_string())).await
-            {
+        if result.is_err() {
+            // The next finish may try again at once (the error goes to the caller).
+            if let Err(release) = store::release(&self.db, upload.id).await {
                 tracing::warn!(media_id = %upload.id, %release, "cannot release an upload's lease");
             }
         }
