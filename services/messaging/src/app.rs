@@ -64,7 +64,7 @@ impl Application {
         let media = Media::new(
             db.clone(),
             storage,
-            graph.clone(),
+            Graph::new(&settings.whatsapp).context("building the media Graph client")?,
             media::Limits::from(&settings.media),
         );
         let wake = Arc::new(Notify::new());

@@ -18,7 +18,6 @@ pub enum SendError {
     Unavailable(String),
 }
 
-#[derive(Clone)]
 pub struct Graph {
     http: reqwest::Client,
     base_url: String,

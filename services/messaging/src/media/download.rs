@@ -41,10 +41,26 @@ impl From<Error> for Failure {
     }
 }
 
+impl Failure {
+    /// The same failure, worth another attempt.
+    fn transient(self) -> Self {
+        match self {
+            Self::Transient(reason) | Self::Permanent(reason) => Self::Transient(reason),
+        }
+    }
+}
+
+/// Graph API code for an object that does not exist (or no longer does: an
+/// expired media id). Other refusals (a bad token, a rate limit) may pass.
+const NO_SUCH_OBJECT: i64 = 100;
+
 impl From<SendError> for Failure {
     fn from(error: SendError) -> Self {
         match error {
-            SendError::Refused(refusal) => Self::Permanent(format!("WhatsApp: {refusal}")),
+            SendError::Refused(refusal) if refusal.code == NO_SUCH_OBJECT => {
+                Self::Permanent(format!("WhatsApp: {refusal}"))
+            }
+            SendError::Refused(refusal) => Self::Transient(format!("WhatsApp: {refusal}")),
             SendError::Unavailable(reason) => Self::Transient(reason),
         }
     }
@@ -126,10 +142,7 @@ impl Media {
             .graph
             .media_bytes(&info.url)
             .await
-            .map_err(|error| match error {
-                SendError::Refused(refusal) => Failure::Transient(format!("WhatsApp: {refusal}")),
-                SendError::Unavailable(reason) => Failure::Transient(reason),
-            })?;
+            .map_err(|error| Failure::from(error).transient())?;
         let key = Storage::file(file.id);
         let mut writer = self.storage.writer(&key).await?;
         if let Err(failure) = pour(bytes, &mut writer, limit).await {
@@ -422,6 +435,65 @@ mod tests {
         assert_eq!(h.reload(file.id).await.state(), Some(MediaState::Stored));
     }
     on_both_databases!(two_replicas_fetch_a_file_once);
+
+    async fn a_lease_is_renewed_only_while_held(db: TestDatabase) {
+        let h = harness(db).await;
+        let file = h.fixture("inbound_image.json").await;
+        assert!(
+            store::claim_download(&h.db, file.id, LEASE)
+                .await
+                .expect("claim")
+        );
+        assert!(
+            !store::claim_download(&h.db, file.id, LEASE)
+                .await
+                .expect("claim")
+        );
+        let first = h.reload(file.id).await.lease_until.expect("held");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        store::renew_lease(&h.db, file.id, LEASE)
+            .await
+            .expect("renew");
+        let renewed = h.reload(file.id).await.lease_until.expect("held");
+        assert!(renewed > first, "{renewed} > {first}");
+        store::release(&h.db, file.id).await.expect("release");
+        store::renew_lease(&h.db, file.id, LEASE)
+            .await
+            .expect("renew");
+        assert_eq!(
+            h.reload(file.id).await.lease_until,
+            None,
+            "a released lease stays so"
+        );
+    }
+    on_both_databases!(a_lease_is_renewed_only_while_held);
+
+    #[test]
+    fn only_a_missing_object_is_final() {
+        let refusal = |code| {
+            SendError::Refused(crate::domain::MessageError {
+                code,
+                title: "t".into(),
+                detail: String::new(),
+            })
+        };
+        assert!(matches!(Failure::from(refusal(100)), Failure::Permanent(_)));
+        // A bad token or a rate limit: fixed by time or by ops, not final.
+        for code in [190, 4, 80007, 130429] {
+            assert!(
+                matches!(Failure::from(refusal(code)), Failure::Transient(_)),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            Failure::from(SendError::Unavailable("down".into())),
+            Failure::Transient(_)
+        ));
+        assert!(matches!(
+            Failure::from(refusal(100)).transient(),
+            Failure::Transient(_)
+        ));
+    }
 
     async fn a_media_message_without_an_id_is_failed_at_once(db: TestDatabase) {
         let h = harness(db).await;

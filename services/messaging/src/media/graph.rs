@@ -50,9 +50,10 @@ impl Graph {
     /// The download URL and checksum of a media id WhatsApp gave us.
     pub async fn media_info(&self, media_id: &str) -> Result<MediaInfo, SendError> {
         if media_id.is_empty() || !media_id.chars().all(|c| c.is_ascii_alphanumeric()) {
-            // It becomes a path segment of the URL.
+            // It would become a path segment of the URL. Refused as the Graph
+            // API refuses an id that names nothing (code 100): it never will.
             return Err(SendError::Refused(crate::domain::MessageError {
-                code: 0,
+                code: 100,
                 title: format!("{media_id:?} is not a WhatsApp media id"),
                 detail: String::new(),
             }));

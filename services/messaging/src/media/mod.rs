@@ -105,6 +105,12 @@ impl media::Model {
     }
 }
 
+/// How long a replica owns a slow step (a download, an upload to WhatsApp)
+/// without renewing: a crashed owner delays the step by about this much.
+const LEASE: Duration = Duration::seconds(60);
+/// How often a live owner renews its lease.
+const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// What the media code takes from settings.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -118,16 +124,17 @@ pub struct Limits {
 /// Below and above these, download chunks are many tiny messages or strain
 /// gRPC's default 4 MiB message limit.
 const DOWNLOAD_CHUNK_BYTES: std::ops::RangeInclusive<usize> = 64 * 1024..=1024 * 1024;
-
+/// An upload chunk and its envelope must fit gRPC's default 4 MiB message.
+const MAX_UPLOAD_CHUNK_BYTES: u32 = 3 * 1024 * 1024;
+/// Longer is a typo (and would push dates out of range).
 const MAX_UPLOAD_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 
 impl From<&MediaSettings> for Limits {
     fn from(settings: &MediaSettings) -> Self {
         Self {
-            max_chunk_bytes: settings.max_chunk_bytes.max(1),
+            max_chunk_bytes: settings.max_chunk_bytes.clamp(1, MAX_UPLOAD_CHUNK_BYTES),
             download_chunk_bytes: (settings.download_chunk_bytes as usize)
                 .clamp(*DOWNLOAD_CHUNK_BYTES.start(), *DOWNLOAD_CHUNK_BYTES.end()),
-            // At most a week: anything longer is a typo, and keeps dates in range.
             upload_expiry: Duration::seconds(
                 i64::try_from(settings.upload_expiry_secs.clamp(1, MAX_UPLOAD_EXPIRY_SECS))
                     .unwrap_or(1),
@@ -143,16 +150,18 @@ impl From<&MediaSettings> for Limits {
 pub struct Media {
     db: DatabaseConnection,
     storage: Storage,
-    graph: Graph,
+    graph: Arc<Graph>,
     limits: Arc<Limits>,
 }
 
 impl Media {
+    /// `graph` is the media side's own Graph client: file transfers are not
+    /// messages, so they neither wait behind nor delay message sends.
     pub fn new(db: DatabaseConnection, storage: Storage, graph: Graph, limits: Limits) -> Self {
         Self {
             db,
             storage,
-            graph,
+            graph: Arc::new(graph),
             limits: Arc::new(limits),
         }
     }
@@ -205,6 +214,24 @@ impl Media {
         of_messages(&self.db, message_ids).await
     }
 
+    /// Runs `work` on file `id`, whose lease the caller holds, renewing the
+    /// lease until the work ends, however long the transfer takes.
+    async fn leased<F: std::future::Future>(&self, id: Uuid, work: F) -> F::Output {
+        let mut work = std::pin::pin!(work);
+        let mut renew =
+            tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
+        loop {
+            tokio::select! {
+                output = &mut work => return output,
+                _ = renew.tick() => {
+                    if let Err(error) = store::renew_lease(&self.db, id, LEASE).await {
+                        tracing::warn!(media_id = %id, %error, "cannot renew a media lease");
+                    }
+                }
+            }
+        }
+    }
+
     async fn belongs_to(&self, file: &media::Model, attention_id: Uuid) -> Result<bool, Error> {
         if file.attention_id == Some(attention_id) {
             return Ok(true);
@@ -225,33 +252,6 @@ fn to_i64(value: u64) -> i64 {
 
 fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
-}
-
-/// How long a replica owns a slow step (a download, an upload to WhatsApp)
-/// without renewing: a crashed owner delays the step by about this much.
-const LEASE: Duration = Duration::seconds(60);
-/// How often a live owner renews its lease.
-const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
-
-impl Media {
-    /// Runs `work` on file `id`, whose lease the caller holds, renewing the
-    /// lease until the work ends, however long the transfer takes.
-    async fn leased<F: std::future::Future>(&self, id: Uuid, work: F) -> F::Output {
-        let work = std::pin::pin!(work);
-        let mut work = work;
-        let mut renew =
-            tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
-        loop {
-            tokio::select! {
-                output = &mut work => return output,
-                _ = renew.tick() => {
-                    if let Err(error) = store::renew_lease(&self.db, id, LEASE).await {
-                        tracing::warn!(media_id = %id, %error, "cannot renew a media lease");
-                    }
-                }
-            }
-        }
-    }
 }
 
 fn not_found() -> Error {

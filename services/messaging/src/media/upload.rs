@@ -234,21 +234,32 @@ impl Media {
         let declared = to_u64(upload.declared_size.unwrap_or_default());
         let key = Storage::file(upload.id);
         let mut writer = self.storage.writer(&key).await?;
-        if let Err(error) = self.copy_chunks(upload.id, declared, &mut writer).await {
-            writer.abort().await;
-            return Err(error);
-        }
-        let written = writer.finish().await?;
-        let expected = upload.expected_sha256.as_deref().and_then(Sha256::from_hex);
-        if written.size == declared && Some(written.sha256) == expected {
-            return Ok(written);
-        }
-        let reason = format!(
-            "the {} bytes received have SHA-256 {}, not the {} declared",
-            written.size,
-            written.sha256,
-            upload.expected_sha256.as_deref().unwrap_or("(none)")
-        );
+        let broken = match self.copy_chunks(upload.id, declared, &mut writer).await {
+            Ok(broken) => broken,
+            Err(error) => {
+                writer.abort().await;
+                return Err(error);
+            }
+        };
+        let reason = match broken {
+            Some(reason) => {
+                writer.abort().await;
+                reason
+            }
+            None => {
+                let written = writer.finish().await?;
+                let expected = upload.expected_sha256.as_deref().and_then(Sha256::from_hex);
+                if written.size == declared && Some(written.sha256) == expected {
+                    return Ok(written);
+                }
+                format!(
+                    "the {} bytes received have SHA-256 {}, not the {} declared",
+                    written.size,
+                    written.sha256,
+                    upload.expected_sha256.as_deref().unwrap_or("(none)")
+                )
+            }
+        };
         store::mark_failed(&self.db, upload.id, MediaState::Receiving, &reason).await?;
         if let Err(error) = self.storage.delete(&key).await {
             tracing::warn!(media_id = %upload.id, %error, "cannot delete a rejected upload");
@@ -257,28 +268,36 @@ impl Media {
         Err(invalid("sha256", format!("{reason}; start a new upload")))
     }
 
+    /// Copies the chunks into `writer` in order. `Some(why)` when they do not
+    /// join up to `size` bytes: different chunks sent at once for the same
+    /// offset overwrite each other's object, a client error this detects
+    /// rather than prevents.
     async fn copy_chunks(
         &self,
         upload_id: Uuid,
         size: u64,
         writer: &mut FileWriter,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<String>, Error> {
         while writer.len() < size {
             let offset = writer.len();
-            let mut pieces = self
-                .storage
-                .read(&Storage::chunk(upload_id, offset))
-                .await?;
+            let key = Storage::chunk(upload_id, offset);
+            let mut pieces = match self.storage.read(&key).await {
+                Ok(pieces) => pieces,
+                Err(Error::Storage(object_store::Error::NotFound { .. })) => {
+                    return Ok(Some(format!(
+                        "no chunk starts at byte {offset} (were chunks sent at the same time?)"
+                    )));
+                }
+                Err(error) => return Err(error),
+            };
             while let Some(piece) = pieces.next().await {
                 writer.write(piece?).await?;
             }
             if writer.len() == offset {
-                return Err(Error::Internal(format!(
-                    "upload {upload_id}: the chunk at {offset} is empty"
-                )));
+                return Ok(Some(format!("the chunk at byte {offset} is empty")));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Chunks are only needed until the file is joined; a failure to delete
@@ -526,6 +545,41 @@ mod tests {
         assert!(h.media.storage.read(&Storage::file(upload)).await.is_err());
     }
     on_both_databases!(a_file_that_does_not_match_its_checksum_is_refused);
+
+    async fn chunks_that_overwrote_each_other_fail_the_upload_clearly(db: TestDatabase) {
+        let h = harness(db).await;
+        let bytes = file(CHUNK + 10);
+        let upload = h.start(&bytes, sha256(&bytes)).await;
+        h.send_all(upload, &bytes).await;
+        // What two different chunks sent at once for offset 0 can leave: an
+        // object shorter than the count says.
+        h.media
+            .storage
+            .put(
+                &Storage::chunk(upload, 0),
+                Bytes::from(bytes[..10].to_vec()),
+            )
+            .await
+            .expect("overwritten");
+        let refused = h.media.finish_upload(ATTENTION, upload).await;
+        assert_eq!(violated(refused), ["sha256"]);
+        let failed = store::find(&h.db, upload)
+            .await
+            .expect("find")
+            .expect("row");
+        assert_eq!(failed.state(), Some(MediaState::Failed));
+        assert!(
+            failed
+                .failure
+                .as_deref()
+                .unwrap_or_default()
+                .contains("no chunk starts at byte 10"),
+            "{:?}",
+            failed.failure
+        );
+        assert!(h.graph.uploaded().is_empty());
+    }
+    on_both_databases!(chunks_that_overwrote_each_other_fail_the_upload_clearly);
 
     async fn an_upload_finishes_only_when_every_byte_is_there(db: TestDatabase) {
         let h = harness(db).await;
