@@ -1,6 +1,7 @@
 //! AgentDeskService: each call checks the caller, then fans out to the services.
 //! The gateway keeps no state of its own.
 
+use futures::StreamExt;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -111,33 +112,114 @@ impl AgentDeskService for AgentDesk {
 
     async fn start_media_upload(
         &self,
-        _: Request<pb::StartMediaUploadRequest>,
+        request: Request<pb::StartMediaUploadRequest>,
     ) -> Result<Response<pb::StartMediaUploadResponse>, Status> {
-        Err(Status::unimplemented("media upload is not implemented yet"))
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let attention = self
+            .attention(&caller, &r.attention_id, queue_pb::Access::Hold)
+            .await?;
+        let ticket = self
+            .messaging
+            .clone()
+            .start_media_upload(messaging_pb::StartMediaUploadRequest {
+                attention_id: attention.id,
+                business_phone_number_id: attention.business_phone_number_id,
+                mime_type: r.mime_type,
+                filename: r.filename,
+                size_bytes: r.size_bytes,
+                sha256: r.sha256,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::StartMediaUploadResponse {
+            upload_id: ticket.upload_id,
+            max_chunk_bytes: ticket.max_chunk_bytes,
+        }))
     }
 
     async fn upload_media_chunk(
         &self,
-        _: Request<pb::UploadMediaChunkRequest>,
+        request: Request<pb::UploadMediaChunkRequest>,
     ) -> Result<Response<pb::UploadMediaChunkResponse>, Status> {
-        Err(Status::unimplemented("media upload is not implemented yet"))
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        // Every chunk: the attention may have been finished or taken over
+        // since the upload began.
+        let attention = self
+            .attention(&caller, &r.attention_id, queue_pb::Access::Hold)
+            .await?;
+        let received = self
+            .messaging
+            .clone()
+            .upload_media_chunk(messaging_pb::UploadMediaChunkRequest {
+                upload_id: r.upload_id,
+                offset: r.offset,
+                data: r.data,
+                attention_id: attention.id,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::UploadMediaChunkResponse {
+            received_bytes: received.received_bytes,
+        }))
     }
 
     async fn finish_media_upload(
         &self,
-        _: Request<pb::FinishMediaUploadRequest>,
+        request: Request<pb::FinishMediaUploadRequest>,
     ) -> Result<Response<pb::FinishMediaUploadResponse>, Status> {
-        Err(Status::unimplemented("media upload is not implemented yet"))
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let attention = self
+            .attention(&caller, &r.attention_id, queue_pb::Access::Hold)
+            .await?;
+        let finished = self
+            .messaging
+            .clone()
+            .finish_media_upload(messaging_pb::FinishMediaUploadRequest {
+                upload_id: r.upload_id,
+                attention_id: attention.id,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::FinishMediaUploadResponse {
+            media: finished.media,
+        }))
     }
 
     async fn download_media(
         &self,
-        _: Request<pb::DownloadMediaRequest>,
+        request: Request<pb::DownloadMediaRequest>,
     ) -> Result<Response<Self::DownloadMediaStream>, Status> {
-        Err(Status::unimplemented(
-            "DownloadMedia is not implemented yet",
-        ))
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let attention = self
+            .attention(&caller, &r.attention_id, queue_pb::Access::View)
+            .await?;
+        // Messaging checks the file belongs to the attention; the bytes are
+        // relayed as they come, never gathered here.
+        let parts = self
+            .messaging
+            .clone()
+            .download_media(messaging_pb::DownloadMediaRequest {
+                media_id: r.media_id,
+                attention_id: attention.id,
+            })
+            .await?
+            .into_inner();
+        let relayed = parts.map(|part| {
+            use messaging_pb::download_media_response::Part as From;
+            use pb::download_media_response::Part as To;
+            let part = part?.part.map(|part| match part {
+                From::Info(info) => To::Info(info),
+                From::Chunk(bytes) => To::Chunk(bytes),
+            });
+            Ok(pb::DownloadMediaResponse { part })
+        });
+        Ok(Response::new(relayed.boxed()))
     }
+
     async fn get_me(
         &self,
         request: Request<pb::GetMeRequest>,

@@ -17,12 +17,12 @@ use tonic::{Request, Status};
 
 use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::gateway::v1::agent_desk_service_client::AgentDeskServiceClient;
-use atenciones_proto::queue::v1::Attention;
+use atenciones_proto::queue::v1::{Attention, AttentionState};
 use atenciones_runtime::{CancellationToken, ServiceName, Settings};
 use sea_orm::{ConnectionTrait, Statement};
 
 pub use atenciones_test_support::{
-    Answer, Backend, CloudApi, SentRequest, TestDatabase, on_both_databases,
+    Answer, Backend, CloudApi, SentRequest, TestDatabase, UploadedMedia, on_both_databases,
 };
 
 /// The app secret of the real signed fixture (`signed_inbound_text_pywa.json`);
@@ -200,6 +200,28 @@ impl TestSuite {
             request = request.header("x-hub-signature-256", signature);
         }
         request.send().await.expect("webhook reachable")
+    }
+
+    /// POSTs a signed webhook and waits until `agent` sees the queued
+    /// attention it creates (the first queued one in the agent's list).
+    pub async fn queued_attention(&self, body: &[u8], agent: &str) -> String {
+        assert_eq!(self.post_webhook(body).await.status(), 200);
+        let desk = self.desk(agent).await;
+        eventually("the queued attention", || {
+            let mut desk = desk.clone();
+            async move {
+                let list = desk
+                    .list_attentions(pb::ListAttentionsRequest {})
+                    .await
+                    .ok()?
+                    .into_inner();
+                list.attentions
+                    .into_iter()
+                    .find(|a| a.state() == AttentionState::Queued)
+                    .map(|a| a.id)
+            }
+        })
+        .await
     }
 
     pub async fn get(&self, url: &str) -> reqwest::Response {

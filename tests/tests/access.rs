@@ -3,33 +3,12 @@
 use tonic::Code;
 
 use atenciones_proto::gateway::v1 as pb;
-use atenciones_proto::queue::v1::AttentionState;
-use atenciones_tests::{TestDatabase, TestSuite, eventually, fixture, on_both_databases};
+use atenciones_tests::{TestDatabase, TestSuite, fixture, on_both_databases};
 
 async fn queued_attention(suite: &TestSuite) -> String {
-    assert_eq!(
-        suite
-            .post_webhook(&fixture("inbound_text.json"))
-            .await
-            .status(),
-        200
-    );
-    let desk = suite.desk("ana").await;
-    eventually("the queued attention", || {
-        let mut desk = desk.clone();
-        async move {
-            let list = desk
-                .list_attentions(pb::ListAttentionsRequest {})
-                .await
-                .ok()?
-                .into_inner();
-            list.attentions
-                .into_iter()
-                .find(|a| a.state() == AttentionState::Queued)
-                .map(|a| a.id)
-        }
-    })
-    .await
+    suite
+        .queued_attention(&fixture("inbound_text.json"), "ana")
+        .await
 }
 
 fn open(id: &str) -> pb::OpenAttentionRequest {

@@ -1,11 +1,12 @@
 //! Tables of the messaging service: the webhook inbox, the messages of every
-//! conversation, the delivery statuses WhatsApp reports and the reactions on
-//! messages.
+//! conversation, the delivery statuses WhatsApp reports, the reactions on
+//! messages and media files.
 
 use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_messaging;
 mod m20261126_000002_reactions;
+mod m20261126_000004_media;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_create_messaging::Migration),
             Box::new(m20261126_000002_reactions::Migration),
+            Box::new(m20261126_000004_media::Migration),
         ]
     }
 

@@ -1,5 +1,6 @@
-//! Wiring: database, clients, the gRPC server, the webhook server and the
-//! inbox processor, started and stopped together.
+//! Wiring: database, clients, media storage, the gRPC server, the webhook
+//! server, the inbox processor and the media worker, started and stopped
+//! together.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::graph::Graph;
 use crate::grpc::MessagingGrpc;
+use crate::media::{self, Media, Storage};
 use crate::messaging::Messaging;
 use crate::processor::Processor;
 use crate::webhook::{self, WebhookState};
@@ -27,6 +29,7 @@ pub struct Application {
     service: MessagingGrpc,
     router: axum::Router,
     processor: Processor,
+    media: Media,
 }
 
 impl Application {
@@ -56,6 +59,14 @@ impl Application {
                 .context("queue service URL")?,
         );
         let graph = Graph::new(&settings.whatsapp).context("building the Cloud API client")?;
+        let storage = Storage::open(&settings.media_store(), &settings.media.store_options)
+            .context("opening the media store")?;
+        let media = Media::new(
+            db.clone(),
+            storage,
+            Graph::new(&settings.whatsapp).context("building the media Graph client")?,
+            media::Limits::from(&settings.media),
+        );
         let wake = Arc::new(Notify::new());
         let messaging = Arc::new(Messaging::new(db.clone(), graph));
         let router = webhook::router(WebhookState {
@@ -74,9 +85,10 @@ impl Application {
             address,
             webhook,
             webhook_address,
-            service: MessagingGrpc::new(messaging),
+            service: MessagingGrpc::new(messaging, media.clone()),
             router,
             processor: Processor::new(db, queue, wake),
+            media,
         })
     }
 
@@ -120,9 +132,12 @@ impl Application {
         };
         // Its own task: parsing and database work must not delay accepting connections.
         let processor = tokio::spawn(self.processor.run(stop.clone()));
+        // Downloads must not wait for webhook processing, nor slow it down.
+        let media_worker = tokio::spawn(media::run_worker(self.media, stop.clone()));
         let (grpc_result, webhook_result) = tokio::join!(grpc_server, webhook_server);
         stop.cancel();
         processor.await.context("inbox processor")?;
+        media_worker.await.context("media worker")?;
         grpc_result?;
         webhook_result?;
         Ok(())

@@ -43,39 +43,7 @@ impl Default for Content {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaKind {
-    Image,
-    Video,
-    Audio,
-    Document,
-    Sticker,
-}
-
-impl MediaKind {
-    pub const ALL: [Self; 5] = [
-        Self::Image,
-        Self::Video,
-        Self::Audio,
-        Self::Document,
-        Self::Sticker,
-    ];
-
-    /// WhatsApp's type name, which is also the key of the media object.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Image => "image",
-            Self::Video => "video",
-            Self::Audio => "audio",
-            Self::Document => "document",
-            Self::Sticker => "sticker",
-        }
-    }
-
-    pub fn parse(kind: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == kind)
-    }
-}
+pub use crate::media::MediaKind;
 
 /// An image, video, audio, document or sticker as WhatsApp announced it; the
 /// file itself is fetched separately with `whatsapp_media_id` (or `url`).

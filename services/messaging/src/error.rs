@@ -24,8 +24,23 @@ pub enum Error {
     /// Another call with the same idempotency key is talking to the Cloud API.
     #[error("a message with this idempotency key is being sent")]
     SendInProgress,
+    /// No such thing (or not in the caller's attention).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request cannot be done in the current state.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Not yet: the same request later may succeed (a media file still being
+    /// fetched, an upload still being finished).
+    #[error("{0}")]
+    NotReady(String),
+    /// A concurrent request changed what this one was based on.
+    #[error("{0}")]
+    Aborted(String),
     #[error("queue service: {0}")]
     Queue(#[source] Box<Status>),
+    #[error("media storage: {0}")]
+    Storage(#[from] object_store::Error),
     #[error("database: {0}")]
     Database(#[from] DbErr),
     #[error("{0}")]
@@ -66,7 +81,14 @@ impl From<Error> for Status {
             Error::SendInProgress => Status::unavailable(
                 "a message with this idempotency key is being sent; retry with the same key",
             ),
-            error @ (Error::Queue(_) | Error::Database(_) | Error::Internal(_)) => {
+            Error::NotFound(what) => Status::not_found(what),
+            Error::FailedPrecondition(why) => Status::failed_precondition(why),
+            Error::NotReady(why) => Status::unavailable(why),
+            Error::Aborted(why) => Status::aborted(why),
+            error @ (Error::Queue(_)
+            | Error::Database(_)
+            | Error::Storage(_)
+            | Error::Internal(_)) => {
                 tracing::error!(%error, "internal error");
                 Status::internal("internal error")
             }

@@ -1,4 +1,5 @@
-//! The Cloud API (Graph API) client: sending messages.
+//! The Cloud API (Graph API) client: sending messages. Media calls are in
+//! `crate::media::graph`, on the same client.
 
 use std::time::Duration;
 
@@ -55,45 +56,67 @@ impl Graph {
         })
     }
 
+    /// `<base>/<version>/<path>`: the URL of a Graph API call.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}/{}/{}", self.base_url, self.version, path)
+    }
+
+    /// A request to `url` (a Graph API URL, or a media URL it handed out)
+    /// carrying the access token. Media transfers pass their own timeout.
+    pub(crate) fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .bearer_auth(&self.access_token)
+    }
+
     /// Sends `body` from the business number; returns the wamid WhatsApp gave it.
     pub async fn send(&self, phone_number_id: &str, body: &Value) -> Result<String, SendError> {
-        let url = format!(
-            "{}/{}/{}/messages",
-            self.base_url, self.version, phone_number_id
-        );
-        let response = self
-            .http
-            .post(&url)
-            .bearer_auth(&self.access_token)
-            .json(body)
+        let url = self.url(&format!("{phone_number_id}/messages"));
+        let bytes = self
+            .call(self.request(reqwest::Method::POST, &url).json(body), &url)
+            .await?;
+        serde_json::from_slice::<SendResponse>(&bytes)
+            .ok()
+            .and_then(|r| r.messages.into_iter().next())
+            .map(|m| m.id)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| SendError::Unavailable(format!("{url} answered without a message id")))
+    }
+
+    /// Sends a request to `url` and reads the body of a successful answer.
+    pub(crate) async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<bytes::Bytes, SendError> {
+        let response = request
             .send()
             .await
-            .map_err(|e| SendError::Unavailable(format!("POST {url}: {e}")))?;
+            .map_err(|e| SendError::Unavailable(format!("{url}: {e}")))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
             .map_err(|e| SendError::Unavailable(format!("reading the answer of {url}: {e}")))?;
         if status.is_success() {
-            return serde_json::from_slice::<SendResponse>(&bytes)
-                .ok()
-                .and_then(|r| r.messages.into_iter().next())
-                .map(|m| m.id)
-                .filter(|id| !id.is_empty())
-                .ok_or_else(|| SendError::Unavailable(format!("{status} without a message id")));
+            Ok(bytes)
+        } else {
+            Err(failure(url, status, &bytes))
         }
-        // Rate limits and server errors pass; a retry with the same key may succeed.
-        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return Err(SendError::Unavailable(format!("{url} answered {status}")));
-        }
-        match serde_json::from_slice::<ErrorResponse>(&bytes) {
-            Ok(ErrorResponse { error }) => Err(SendError::Refused(error.into())),
-            // A 4xx that is not the Graph API talking (a proxy, a wrong base URL):
-            // nothing was sent, so keep the message pending for a retry.
-            Err(_) => Err(SendError::Unavailable(format!(
-                "{url} answered {status} without a Graph error"
-            ))),
-        }
+    }
+}
+
+/// What an unsuccessful answer of `url` means.
+pub(crate) fn failure(url: &str, status: reqwest::StatusCode, body: &[u8]) -> SendError {
+    // Rate limits and server errors pass; a retry may succeed.
+    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return SendError::Unavailable(format!("{url} answered {status}"));
+    }
+    match serde_json::from_slice::<ErrorResponse>(body) {
+        Ok(ErrorResponse { error }) => SendError::Refused(error.into()),
+        // A 4xx that is not the Graph API talking (a proxy, a wrong base URL):
+        // nothing was done, so a retry may succeed.
+        Err(_) => SendError::Unavailable(format!("{url} answered {status} without a Graph error")),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use atenciones_proto::messaging::v1::download_media_response::Part;
 use atenciones_proto::messaging::v1::messaging_service_server::MessagingService;
 use atenciones_proto::messaging::v1::{
     DownloadMediaRequest, DownloadMediaResponse, FinishMediaUploadRequest,
@@ -11,11 +12,13 @@ use atenciones_proto::messaging::v1::{
     SendTemplateResponse, SendTextRequest, SendTextResponse, StartMediaUploadRequest,
     StartMediaUploadResponse, UploadMediaChunkRequest, UploadMediaChunkResponse,
 };
+use futures::StreamExt;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::domain::Customer;
 use crate::error::{Error, Violation};
+use crate::media::{Chunk, Media, StartUpload, wire};
 use crate::messaging::{Messaging, PageToken, SendText};
 use crate::proto;
 
@@ -24,11 +27,12 @@ const MAX_TEXT_CHARS: usize = 4096;
 
 pub struct MessagingGrpc {
     messaging: Arc<Messaging>,
+    media: Media,
 }
 
 impl MessagingGrpc {
-    pub fn new(messaging: Arc<Messaging>) -> Self {
-        Self { messaging }
+    pub fn new(messaging: Arc<Messaging>, media: Media) -> Self {
+        Self { messaging, media }
     }
 }
 
@@ -75,33 +79,56 @@ impl MessagingService for MessagingGrpc {
 
     async fn start_media_upload(
         &self,
-        _: Request<StartMediaUploadRequest>,
+        request: Request<StartMediaUploadRequest>,
     ) -> Result<Response<StartMediaUploadResponse>, Status> {
-        Err(Status::unimplemented("media upload is not implemented yet"))
+        let command = StartUpload::try_from(request.into_inner())?;
+        let ticket = self.media.start_upload(command).await?;
+        Ok(Response::new(StartMediaUploadResponse {
+            upload_id: ticket.upload_id.to_string(),
+            max_chunk_bytes: ticket.max_chunk_bytes,
+        }))
     }
 
     async fn upload_media_chunk(
         &self,
-        _: Request<UploadMediaChunkRequest>,
+        request: Request<UploadMediaChunkRequest>,
     ) -> Result<Response<UploadMediaChunkResponse>, Status> {
-        Err(Status::unimplemented("media upload is not implemented yet"))
+        let chunk = Chunk::try_from(request.into_inner())?;
+        let received_bytes = self.media.upload_chunk(chunk).await?;
+        Ok(Response::new(UploadMediaChunkResponse { received_bytes }))
     }
 
     async fn finish_media_upload(
         &self,
-        _: Request<FinishMediaUploadRequest>,
+        request: Request<FinishMediaUploadRequest>,
     ) -> Result<Response<FinishMediaUploadResponse>, Status> {
-        Err(Status::unimplemented("media upload is not implemented yet"))
+        let (attention_id, upload_id) = wire::finish(request.get_ref())?;
+        let file = self.media.finish_upload(attention_id, upload_id).await?;
+        Ok(Response::new(FinishMediaUploadResponse {
+            media: Some(wire::content(&file)),
+        }))
     }
 
     async fn download_media(
         &self,
-        _: Request<DownloadMediaRequest>,
+        request: Request<DownloadMediaRequest>,
     ) -> Result<Response<Self::DownloadMediaStream>, Status> {
-        Err(Status::unimplemented(
-            "DownloadMedia is not implemented yet",
+        let (attention_id, media_id) = wire::download(request.get_ref())?;
+        let (file, chunks) = self.media.open(attention_id, media_id).await?;
+        let part = |part| DownloadMediaResponse { part: Some(part) };
+        let info = part(Part::Info(wire::download_info(&file)));
+        let chunks = chunks.map(move |chunk| {
+            chunk
+                .map(|bytes| part(Part::Chunk(bytes.to_vec())))
+                .map_err(Status::from)
+        });
+        Ok(Response::new(
+            futures::stream::once(async { Ok(info) })
+                .chain(chunks)
+                .boxed(),
         ))
     }
+
     async fn send_text(
         &self,
         request: Request<SendTextRequest>,
@@ -128,18 +155,51 @@ impl MessagingService for MessagingGrpc {
             .messaging
             .list_messages(attention_id, request.page_size, token)
             .await?;
+        let ids: Vec<Uuid> = messages.iter().map(|m| m.row.id).collect();
+        let files = self.media.of_messages(&ids).await?;
+        let with_files = |view: &crate::messaging::MessageView| {
+            let mut message = proto::view(view);
+            if let Some(file) = files.get(&view.row.id) {
+                wire::attach(&mut message, file);
+            }
+            message
+        };
         Ok(Response::new(ListMessagesResponse {
-            messages: messages.iter().map(proto::view).collect(),
+            messages: messages.iter().map(with_files).collect(),
             next_page_token: next.map(|t| t.encode()).unwrap_or_default(),
         }))
     }
 }
 
-fn attention_id(value: &str) -> Result<Uuid, Violation> {
+pub(crate) fn attention_id(value: &str) -> Result<Uuid, Violation> {
+    uuid_field("attention_id", value)
+}
+
+/// A required UUID field of a request.
+pub(crate) fn uuid_field(field: &str, value: &str) -> Result<Uuid, Violation> {
     if value.is_empty() {
-        return Err(Violation::new("attention_id", "is required"));
+        return Err(Violation::new(field, "is required"));
     }
-    Uuid::parse_str(value).map_err(|_| Violation::new("attention_id", "is not a UUID"))
+    Uuid::parse_str(value).map_err(|_| Violation::new(field, "is not a UUID"))
+}
+
+/// A business number's WhatsApp phone number id.
+pub(crate) fn phone_number_id(value: &str) -> Result<String, Violation> {
+    let number = value.trim();
+    if number.is_empty() {
+        return Err(Violation::new("business_phone_number_id", "is required"));
+    }
+    if !number
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        // It becomes a path segment of the Graph API URL.
+        return Err(Violation::new(
+            "business_phone_number_id",
+            "has characters a phone number id never has",
+        ));
+    }
+    Ok(number.to_owned())
 }
 
 impl TryFrom<SendTextRequest> for SendText {
@@ -151,19 +211,9 @@ impl TryFrom<SendTextRequest> for SendText {
         let attention_id = attention_id(&request.attention_id)
             .map_err(|v| violations.push(v))
             .ok();
-        let number = request.business_phone_number_id.trim();
-        if number.is_empty() {
-            violations.push(Violation::new("business_phone_number_id", "is required"));
-        } else if !number
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            // It becomes a path segment of the Graph API URL.
-            violations.push(Violation::new(
-                "business_phone_number_id",
-                "has characters a phone number id never has",
-            ));
-        }
+        let number = phone_number_id(&request.business_phone_number_id)
+            .map_err(|v| violations.push(v))
+            .unwrap_or_default();
         let customer = request.customer.unwrap_or_default();
         let wa_id = customer.wa_id.trim().to_owned();
         if wa_id.is_empty() {
@@ -191,7 +241,7 @@ impl TryFrom<SendTextRequest> for SendText {
         }
         Ok(SendText {
             attention_id,
-            business_phone_number_id: number.to_owned(),
+            business_phone_number_id: number,
             customer: stored_customer,
             text: request.text,
             preview_url: request.preview_url,
@@ -224,12 +274,7 @@ mod tests {
     }
 
     fn fields(request: SendTextRequest) -> Vec<String> {
-        match SendText::try_from(request) {
-            Err(Error::InvalidArgument(violations)) => {
-                violations.into_iter().map(|v| v.field).collect()
-            }
-            other => panic!("expected invalid argument, got {other:?}"),
-        }
+        crate::testkit::violated(SendText::try_from(request))
     }
 
     #[test]

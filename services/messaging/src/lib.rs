@@ -9,6 +9,7 @@ mod entity;
 mod error;
 mod graph;
 mod grpc;
+mod media;
 mod messaging;
 mod notification;
 mod processor;

@@ -26,6 +26,7 @@ use crate::content::Content;
 use crate::domain::{self, Direction, MessageStatus};
 use crate::entity::{inbox, message};
 use crate::error::Error;
+use crate::media;
 use crate::messaging::PREVIEW_CHARS;
 use crate::notification::{self, InboundMessage, Item, StatusUpdate};
 use crate::store;
@@ -207,6 +208,9 @@ async fn store_message<C: ConnectionTrait>(
     inbound: &InboundMessage,
 ) -> Result<message::Model, Error> {
     let stored = store::store_inbound(db, inbound).await?;
+    // In the same transaction: a stored media message always has its file
+    // record, so the downloader fetches it without waiting for routing.
+    media::track_inbound(db, &stored).await?;
     if let Content::Reaction(reaction) = &inbound.details.content
         && !reaction.target_wamid.is_empty()
     {
@@ -235,7 +239,7 @@ async fn store_status<C: ConnectionTrait>(db: &C, update: &StatusUpdate) -> Resu
 }
 
 /// 1 s, 2 s, 4 s, … up to five minutes.
-fn backoff(attempts: i32) -> TimeDelta {
+pub(crate) fn backoff(attempts: i32) -> TimeDelta {
     let exponent = u32::try_from(attempts.clamp(0, 16)).unwrap_or(16);
     TimeDelta::seconds(2_i64.saturating_pow(exponent).min(MAX_BACKOFF_SECS))
 }

@@ -18,7 +18,9 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::error::Error;
 use crate::graph::Graph;
+use crate::media::{Limits, Media, Storage};
 
 pub const SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
@@ -183,5 +185,61 @@ pub fn whatsapp_settings(api_base_url: &str) -> WhatsAppSettings {
         access_token: ACCESS_TOKEN.into(),
         api_base_url: api_base_url.into(),
         api_version: API_VERSION.into(),
+    }
+}
+
+// ---- media ----
+
+/// Limits as the defaults set them, with a small chunk size so tests move a
+/// file in several chunks.
+pub fn media_limits() -> Limits {
+    Limits {
+        max_chunk_bytes: 64 * 1024,
+        download_chunk_bytes: 64 * 1024,
+        upload_expiry: chrono::Duration::hours(1),
+        poll_interval: std::time::Duration::from_millis(50),
+        download_attempts: 3,
+    }
+}
+
+/// The media side of the service on `db`, storing in memory and talking to
+/// `cloud_api`.
+pub fn media(db: &DatabaseConnection, cloud_api: &CloudApi) -> Media {
+    Media::new(
+        db.clone(),
+        Storage::memory(),
+        graph(cloud_api),
+        media_limits(),
+    )
+}
+
+/// The media side on a fresh database, with a fake Cloud API.
+pub struct MediaHarness {
+    pub db: DatabaseConnection,
+    pub graph: CloudApi,
+    pub media: Media,
+    _test_db: TestDatabase,
+}
+
+pub async fn media_harness(test_db: TestDatabase) -> MediaHarness {
+    let db = migrated(&test_db).await;
+    let graph = CloudApi::start().await;
+    MediaHarness {
+        media: media(&db, &graph),
+        db,
+        graph,
+        _test_db: test_db,
+    }
+}
+
+// ---- errors ----
+
+/// The fields an INVALID_ARGUMENT names, in order; panics on anything else.
+pub fn violated<T: std::fmt::Debug>(result: Result<T, Error>) -> Vec<String> {
+    match result {
+        Err(Error::InvalidArgument(violations)) => {
+            violations.into_iter().map(|v| v.field).collect()
+        }
+        other => panic!("expected invalid argument, got {other:?}"),
     }
 }

@@ -1,5 +1,6 @@
 //! Typed settings, layered: built-in defaults → optional file → environment.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,7 @@ pub struct Settings {
     pub form: ServiceSettings,
     pub history: ServiceSettings,
     pub whatsapp: WhatsAppSettings,
+    pub media: MediaSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +84,30 @@ pub struct WhatsAppSettings {
     pub api_version: String,
 }
 
+/// Media files: where they are stored and the limits of moving them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MediaSettings {
+    /// Object-store URL; empty: a directory under `data_dir` (see [`Settings::media_store`]).
+    pub store_url: String,
+    /// Store options (credentials, region, endpoint) by object_store's key names.
+    #[serde(default)]
+    pub store_options: HashMap<String, String>,
+    pub max_chunk_bytes: u32,
+    pub download_chunk_bytes: u32,
+    pub upload_expiry_secs: u64,
+    pub download_poll_ms: u64,
+    pub download_attempts: u32,
+}
+
+/// Where media files live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaStore {
+    /// A local directory (created if missing).
+    Directory(PathBuf),
+    /// An object-store URL (s3://, gs://, az://, file://, memory://).
+    Url(String),
+}
+
 /// The services with their own data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceName {
@@ -141,6 +167,15 @@ impl Settings {
         }
     }
 
+    /// Where media files live: `media.store_url`, or `<data_dir>/media`.
+    pub fn media_store(&self) -> MediaStore {
+        if self.media.store_url.trim().is_empty() {
+            MediaStore::Directory(self.data_dir.join("media"))
+        } else {
+            MediaStore::Url(self.media.store_url.trim().to_owned())
+        }
+    }
+
     /// The URL other processes use to reach a service.
     pub fn service_url(&self, service: ServiceName) -> String {
         let (url, listen) = match service {
@@ -172,15 +207,19 @@ impl Settings {
 mod tests {
     use super::*;
 
+    /// The settings with these environment variables (and no others) set.
+    fn with_env(vars: &[(&str, &str)]) -> Settings {
+        let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        let env = environment().source(Some(vars.collect()));
+        Settings::load_with(None, env).expect("settings")
+    }
+
     #[test]
     fn environment_overrides_nested_settings_with_double_underscore() {
-        let vars = [
+        let settings = with_env(&[
             ("ATENCIONES_WHATSAPP__APP_SECRET", "from-env"),
             ("ATENCIONES_DATABASE__MAX_CONNECTIONS", "3"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let env = environment().source(Some(vars.into_iter().collect()));
-        let settings = Settings::load_with(None, env).expect("settings");
+        ]);
         assert_eq!(settings.database.max_connections, 3);
         assert_eq!(settings.whatsapp.app_secret, "from-env");
         assert_eq!(settings.gateway.listen.port(), 50051);
@@ -196,6 +235,32 @@ mod tests {
         assert_eq!(
             settings.service_url(ServiceName::Queue),
             "http://127.0.0.1:50061"
+        );
+    }
+
+    #[test]
+    fn media_lives_under_data_dir_unless_a_store_url_is_given() {
+        let settings = Settings::load(None).expect("settings");
+        assert_eq!(
+            settings.media_store(),
+            MediaStore::Directory(PathBuf::from("./data/media"))
+        );
+        assert_eq!(settings.media.max_chunk_bytes, 1024 * 1024);
+        let settings = with_env(&[
+            ("ATENCIONES_MEDIA__STORE_URL", "s3://bucket/media"),
+            ("ATENCIONES_MEDIA__STORE_OPTIONS__AWS_REGION", "eu-west-1"),
+        ]);
+        assert_eq!(
+            settings.media_store(),
+            MediaStore::Url("s3://bucket/media".into())
+        );
+        assert_eq!(
+            settings
+                .media
+                .store_options
+                .get("aws_region")
+                .map(String::as_str),
+            Some("eu-west-1")
         );
     }
 }

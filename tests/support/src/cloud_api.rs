@@ -1,6 +1,11 @@
 //! A local stand-in for the WhatsApp Cloud API's send endpoint,
 //! `POST /{version}/{phone_number_id}/messages`: it records every request and
-//! answers as told. The internet is not reachable from tests.
+//! answers as told; and for its media endpoints (see [`media`]). The internet
+//! is not reachable from tests.
+
+mod media;
+
+pub use media::UploadedMedia;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -46,21 +51,28 @@ struct Shared {
 pub struct CloudApi {
     base_url: String,
     shared: Arc<Mutex<Shared>>,
+    media: media::Shared,
 }
 
 impl CloudApi {
     /// Serves on 127.0.0.1:0 for the rest of the test's runtime.
     pub async fn start() -> Self {
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let app = Router::new()
-            .route("/{version}/{phone_number_id}/messages", post(messages))
-            .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base_url = format!("http://{}", listener.local_addr().expect("address"));
+        let (media_routes, media) = media::router(&base_url);
+        let app = Router::new()
+            .route("/{version}/{phone_number_id}/messages", post(messages))
+            .with_state(shared.clone())
+            .merge(media_routes);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { base_url, shared }
+        Self {
+            base_url,
+            shared,
+            media,
+        }
     }
 
     /// What `whatsapp.api_base_url` should be set to.
@@ -87,7 +99,7 @@ impl CloudApi {
 
 /// A test that failed while holding the lock has already reported; what was
 /// recorded is still worth reading.
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+fn lock<T>(shared: &Mutex<T>) -> MutexGuard<'_, T> {
     shared
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -6,7 +6,7 @@
 pub mod cloud_api;
 mod database;
 
-pub use cloud_api::{Answer, CloudApi, SentRequest};
+pub use cloud_api::{Answer, CloudApi, SentRequest, UploadedMedia};
 pub use database::{Backend, TestDatabase};
 
 /// Runs `async fn $name(db: TestDatabase)` once on each database, as

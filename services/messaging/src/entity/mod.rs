@@ -1,6 +1,7 @@
 //! Tables of the messaging service (see `migrations/src/messaging`).
 
 pub mod inbox;
+pub mod media;
 pub mod message;
 pub mod reaction;
 pub mod status;
