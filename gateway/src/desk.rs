@@ -74,6 +74,58 @@ impl AgentDesk {
             .attention;
         attention.ok_or_else(|| Error::Upstream(Status::internal("queue returned no attention")))
     }
+
+    /// Where a message the caller sends in an attention goes, once the queue
+    /// agreed the caller holds it.
+    async fn recipient(
+        &self,
+        caller: &Identity,
+        attention_id: &str,
+    ) -> Result<messaging_pb::Recipient, Error> {
+        let attention = self
+            .attention(caller, attention_id, queue_pb::Access::Hold)
+            .await?;
+        Ok(messaging_pb::Recipient {
+            attention_id: attention.id,
+            business_phone_number_id: attention.business_phone_number_id,
+            customer: attention.customer,
+            agent_id: caller.subject.clone(),
+        })
+    }
+
+    /// Puts a sent (or still pending) message on its attention's list preview.
+    async fn record_outbound(
+        &self,
+        message: Option<messaging_pb::Message>,
+    ) -> Result<messaging_pb::Message, Error> {
+        let message = message.ok_or_else(|| Status::internal("messaging returned no message"))?;
+        // Idempotent on the message id: a client retry after a failure here
+        // re-sends nothing and completes this step.
+        self.queue
+            .clone()
+            .record_outbound_message(queue_pb::RecordOutboundMessageRequest {
+                attention_id: message.attention_id.clone(),
+                message_id: message.id.clone(),
+                preview: message.text.chars().take(100).collect(),
+                time: message.time,
+            })
+            .await?;
+        Ok(message)
+    }
+
+    /// Blue ticks for the customer, in the background: opening an attention
+    /// never waits for WhatsApp, nor fails because of it.
+    fn mark_read_later(&self, attention_id: String) {
+        let mut messaging = self.messaging.clone();
+        tokio::spawn(async move {
+            let request = messaging_pb::MarkAttentionReadRequest {
+                attention_id: attention_id.clone(),
+            };
+            if let Err(status) = messaging.mark_attention_read(request).await {
+                tracing::warn!(%attention_id, %status, "could not mark the customer's messages read");
+            }
+        });
+    }
 }
 
 fn caller<T>(request: &Request<T>) -> Result<Identity, Error> {
@@ -97,16 +149,52 @@ impl AgentDeskService for AgentDesk {
 
     async fn send_template(
         &self,
-        _: Request<pb::SendTemplateRequest>,
+        request: Request<pb::SendTemplateRequest>,
     ) -> Result<Response<pb::SendTemplateResponse>, Status> {
-        Err(Status::unimplemented("SendTemplate is not implemented yet"))
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let recipient = self.recipient(&caller, &r.attention_id).await?;
+        let sent = self
+            .messaging
+            .clone()
+            .send_template(messaging_pb::SendTemplateRequest {
+                recipient: Some(recipient),
+                name: r.name,
+                language: r.language,
+                body_parameters: r.body_parameters,
+                reply_to_message_id: r.reply_to_message_id,
+                idempotency_key: r.idempotency_key,
+            })
+            .await?
+            .into_inner()
+            .message;
+        Ok(Response::new(pb::SendTemplateResponse {
+            message: Some(self.record_outbound(sent).await?),
+        }))
     }
 
     async fn send_reaction(
         &self,
-        _: Request<pb::SendReactionRequest>,
+        request: Request<pb::SendReactionRequest>,
     ) -> Result<Response<pb::SendReactionResponse>, Status> {
-        Err(Status::unimplemented("SendReaction is not implemented yet"))
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let recipient = self.recipient(&caller, &r.attention_id).await?;
+        let sent = self
+            .messaging
+            .clone()
+            .send_reaction(messaging_pb::SendReactionRequest {
+                recipient: Some(recipient),
+                message_id: r.message_id,
+                emoji: r.emoji,
+                idempotency_key: r.idempotency_key,
+            })
+            .await?
+            .into_inner()
+            .message;
+        Ok(Response::new(pb::SendReactionResponse {
+            message: Some(self.record_outbound(sent).await?),
+        }))
     }
 
     async fn start_media_upload(
@@ -195,12 +283,18 @@ impl AgentDeskService for AgentDesk {
             .as_ref()
             .map(|c| c.id.clone())
             .unwrap_or_default();
+        self.mark_read_later(attention.id.clone());
 
         // Everything the screen needs, fetched at once.
         let messages = messaging.list_messages(messaging_pb::ListMessagesRequest {
             attention_id: attention.id.clone(),
             page_size: r.message_page_size,
             page_token: String::new(),
+        });
+        let mut window_client = self.messaging.clone();
+        let window = window_client.get_window(messaging_pb::GetWindowRequest {
+            business_phone_number_id: attention.business_phone_number_id.clone(),
+            customer_id: customer_id.clone(),
         });
         let earlier = history.list_customer_attentions(history_pb::ListCustomerAttentionsRequest {
             customer_id,
@@ -222,7 +316,8 @@ impl AgentDeskService for AgentDesk {
             let (form, draft) = tokio::try_join!(form, draft)?;
             Ok::<_, Status>((form.into_inner().form, draft.into_inner().draft))
         };
-        let (messages, earlier, (form, draft)) = tokio::try_join!(messages, earlier, form)?;
+        let (messages, earlier, (form, draft), window) =
+            tokio::try_join!(messages, earlier, form, window)?;
         let messages = messages.into_inner();
         Ok(Response::new(pb::OpenAttentionResponse {
             attention: Some(attention),
@@ -231,7 +326,7 @@ impl AgentDeskService for AgentDesk {
             form,
             draft,
             earlier_attentions: earlier.into_inner().records,
-            window: None,
+            window: window.into_inner().window,
         }))
     }
 
@@ -266,39 +361,22 @@ impl AgentDeskService for AgentDesk {
     ) -> Result<Response<pb::SendTextResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let attention = self
-            .attention(&caller, &r.attention_id, queue_pb::Access::Hold)
-            .await?;
-        let message = self
+        let recipient = self.recipient(&caller, &r.attention_id).await?;
+        let sent = self
             .messaging
             .clone()
             .send_text(messaging_pb::SendTextRequest {
-                attention_id: attention.id.clone(),
-                business_phone_number_id: attention.business_phone_number_id,
-                customer: attention.customer,
+                recipient: Some(recipient),
                 text: r.text,
                 preview_url: r.preview_url,
-                idempotency_key: r.idempotency_key,
-                agent_id: caller.subject,
                 reply_to_message_id: r.reply_to_message_id,
+                idempotency_key: r.idempotency_key,
             })
             .await?
             .into_inner()
-            .message
-            .ok_or_else(|| Status::internal("messaging returned no message"))?;
-        // Idempotent on the message id: a client retry after a failure here
-        // re-sends nothing and completes this step.
-        self.queue
-            .clone()
-            .record_outbound_message(queue_pb::RecordOutboundMessageRequest {
-                attention_id: attention.id,
-                message_id: message.id.clone(),
-                preview: message.text.chars().take(100).collect(),
-                time: message.time,
-            })
-            .await?;
+            .message;
         Ok(Response::new(pb::SendTextResponse {
-            message: Some(message),
+            message: Some(self.record_outbound(sent).await?),
         }))
     }
 

@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::messaging::PREVIEW_CHARS;
 use crate::notification::{self, InboundMessage, Item, StatusUpdate};
 use crate::store;
+use crate::window;
 
 /// Rows read per query.
 const BATCH: u64 = 50;
@@ -136,6 +137,7 @@ impl Processor {
 
     async fn handle_message(&self, inbound: &InboundMessage) -> Result<(), Error> {
         let stored = store::store_inbound(&self.db, inbound).await?;
+        window::record_inbound(&self.db, &stored).await?;
         if stored.attention_id.is_some() {
             return Ok(());
         }
@@ -180,6 +182,7 @@ impl Processor {
         // Kept first: if the message is not known yet under this wamid (its
         // send has not stored the id), the send applies it later.
         store::keep_status(&self.db, update).await?;
+        window::record_status(&self.db, update).await?;
         if let Some(next) = MessageStatus::from_webhook(&update.status) {
             store::apply_status(&self.db, &update.wamid, next, update.error.as_ref()).await?;
         }
@@ -501,6 +504,7 @@ mod tests {
             sending_until: sea_orm::ActiveValue::Set(None),
             created_at: sea_orm::ActiveValue::Set(now),
             updated_at: sea_orm::ActiveValue::Set(now),
+            ..Default::default()
         };
         let stored = store::insert_outbound(db, row, &key).await.expect("insert");
         store::mark_accepted(db, stored.id, wamid)

@@ -3,9 +3,13 @@
 use atenciones_proto::common::v1 as common;
 use atenciones_proto::messaging::v1 as pb;
 use atenciones_proto::time::timestamp;
+use chrono::{DateTime, Utc};
 
 use crate::domain::{Direction, MessageStatus};
 use crate::entity::message;
+use crate::graph;
+use crate::outbound::OutboundBody;
+use crate::window::Window;
 
 fn status(value: &str) -> pb::MessageStatus {
     match MessageStatus::parse(value) {
@@ -29,12 +33,59 @@ fn direction(value: &str) -> pb::MessageDirection {
     }
 }
 
+/// The 24-hour window as the agent's countdown needs it.
+pub fn window(window: &Window, now: DateTime<Utc>) -> pb::ConversationWindow {
+    pb::ConversationWindow {
+        open: window.is_open(now),
+        expire_time: window.expire_time().map(timestamp),
+    }
+}
+
+/// What an outbound message's stored request says: its structured content
+/// and the message it replies to.
+fn outbound_content(
+    row: &message::Model,
+) -> (Option<pb::message::Content>, Option<pb::MessageRef>) {
+    let Some((body, reply_to)) = row.raw.as_ref().and_then(graph::read_message_body) else {
+        return (None, None);
+    };
+    let content = match body {
+        OutboundBody::Template(template) => {
+            Some(pb::message::Content::Template(pb::TemplateContent {
+                name: template.name,
+                language: template.language,
+                body_parameters: template.body_parameters,
+            }))
+        }
+        OutboundBody::Reaction {
+            target_wamid,
+            emoji,
+        } => Some(pb::message::Content::Reaction(pb::ReactionContent {
+            target: Some(pb::MessageRef {
+                message_id: String::new(),
+                wamid: target_wamid,
+            }),
+            emoji,
+        })),
+        OutboundBody::Text { .. } | OutboundBody::Media(_) => None,
+    };
+    let reply_to = reply_to.map(|wamid| pb::MessageRef {
+        message_id: String::new(),
+        wamid,
+    });
+    (content, reply_to)
+}
+
 pub fn message(row: &message::Model) -> pb::Message {
     let error = row.error_code.map(|code| pb::MessageError {
         code,
         title: row.error_title.clone().unwrap_or_default(),
         detail: row.error_detail.clone().unwrap_or_default(),
     });
+    let (content, reply_to) = match Direction::parse(&row.direction) {
+        Some(Direction::Outbound) => outbound_content(row),
+        _ => (None, None),
+    };
     pb::Message {
         id: row.id.to_string(),
         attention_id: row
@@ -56,7 +107,9 @@ pub fn message(row: &message::Model) -> pb::Message {
         error,
         time: Some(timestamp(row.sent_at)),
         agent_id: row.agent_id.clone().unwrap_or_default(),
-        // Structured content, reactions, reply context: issue 3 in progress.
+        reply_to,
+        content,
+        // Inbound content, reactions on a message: issue 3 in progress.
         ..Default::default()
     }
 }

@@ -1,7 +1,9 @@
 //! Typed settings, layered: built-in defaults → optional file → environment.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
@@ -73,6 +75,8 @@ pub struct MessagingSettings {
     pub webhook_listen: SocketAddr,
 }
 
+/// The Cloud API: credentials, and how sending is paced and retried
+/// (`defaults.toml` explains each).
 #[derive(Debug, Clone, Deserialize)]
 pub struct WhatsAppSettings {
     pub app_secret: String,
@@ -80,6 +84,30 @@ pub struct WhatsAppSettings {
     pub access_token: String,
     pub api_base_url: String,
     pub api_version: String,
+    pub messages_per_second: NonZeroU32,
+    pub request_timeout_ms: u64,
+    pub send_lease_ms: u64,
+    pub send_max_attempts: NonZeroU32,
+    pub retry_initial_backoff_ms: u64,
+    pub retry_max_backoff_ms: u64,
+}
+
+impl WhatsAppSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn send_lease(&self) -> Duration {
+        Duration::from_millis(self.send_lease_ms)
+    }
+
+    pub fn retry_initial_backoff(&self) -> Duration {
+        Duration::from_millis(self.retry_initial_backoff_ms)
+    }
+
+    pub fn retry_max_backoff(&self) -> Duration {
+        Duration::from_millis(self.retry_max_backoff_ms)
+    }
 }
 
 /// The services with their own data.
@@ -177,13 +205,25 @@ mod tests {
         let vars = [
             ("ATENCIONES_WHATSAPP__APP_SECRET", "from-env"),
             ("ATENCIONES_DATABASE__MAX_CONNECTIONS", "3"),
+            ("ATENCIONES_WHATSAPP__MESSAGES_PER_SECOND", "20"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let env = environment().source(Some(vars.into_iter().collect()));
         let settings = Settings::load_with(None, env).expect("settings");
         assert_eq!(settings.database.max_connections, 3);
         assert_eq!(settings.whatsapp.app_secret, "from-env");
+        assert_eq!(settings.whatsapp.messages_per_second.get(), 20);
         assert_eq!(settings.gateway.listen.port(), 50051);
+    }
+
+    #[test]
+    fn sending_defaults_follow_the_cloud_api_limits() {
+        let whatsapp = Settings::load(None).expect("settings").whatsapp;
+        assert_eq!(whatsapp.messages_per_second.get(), 80);
+        assert!(
+            whatsapp.send_lease() > whatsapp.request_timeout(),
+            "a live sender never loses its lease"
+        );
     }
 
     #[test]

@@ -3,3 +3,4 @@
 pub mod inbox;
 pub mod message;
 pub mod status;
+pub mod window;
