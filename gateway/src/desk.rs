@@ -75,36 +75,37 @@ impl AgentDesk {
         attention.ok_or_else(|| Error::Upstream(Status::internal("queue returned no attention")))
     }
 
-    /// Where a message the caller sends in an attention goes, once the queue
-    /// agreed the caller holds it.
-    async fn recipient(
+    /// Sends a message in an attention the caller holds: `send` makes the
+    /// messaging call for the recipient the queue agreed to; the message
+    /// (sent, or pending a retry) then becomes the attention's list preview.
+    async fn send_in<F, Fut>(
         &self,
         caller: &Identity,
         attention_id: &str,
-    ) -> Result<messaging_pb::Recipient, Error> {
+        send: F,
+    ) -> Result<messaging_pb::Message, Error>
+    where
+        F: FnOnce(MessagingServiceClient<Channel>, messaging_pb::Recipient) -> Fut,
+        Fut: Future<Output = Result<Option<messaging_pb::Message>, Status>>,
+    {
         let attention = self
             .attention(caller, attention_id, queue_pb::Access::Hold)
             .await?;
-        Ok(messaging_pb::Recipient {
-            attention_id: attention.id,
+        let recipient = messaging_pb::Recipient {
+            attention_id: attention.id.clone(),
             business_phone_number_id: attention.business_phone_number_id,
             customer: attention.customer,
             agent_id: caller.subject.clone(),
-        })
-    }
-
-    /// Puts a sent (or still pending) message on its attention's list preview.
-    async fn record_outbound(
-        &self,
-        message: Option<messaging_pb::Message>,
-    ) -> Result<messaging_pb::Message, Error> {
-        let message = message.ok_or_else(|| Status::internal("messaging returned no message"))?;
+        };
+        let message = send(self.messaging.clone(), recipient)
+            .await?
+            .ok_or_else(|| Status::internal("messaging returned no message"))?;
         // Idempotent on the message id: a client retry after a failure here
         // re-sends nothing and completes this step.
         self.queue
             .clone()
             .record_outbound_message(queue_pb::RecordOutboundMessageRequest {
-                attention_id: message.attention_id.clone(),
+                attention_id: attention.id,
                 message_id: message.id.clone(),
                 preview: message.text.chars().take(100).collect(),
                 time: message.time,
@@ -153,23 +154,25 @@ impl AgentDeskService for AgentDesk {
     ) -> Result<Response<pb::SendTemplateResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let recipient = self.recipient(&caller, &r.attention_id).await?;
-        let sent = self
-            .messaging
-            .clone()
-            .send_template(messaging_pb::SendTemplateRequest {
-                recipient: Some(recipient),
-                name: r.name,
-                language: r.language,
-                body_parameters: r.body_parameters,
-                reply_to_message_id: r.reply_to_message_id,
-                idempotency_key: r.idempotency_key,
-            })
-            .await?
-            .into_inner()
-            .message;
+        let message = self
+            .send_in(
+                &caller,
+                &r.attention_id,
+                |mut messaging, recipient| async move {
+                    let request = messaging_pb::SendTemplateRequest {
+                        recipient: Some(recipient),
+                        name: r.name,
+                        language: r.language,
+                        body_parameters: r.body_parameters,
+                        reply_to_message_id: r.reply_to_message_id,
+                        idempotency_key: r.idempotency_key,
+                    };
+                    Ok(messaging.send_template(request).await?.into_inner().message)
+                },
+            )
+            .await?;
         Ok(Response::new(pb::SendTemplateResponse {
-            message: Some(self.record_outbound(sent).await?),
+            message: Some(message),
         }))
     }
 
@@ -179,21 +182,23 @@ impl AgentDeskService for AgentDesk {
     ) -> Result<Response<pb::SendReactionResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let recipient = self.recipient(&caller, &r.attention_id).await?;
-        let sent = self
-            .messaging
-            .clone()
-            .send_reaction(messaging_pb::SendReactionRequest {
-                recipient: Some(recipient),
-                message_id: r.message_id,
-                emoji: r.emoji,
-                idempotency_key: r.idempotency_key,
-            })
-            .await?
-            .into_inner()
-            .message;
+        let message = self
+            .send_in(
+                &caller,
+                &r.attention_id,
+                |mut messaging, recipient| async move {
+                    let request = messaging_pb::SendReactionRequest {
+                        recipient: Some(recipient),
+                        message_id: r.message_id,
+                        emoji: r.emoji,
+                        idempotency_key: r.idempotency_key,
+                    };
+                    Ok(messaging.send_reaction(request).await?.into_inner().message)
+                },
+            )
+            .await?;
         Ok(Response::new(pb::SendReactionResponse {
-            message: Some(self.record_outbound(sent).await?),
+            message: Some(message),
         }))
     }
 
@@ -361,22 +366,24 @@ impl AgentDeskService for AgentDesk {
     ) -> Result<Response<pb::SendTextResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let recipient = self.recipient(&caller, &r.attention_id).await?;
-        let sent = self
-            .messaging
-            .clone()
-            .send_text(messaging_pb::SendTextRequest {
-                recipient: Some(recipient),
-                text: r.text,
-                preview_url: r.preview_url,
-                reply_to_message_id: r.reply_to_message_id,
-                idempotency_key: r.idempotency_key,
-            })
-            .await?
-            .into_inner()
-            .message;
+        let message = self
+            .send_in(
+                &caller,
+                &r.attention_id,
+                |mut messaging, recipient| async move {
+                    let request = messaging_pb::SendTextRequest {
+                        recipient: Some(recipient),
+                        text: r.text,
+                        preview_url: r.preview_url,
+                        reply_to_message_id: r.reply_to_message_id,
+                        idempotency_key: r.idempotency_key,
+                    };
+                    Ok(messaging.send_text(request).await?.into_inner().message)
+                },
+            )
+            .await?;
         Ok(Response::new(pb::SendTextResponse {
-            message: Some(self.record_outbound(sent).await?),
+            message: Some(message),
         }))
     }
 

@@ -65,6 +65,13 @@ async fn customer_writes(suite: &TestSuite, wamid: &str, text: &str, timestamp: 
     .await
 }
 
+/// The customer wrote just now and ana opened the attention: free text may go.
+async fn conversation(suite: &TestSuite) -> String {
+    let attention = customer_writes(suite, "wamid.q", "hola", now()).await;
+    open(suite, &attention).await;
+    attention
+}
+
 async fn open(suite: &TestSuite, attention_id: &str) -> pb::OpenAttentionResponse {
     suite
         .desk("ana")
@@ -101,6 +108,24 @@ async fn send_text(
     request: pb::SendTextRequest,
 ) -> Result<Message, tonic::Status> {
     let response = suite.desk("ana").await.send_text(request).await?;
+    Ok(response.into_inner().message.expect("message"))
+}
+
+async fn send_reaction(
+    suite: &TestSuite,
+    agent: &str,
+    attention_id: &str,
+    message_id: &str,
+    emoji: &str,
+    key: &str,
+) -> Result<Message, tonic::Status> {
+    let request = pb::SendReactionRequest {
+        attention_id: attention_id.into(),
+        message_id: message_id.into(),
+        emoji: emoji.into(),
+        idempotency_key: key.into(),
+    };
+    let response = suite.desk(agent).await.send_reaction(request).await?;
     Ok(response.into_inner().message.expect("message"))
 }
 
@@ -154,15 +179,7 @@ async fn a_template_goes_out_of_the_window_where_text_is_refused(db: TestDatabas
         .expect_err("free text outside the window");
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert_eq!(error_reason(&refused).as_deref(), Some("WINDOW_CLOSED"));
-    let reaction = suite
-        .desk("ana")
-        .await
-        .send_reaction(pb::SendReactionRequest {
-            attention_id: attention.clone(),
-            message_id: question.id.clone(),
-            emoji: "👍".into(),
-            idempotency_key: "k2".into(),
-        })
+    let reaction = send_reaction(&suite, "ana", &attention, &question.id, "👍", "k2")
         .await
         .expect_err("a reaction is free-form too");
     assert_eq!(reaction.code(), Code::FailedPrecondition);
@@ -263,27 +280,10 @@ async fn replies_and_reactions_reach_whatsapp_as_it_expects(db: TestDatabase) {
         reply.reply_to.as_ref().map(|r| r.wamid.as_str()),
         Some("wamid.q")
     );
-    let mut ana = suite.desk("ana").await;
-    let react = |emoji: &str, key: &str| pb::SendReactionRequest {
-        attention_id: attention.clone(),
-        message_id: question.id.clone(),
-        emoji: emoji.into(),
-        idempotency_key: key.into(),
-    };
-    let liked = ana
-        .send_reaction(react("👍", "k2"))
-        .await
-        .expect("reaction")
-        .into_inner()
-        .message
-        .expect("message");
-    let removed = ana
-        .send_reaction(react("", "k3"))
-        .await
-        .expect("removal")
-        .into_inner()
-        .message
-        .expect("message");
+    let react =
+        |agent, emoji, key| send_reaction(&suite, agent, &attention, &question.id, emoji, key);
+    let liked = react("ana", "👍", "k2").await.expect("reaction");
+    let removed = react("ana", "", "k3").await.expect("removal");
     assert_eq!(liked.r#type, "reaction");
     assert_eq!(
         liked.content,
@@ -327,12 +327,7 @@ async fn replies_and_reactions_reach_whatsapp_as_it_expects(db: TestDatabase) {
     }
 
     // Only the holder sends.
-    let luis = suite
-        .desk("luis")
-        .await
-        .send_reaction(react("❤️", "k4"))
-        .await
-        .expect_err("not the holder");
+    let luis = react("luis", "❤️", "k4").await.expect_err("not the holder");
     assert_eq!(luis.code(), Code::PermissionDenied);
     suite.stop().await;
 }
@@ -340,8 +335,7 @@ on_both_databases!(replies_and_reactions_reach_whatsapp_as_it_expects);
 
 async fn a_retried_send_with_the_same_key_sends_once(db: TestDatabase) {
     let suite = TestSuite::start(db).await;
-    let attention = customer_writes(&suite, "wamid.q", "hola", now()).await;
-    open(&suite, &attention).await;
+    let attention = conversation(&suite).await;
     let first = send_text(&suite, text(&attention, "same"))
         .await
         .expect("sent");
@@ -359,8 +353,7 @@ on_both_databases!(a_retried_send_with_the_same_key_sends_once);
 
 async fn rate_limits_are_retried_with_backoff_and_the_message_goes_once(db: TestDatabase) {
     let suite = TestSuite::start(db).await;
-    let attention = customer_writes(&suite, "wamid.q", "hola", now()).await;
-    open(&suite, &attention).await;
+    let attention = conversation(&suite).await;
     suite.cloud_api.script(&[
         Answer::RateLimited,
         Answer::TooManyRequests,
@@ -397,8 +390,7 @@ on_both_databases!(rate_limits_are_retried_with_backoff_and_the_message_goes_onc
 
 async fn a_server_error_then_success_sends_once(db: TestDatabase) {
     let suite = TestSuite::start(db).await;
-    let attention = customer_writes(&suite, "wamid.q", "hola", now()).await;
-    open(&suite, &attention).await;
+    let attention = conversation(&suite).await;
     suite.cloud_api.script(&[Answer::ServerError]);
     let pending = send_text(&suite, text(&attention, "k1"))
         .await
@@ -421,8 +413,7 @@ async fn a_slow_whatsapp_is_tried_again_after_the_timeout(db: TestDatabase) {
         s.whatsapp.send_lease_ms = 1_000;
     })
     .await;
-    let attention = customer_writes(&suite, "wamid.q", "hola", now()).await;
-    open(&suite, &attention).await;
+    let attention = conversation(&suite).await;
     suite
         .cloud_api
         .script(&[Answer::Slow(Duration::from_millis(1_500))]);
@@ -443,8 +434,7 @@ on_both_databases!(a_slow_whatsapp_is_tried_again_after_the_timeout);
 
 async fn other_refusals_fail_the_message_with_whatsapps_reason(db: TestDatabase) {
     let suite = TestSuite::start(db).await;
-    let attention = customer_writes(&suite, "wamid.q", "hola", now()).await;
-    open(&suite, &attention).await;
+    let attention = conversation(&suite).await;
     suite.cloud_api.script(&[Answer::Reject {
         code: 131026,
         title: "(#131026) Message undeliverable",
@@ -489,8 +479,7 @@ async fn trouble_that_outlasts_every_try_fails_the_message(db: TestDatabase) {
         s.whatsapp.send_max_attempts = std::num::NonZeroU32::new(3).expect("3");
     })
     .await;
-    let attention = customer_writes(&suite, "wamid.q", "hola", now()).await;
-    open(&suite, &attention).await;
+    let attention = conversation(&suite).await;
     suite.cloud_api.answer(Answer::Fail);
     let pending = send_text(&suite, text(&attention, "k1"))
         .await

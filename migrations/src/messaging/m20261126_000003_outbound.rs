@@ -11,7 +11,7 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // One column per ALTER: SQLite cannot add several in one statement.
         for column in [
-            // Tries of an outbound message so far; bounded retries stop at the setting.
+            // Failed tries of an outbound message so far; retries stop at the setting.
             integer(MessagingMessages::SendAttempts)
                 .default(0)
                 .to_owned(),
@@ -61,7 +61,20 @@ impl MigrationTrait for Migration {
                     )
                     .to_owned(),
             )
-            .await
+            .await?;
+        // Conversations stored before this migration keep their windows.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "INSERT INTO messaging_windows \
+                 (business_phone_number_id, customer_id, last_inbound_at, closed_at, updated_at) \
+                 SELECT business_phone_number_id, customer_id, MAX(sent_at), NULL, MAX(sent_at) \
+                 FROM messaging_messages \
+                 WHERE direction = 'inbound' AND customer_id <> '' AND message_type <> 'system' \
+                 GROUP BY business_phone_number_id, customer_id",
+            )
+            .await?;
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -325,25 +325,45 @@ impl Check {
     }
 }
 
+/// A send: where to, the fields every kind shares around its body, and the
+/// body `body` checks and builds. Violations come in the request's order.
+fn outbound(
+    recipient: Option<pb::Recipient>,
+    body: impl FnOnce(&mut Check) -> OutboundBody,
+    reply_to_message_id: &str,
+    idempotency_key: &str,
+) -> Result<Outbound, Error> {
+    let mut check = Check::default();
+    let recipient = check.recipient(recipient);
+    let body = body(&mut check);
+    let reply_to = check.optional_uuid("reply_to_message_id", reply_to_message_id);
+    let idempotency_key = check.idempotency_key(idempotency_key);
+    check.finish()?;
+    Ok(Outbound {
+        recipient,
+        body,
+        reply_to,
+        idempotency_key,
+    })
+}
+
 impl TryFrom<SendTextRequest> for Outbound {
     type Error = Error;
 
     fn try_from(request: SendTextRequest) -> Result<Self, Error> {
-        let mut check = Check::default();
-        let recipient = check.recipient(request.recipient);
-        check.text(&request.text);
-        let reply_to = check.optional_uuid("reply_to_message_id", &request.reply_to_message_id);
-        let idempotency_key = check.idempotency_key(&request.idempotency_key);
-        check.finish()?;
-        Ok(Outbound {
-            recipient,
-            body: OutboundBody::Text {
-                body: request.text,
+        let body = |check: &mut Check| {
+            check.text(&request.text);
+            OutboundBody::Text {
+                body: request.text.clone(),
                 preview_url: request.preview_url,
-            },
-            reply_to,
-            idempotency_key,
-        })
+            }
+        };
+        outbound(
+            request.recipient.clone(),
+            body,
+            &request.reply_to_message_id,
+            &request.idempotency_key,
+        )
     }
 }
 
@@ -351,18 +371,13 @@ impl TryFrom<SendTemplateRequest> for Outbound {
     type Error = Error;
 
     fn try_from(request: SendTemplateRequest) -> Result<Self, Error> {
-        let mut check = Check::default();
-        let recipient = check.recipient(request.recipient.clone());
-        let template = check.template(&request);
-        let reply_to = check.optional_uuid("reply_to_message_id", &request.reply_to_message_id);
-        let idempotency_key = check.idempotency_key(&request.idempotency_key);
-        check.finish()?;
-        Ok(Outbound {
-            recipient,
-            body: OutboundBody::Template(template),
-            reply_to,
-            idempotency_key,
-        })
+        let body = |check: &mut Check| OutboundBody::Template(check.template(&request));
+        outbound(
+            request.recipient.clone(),
+            body,
+            &request.reply_to_message_id,
+            &request.idempotency_key,
+        )
     }
 }
 

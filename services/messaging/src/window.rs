@@ -275,4 +275,51 @@ mod tests {
         );
     }
     on_both_databases!(a_failed_status_with_131047_closes_the_window);
+
+    async fn windows_of_conversations_stored_before_the_migration_are_kept(test_db: TestDatabase) {
+        use atenciones_migrations::messaging::Migrator;
+        use sea_orm_migration::MigratorTrait;
+
+        let db = sea_orm::Database::connect(test_db.url("messaging"))
+            .await
+            .expect("database");
+        Migrator::up(&db, Some(1))
+            .await
+            .expect("the first migration");
+        // A customer message as the first schema stored it (its columns only).
+        let row = message::ActiveModel {
+            id: Set(uuid::Uuid::new_v4()),
+            wamid: Set(Some("wamid.before".into())),
+            direction: Set("inbound".into()),
+            attention_id: Set(None),
+            routing: Set("routed".into()),
+            business_phone_number_id: Set("1".into()),
+            customer_id: Set("2".into()),
+            customer_wa_id: Set("2".into()),
+            customer_user_id: Set(String::new()),
+            customer_name: Set(String::new()),
+            message_type: Set("text".into()),
+            text: Set("hola".into()),
+            raw: Set(None),
+            status: Set("received".into()),
+            error_code: Set(None),
+            error_title: Set(None),
+            error_detail: Set(None),
+            sent_at: Set(at(0)),
+            agent_id: Set(None),
+            idempotency_key: Set(None),
+            sending_until: Set(None),
+            created_at: Set(at(0)),
+            updated_at: Set(at(0)),
+            ..Default::default()
+        };
+        message::Entity::insert(row)
+            .exec_without_returning(&db)
+            .await
+            .expect("stored");
+        Migrator::up(&db, None).await.expect("this migration");
+        let window = get(&db, "1", "2").await.expect("window");
+        assert_eq!(window.expire_time(), Some(at(24)));
+    }
+    on_both_databases!(windows_of_conversations_stored_before_the_migration_are_kept);
 }

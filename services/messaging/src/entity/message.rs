@@ -39,7 +39,7 @@ pub struct Model {
     pub sending_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// Outbound: tries so far.
+    /// Outbound: failed tries so far.
     pub send_attempts: i32,
     /// Outbound, pending: why the last try did not go through.
     pub send_error: Option<String>,
