@@ -75,12 +75,12 @@ impl TestSuite {
         settings.whatsapp.access_token = ACCESS_TOKEN.into();
         settings.whatsapp.api_base_url = cloud_api.base_url();
         settings.whatsapp.api_version = "v23.0".into();
-        // Retries in milliseconds, not minutes; a lease that a killed test
-        // process does not leave held for long.
+        // Retries within a second, not minutes (yet slow enough that a send's
+        // answer is read before its first retry changes it); a short lease.
         settings.whatsapp.request_timeout_ms = 2_000;
         settings.whatsapp.send_lease_ms = 5_000;
-        settings.whatsapp.retry_initial_backoff_ms = 20;
-        settings.whatsapp.retry_max_backoff_ms = 200;
+        settings.whatsapp.retry_initial_backoff_ms = 250;
+        settings.whatsapp.retry_max_backoff_ms = 500;
         configure(&mut settings);
 
         let shutdown = CancellationToken::new();

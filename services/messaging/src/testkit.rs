@@ -164,7 +164,8 @@ impl QueueService for FakeQueue {
 // ---- Cloud API ----
 
 /// The built-in settings, pointed at `api_base_url`, with retries quick
-/// enough for tests.
+/// enough for tests, yet slow enough that a Send* call reads its message back
+/// before the sender's retry changes it.
 pub fn whatsapp_settings(api_base_url: &str) -> WhatsAppSettings {
     let defaults = Settings::load(None).expect("default settings").whatsapp;
     WhatsAppSettings {
@@ -175,8 +176,8 @@ pub fn whatsapp_settings(api_base_url: &str) -> WhatsAppSettings {
         api_version: API_VERSION.into(),
         request_timeout_ms: 2_000,
         send_lease_ms: 5_000,
-        retry_initial_backoff_ms: 20,
-        retry_max_backoff_ms: 200,
+        retry_initial_backoff_ms: 250,
+        retry_max_backoff_ms: 500,
         ..defaults
     }
 }
