@@ -75,6 +75,59 @@ impl AgentDesk {
             .attention;
         attention.ok_or_else(|| Error::Upstream(Status::internal("queue returned no attention")))
     }
+
+    /// Sends a message in an attention the caller holds: `send` makes the
+    /// messaging call for the recipient the queue agreed to; the message
+    /// (sent, or pending a retry) then becomes the attention's list preview.
+    async fn send_in<F, Fut>(
+        &self,
+        caller: &Identity,
+        attention_id: &str,
+        send: F,
+    ) -> Result<messaging_pb::Message, Error>
+    where
+        F: FnOnce(MessagingServiceClient<Channel>, messaging_pb::Recipient) -> Fut,
+        Fut: Future<Output = Result<Option<messaging_pb::Message>, Status>>,
+    {
+        let attention = self
+            .attention(caller, attention_id, queue_pb::Access::Hold)
+            .await?;
+        let recipient = messaging_pb::Recipient {
+            attention_id: attention.id.clone(),
+            business_phone_number_id: attention.business_phone_number_id,
+            customer: attention.customer,
+            agent_id: caller.subject.clone(),
+        };
+        let message = send(self.messaging.clone(), recipient)
+            .await?
+            .ok_or_else(|| Status::internal("messaging returned no message"))?;
+        // Idempotent on the message id: a client retry after a failure here
+        // re-sends nothing and completes this step.
+        self.queue
+            .clone()
+            .record_outbound_message(queue_pb::RecordOutboundMessageRequest {
+                attention_id: attention.id,
+                message_id: message.id.clone(),
+                preview: message.text.chars().take(100).collect(),
+                time: message.time,
+            })
+            .await?;
+        Ok(message)
+    }
+
+    /// Blue ticks for the customer, in the background: opening an attention
+    /// never waits for WhatsApp, nor fails because of it.
+    fn mark_read_later(&self, attention_id: String) {
+        let mut messaging = self.messaging.clone();
+        tokio::spawn(async move {
+            let request = messaging_pb::MarkAttentionReadRequest {
+                attention_id: attention_id.clone(),
+            };
+            if let Err(status) = messaging.mark_attention_read(request).await {
+                tracing::warn!(%attention_id, %status, "could not mark the customer's messages read");
+            }
+        });
+    }
 }
 
 fn caller<T>(request: &Request<T>) -> Result<Identity, Error> {
@@ -91,23 +144,83 @@ impl AgentDeskService for AgentDesk {
 
     async fn send_media(
         &self,
-        _: Request<pb::SendMediaRequest>,
+        request: Request<pb::SendMediaRequest>,
     ) -> Result<Response<pb::SendMediaResponse>, Status> {
-        Err(Status::unimplemented("SendMedia is not implemented yet"))
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let message = self
+            .send_in(
+                &caller,
+                &r.attention_id,
+                |mut messaging, recipient| async move {
+                    let request = messaging_pb::SendMediaRequest {
+                        recipient: Some(recipient),
+                        media_id: r.media_id,
+                        caption: r.caption,
+                        reply_to_message_id: r.reply_to_message_id,
+                        idempotency_key: r.idempotency_key,
+                    };
+                    Ok(messaging.send_media(request).await?.into_inner().message)
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::SendMediaResponse {
+            message: Some(message),
+        }))
     }
 
     async fn send_template(
         &self,
-        _: Request<pb::SendTemplateRequest>,
+        request: Request<pb::SendTemplateRequest>,
     ) -> Result<Response<pb::SendTemplateResponse>, Status> {
-        Err(Status::unimplemented("SendTemplate is not implemented yet"))
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let message = self
+            .send_in(
+                &caller,
+                &r.attention_id,
+                |mut messaging, recipient| async move {
+                    let request = messaging_pb::SendTemplateRequest {
+                        recipient: Some(recipient),
+                        name: r.name,
+                        language: r.language,
+                        body_parameters: r.body_parameters,
+                        reply_to_message_id: r.reply_to_message_id,
+                        idempotency_key: r.idempotency_key,
+                    };
+                    Ok(messaging.send_template(request).await?.into_inner().message)
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::SendTemplateResponse {
+            message: Some(message),
+        }))
     }
 
     async fn send_reaction(
         &self,
-        _: Request<pb::SendReactionRequest>,
+        request: Request<pb::SendReactionRequest>,
     ) -> Result<Response<pb::SendReactionResponse>, Status> {
-        Err(Status::unimplemented("SendReaction is not implemented yet"))
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let message = self
+            .send_in(
+                &caller,
+                &r.attention_id,
+                |mut messaging, recipient| async move {
+                    let request = messaging_pb::SendReactionRequest {
+                        recipient: Some(recipient),
+                        message_id: r.message_id,
+                        emoji: r.emoji,
+                        idempotency_key: r.idempotency_key,
+                    };
+                    Ok(messaging.send_reaction(request).await?.into_inner().message)
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::SendReactionResponse {
+            message: Some(message),
+        }))
     }
 
     async fn start_media_upload(
@@ -277,12 +390,18 @@ impl AgentDeskService for AgentDesk {
             .as_ref()
             .map(|c| c.id.clone())
             .unwrap_or_default();
+        self.mark_read_later(attention.id.clone());
 
         // Everything the screen needs, fetched at once.
         let messages = messaging.list_messages(messaging_pb::ListMessagesRequest {
             attention_id: attention.id.clone(),
             page_size: r.message_page_size,
             page_token: String::new(),
+        });
+        let mut window_client = self.messaging.clone();
+        let window = window_client.get_window(messaging_pb::GetWindowRequest {
+            business_phone_number_id: attention.business_phone_number_id.clone(),
+            customer_id: customer_id.clone(),
         });
         let earlier = history.list_customer_attentions(history_pb::ListCustomerAttentionsRequest {
             customer_id,
@@ -304,7 +423,8 @@ impl AgentDeskService for AgentDesk {
             let (form, draft) = tokio::try_join!(form, draft)?;
             Ok::<_, Status>((form.into_inner().form, draft.into_inner().draft))
         };
-        let (messages, earlier, (form, draft)) = tokio::try_join!(messages, earlier, form)?;
+        let (messages, earlier, (form, draft), window) =
+            tokio::try_join!(messages, earlier, form, window)?;
         let messages = messages.into_inner();
         Ok(Response::new(pb::OpenAttentionResponse {
             attention: Some(attention),
@@ -313,7 +433,7 @@ impl AgentDeskService for AgentDesk {
             form,
             draft,
             earlier_attentions: earlier.into_inner().records,
-            window: None,
+            window: window.into_inner().window,
         }))
     }
 
@@ -348,36 +468,21 @@ impl AgentDeskService for AgentDesk {
     ) -> Result<Response<pb::SendTextResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let attention = self
-            .attention(&caller, &r.attention_id, queue_pb::Access::Hold)
-            .await?;
         let message = self
-            .messaging
-            .clone()
-            .send_text(messaging_pb::SendTextRequest {
-                attention_id: attention.id.clone(),
-                business_phone_number_id: attention.business_phone_number_id,
-                customer: attention.customer,
-                text: r.text,
-                preview_url: r.preview_url,
-                idempotency_key: r.idempotency_key,
-                agent_id: caller.subject,
-                reply_to_message_id: r.reply_to_message_id,
-            })
-            .await?
-            .into_inner()
-            .message
-            .ok_or_else(|| Status::internal("messaging returned no message"))?;
-        // Idempotent on the message id: a client retry after a failure here
-        // re-sends nothing and completes this step.
-        self.queue
-            .clone()
-            .record_outbound_message(queue_pb::RecordOutboundMessageRequest {
-                attention_id: attention.id,
-                message_id: message.id.clone(),
-                preview: message.text.chars().take(100).collect(),
-                time: message.time,
-            })
+            .send_in(
+                &caller,
+                &r.attention_id,
+                |mut messaging, recipient| async move {
+                    let request = messaging_pb::SendTextRequest {
+                        recipient: Some(recipient),
+                        text: r.text,
+                        preview_url: r.preview_url,
+                        reply_to_message_id: r.reply_to_message_id,
+                        idempotency_key: r.idempotency_key,
+                    };
+                    Ok(messaging.send_text(request).await?.into_inner().message)
+                },
+            )
             .await?;
         Ok(Response::new(pb::SendTextResponse {
             message: Some(message),

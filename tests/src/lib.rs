@@ -45,6 +45,12 @@ pub struct TestSuite {
 impl TestSuite {
     /// Starts every role on `database` (see [`on_both_databases!`]).
     pub async fn start(database: TestDatabase) -> Self {
+        Self::start_with(database, |_| {}).await
+    }
+
+    /// Starts every role on `database` with the kit's settings changed by
+    /// `configure` (pacing, timeouts, retries…).
+    pub async fn start_with(database: TestDatabase, configure: impl FnOnce(&mut Settings)) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let cloud_api = CloudApi::start().await;
         let mut settings = Settings::load(None).expect("default settings load");
@@ -71,6 +77,13 @@ impl TestSuite {
         settings.whatsapp.access_token = ACCESS_TOKEN.into();
         settings.whatsapp.api_base_url = cloud_api.base_url();
         settings.whatsapp.api_version = "v23.0".into();
+        // Retries within a second, not minutes (yet slow enough that a send's
+        // answer is read before its first retry changes it); a short lease.
+        settings.whatsapp.request_timeout_ms = 2_000;
+        settings.whatsapp.send_lease_ms = 5_000;
+        settings.whatsapp.retry_initial_backoff_ms = 250;
+        settings.whatsapp.retry_max_backoff_ms = 500;
+        configure(&mut settings);
 
         let shutdown = CancellationToken::new();
         let running = atenciones::start(settings.clone(), &atenciones::Role::ALL, shutdown.clone())
@@ -289,7 +302,8 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
-/// A text webhook like `inbound_text.json`, for a given message id and text.
+/// A text webhook like `inbound_text.json`, for a given message id and text,
+/// written now.
 pub fn text_webhook(
     phone_number_id: &str,
     wa_id: &str,
@@ -297,20 +311,59 @@ pub fn text_webhook(
     wamid: &str,
     text: &str,
 ) -> Vec<u8> {
+    text_webhook_at(phone_number_id, wa_id, name, wamid, text, &chrono_now())
+}
+
+/// [`text_webhook`] written at `timestamp` (unix seconds).
+pub fn text_webhook_at(
+    phone_number_id: &str,
+    wa_id: &str,
+    name: &str,
+    wamid: &str,
+    text: &str,
+    timestamp: &str,
+) -> Vec<u8> {
     serde_json::json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": "1234567890987654321", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "972123456789", "phone_number_id": phone_number_id},
             "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
-            "messages": [{"from": wa_id, "id": wamid, "timestamp": chrono_now(), "type": "text", "text": {"body": text}}]
+            "messages": [{"from": wa_id, "id": wamid, "timestamp": timestamp, "type": "text", "text": {"body": text}}]
         }}]}]
     })
     .to_string()
     .into_bytes()
 }
 
-fn chrono_now() -> String {
+/// A status webhook like `status_failed.json`: message `wamid` sent from
+/// `phone_number_id` to `recipient` is now `status`, failed with `error`
+/// (code, title) when given.
+pub fn status_webhook(
+    phone_number_id: &str,
+    recipient: &str,
+    wamid: &str,
+    status: &str,
+    error: Option<(i64, &str)>,
+) -> Vec<u8> {
+    let errors: Vec<_> = error
+        .map(|(code, title)| serde_json::json!({"code": code, "title": title, "message": title}))
+        .into_iter()
+        .collect();
+    serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "5467539754836534", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "972123456789", "phone_number_id": phone_number_id},
+            "statuses": [{"id": wamid, "status": status, "timestamp": chrono_now(), "recipient_id": recipient, "errors": errors}]
+        }}]}]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Now, in unix seconds, as webhooks write it.
+pub fn chrono_now() -> String {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs().to_string())

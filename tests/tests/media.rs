@@ -380,6 +380,69 @@ async fn an_agents_file_is_uploaded_in_chunks_within_whatsapps_limits(db: TestDa
         .expect("downloaded");
     assert_eq!(bytes, plan);
 
+    // …and send it: WhatsApp gets the id of the uploaded file and the caption,
+    // and the message shows the file.
+    let send = pb::SendMediaRequest {
+        attention_id: attention_id.clone(),
+        media_id: media.media_id.clone(),
+        caption: "El plano".into(),
+        reply_to_message_id: String::new(),
+        idempotency_key: "plano-1".into(),
+    };
+    let sent = ana
+        .send_media(send.clone())
+        .await
+        .expect("sent")
+        .into_inner()
+        .message
+        .expect("message");
+    assert_eq!(sent.r#type, "image");
+    match &sent.content {
+        Some(message::Content::Media(shown)) => {
+            assert_eq!(
+                (
+                    shown.media_id.as_str(),
+                    shown.caption.as_str(),
+                    shown.state()
+                ),
+                (media.media_id.as_str(), "El plano", MediaState::Stored)
+            );
+        }
+        other => panic!("expected media content, got {other:?}"),
+    }
+    let again = ana
+        .send_media(send)
+        .await
+        .expect("same key")
+        .into_inner()
+        .message;
+    assert_eq!(again.map(|m| m.id), Some(sent.id.clone()));
+    let sends: Vec<_> = suite
+        .cloud_api
+        .sent()
+        .into_iter()
+        .filter(|r| r.body["type"] == "image")
+        .collect();
+    assert_eq!(sends.len(), 1, "one idempotency key, one send");
+    assert_eq!(sends[0].body["image"]["caption"], "El plano");
+    assert!(
+        sends[0].body["image"]["id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "the upload's WhatsApp id: {}",
+        sends[0].body
+    );
+    let unknown = ana
+        .send_media(pb::SendMediaRequest {
+            attention_id: attention_id.clone(),
+            media_id: uuid::Uuid::new_v4().to_string(),
+            idempotency_key: "plano-2".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no such upload");
+    assert_eq!(unknown.code(), Code::NotFound);
+
     // Bytes that are not the file declared never reach WhatsApp.
     let other = sha256_hex(b"another file");
     let bad = ana

@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_messaging;
 mod m20261126_000002_reactions;
+mod m20261126_000003_outbound;
 mod m20261126_000004_media;
 
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_create_messaging::Migration),
             Box::new(m20261126_000002_reactions::Migration),
+            Box::new(m20261126_000003_outbound::Migration),
             Box::new(m20261126_000004_media::Migration),
         ]
     }

@@ -1,6 +1,6 @@
 //! Wiring: database, clients, media storage, the gRPC server, the webhook
-//! server, the inbox processor and the media worker, started and stopped
-//! together.
+//! server, the inbox processor, the background sender and the media worker,
+//! started and stopped together.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use crate::grpc::MessagingGrpc;
 use crate::media::{self, Media, Storage};
 use crate::messaging::Messaging;
 use crate::processor::Processor;
+use crate::sender::{RetryPolicy, Sender};
 use crate::webhook::{self, WebhookState};
 
 pub struct Application {
@@ -30,6 +31,7 @@ pub struct Application {
     router: axum::Router,
     processor: Processor,
     media: Media,
+    sender: Sender,
 }
 
 impl Application {
@@ -58,7 +60,10 @@ impl Application {
             grpc::channel(&settings.service_url(ServiceName::Queue))
                 .context("queue service URL")?,
         );
-        let graph = Graph::new(&settings.whatsapp).context("building the Cloud API client")?;
+        let graph =
+            Arc::new(Graph::new(&settings.whatsapp).context("building the Cloud API client")?);
+        let policy = RetryPolicy::new(&settings.whatsapp).map_err(anyhow::Error::msg)?;
+        let sender = Sender::new(db.clone(), graph.clone(), policy);
         let storage = Storage::open(&settings.media_store(), &settings.media.store_options)
             .context("opening the media store")?;
         let media = Media::new(
@@ -68,7 +73,7 @@ impl Application {
             media::Limits::from(&settings.media),
         );
         let wake = Arc::new(Notify::new());
-        let messaging = Arc::new(Messaging::new(db.clone(), graph));
+        let messaging = Arc::new(Messaging::new(db.clone(), graph, sender.clone()));
         let router = webhook::router(WebhookState {
             db: db.clone(),
             app_secret: settings.whatsapp.app_secret.as_str().into(),
@@ -89,6 +94,7 @@ impl Application {
             router,
             processor: Processor::new(db, queue, wake),
             media,
+            sender,
         })
     }
 
@@ -102,7 +108,7 @@ impl Application {
         self.webhook_address
     }
 
-    /// Serves gRPC and the webhook and runs the inbox processor until
+    /// Serves gRPC and the webhook and runs the inbox processor and the sender until
     /// `shutdown` is cancelled (or one of them fails, which stops the others).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         // build() has connected and migrated the database: ready.
@@ -132,11 +138,14 @@ impl Application {
         };
         // Its own task: parsing and database work must not delay accepting connections.
         let processor = tokio::spawn(self.processor.run(stop.clone()));
+        // Retries and sends left behind by a crash; its own task for the same reason.
+        let sender = tokio::spawn(self.sender.run(stop.clone()));
         // Downloads must not wait for webhook processing, nor slow it down.
         let media_worker = tokio::spawn(media::run_worker(self.media, stop.clone()));
         let (grpc_result, webhook_result) = tokio::join!(grpc_server, webhook_server);
         stop.cancel();
         processor.await.context("inbox processor")?;
+        sender.await.context("sender")?;
         media_worker.await.context("media worker")?;
         grpc_result?;
         webhook_result?;
@@ -151,7 +160,10 @@ mod tests {
     use atenciones_proto::common::v1::Customer;
     use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
     use atenciones_proto::messaging::v1::messaging_service_server::SERVICE_NAME;
-    use atenciones_proto::messaging::v1::{ListMessagesRequest, MessageStatus, SendTextRequest};
+    use atenciones_proto::messaging::v1::{
+        GetWindowRequest, ListMessagesRequest, MessageStatus, Recipient, SendTemplateRequest,
+        SendTextRequest,
+    };
     use atenciones_test_support::{Answer, CloudApi, TestDatabase, on_both_databases};
     use tonic::Code;
     use tonic_health::pb::health_check_response::ServingStatus as HealthStatus;
@@ -275,17 +287,78 @@ mod tests {
             Some("972544401243")
         );
 
-        // The agent answers.
+        // The agent answers (the customer wrote just now: the window is open).
         let reply = SendTextRequest {
-            attention_id: attention.to_string(),
-            business_phone_number_id: PYWA_NUMBER.to_owned(),
-            customer: listed[0].customer.clone(),
+            recipient: Some(Recipient {
+                attention_id: attention.to_string(),
+                business_phone_number_id: PYWA_NUMBER.to_owned(),
+                customer: listed[0].customer.clone(),
+                agent_id: "agent-1".to_owned(),
+            }),
             text: "¡Hola! ¿En qué te ayudo?".to_owned(),
             preview_url: false,
+            reply_to_message_id: listed[0].id.clone(),
             idempotency_key: "reply-1".to_owned(),
-            agent_id: "agent-1".to_owned(),
-            reply_to_message_id: String::new(),
         };
+        // PyWa's message is from 2024: its window closed long ago.
+        let window_request = GetWindowRequest {
+            business_phone_number_id: PYWA_NUMBER.to_owned(),
+            customer_id: "972544401243".to_owned(),
+        };
+        let window = client
+            .get_window(window_request.clone())
+            .await
+            .expect("window")
+            .into_inner()
+            .window
+            .expect("window");
+        assert!(!window.open);
+        assert_eq!(
+            window.expire_time.map(|t| t.seconds),
+            Some(1_730_231_903 + 24 * 3600)
+        );
+        let closed = client
+            .send_text(reply.clone())
+            .await
+            .expect_err("window closed");
+        assert_eq!(closed.code(), Code::FailedPrecondition);
+        assert!(graph.sent().is_empty());
+
+        // The customer writes again (a few seconds ago): the window opens.
+        let now = chrono::Utc::now().timestamp() - 5;
+        let fresh = serde_json::json!({ "object": "whatsapp_business_account", "entry": [{
+            "id": "1", "changes": [{ "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": { "phone_number_id": PYWA_NUMBER },
+                "contacts": [{ "wa_id": "972544401243", "profile": { "name": "PyWa Tests" } }],
+                "messages": [{ "from": "972544401243", "id": "wamid.fresh",
+                    "timestamp": now.to_string(), "type": "text", "text": { "body": "¿Hola?" } }]
+            }}]
+        }]})
+        .to_string()
+        .into_bytes();
+        let accepted = http
+            .post(&webhook_url)
+            .header(
+                "X-Hub-Signature-256",
+                signature::sign(SECRET.as_bytes(), &fresh),
+            )
+            .body(fresh)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(accepted.status(), 200);
+        while !client
+            .get_window(window_request.clone())
+            .await
+            .expect("window")
+            .into_inner()
+            .window
+            .is_some_and(|w| w.open)
+        {
+            assert!(tokio::time::Instant::now() < deadline, "window opened");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let sent = client
             .send_text(reply.clone())
             .await
@@ -296,6 +369,10 @@ mod tests {
         assert_eq!(sent.status, MessageStatus::Accepted as i32);
         assert_eq!(sent.wamid, "wamid.sent.1");
         assert_eq!(sent.agent_id, "agent-1");
+        assert_eq!(
+            sent.reply_to.as_ref().map(|r| r.wamid.as_str()),
+            Some(listed[0].wamid.as_str())
+        );
         let again = client
             .send_text(reply.clone())
             .await
@@ -320,7 +397,10 @@ mod tests {
         let invalid = client
             .send_text(SendTextRequest {
                 text: String::new(),
-                customer: Some(Customer::default()),
+                recipient: Some(Recipient {
+                    customer: Some(Customer::default()),
+                    ..reply.recipient.clone().unwrap_or_default()
+                }),
                 ..reply.clone()
             })
             .await
@@ -331,7 +411,7 @@ mod tests {
             .bad_request()
             .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
             .unwrap_or_default();
-        assert_eq!(fields, ["customer.wa_id", "text"]);
+        assert_eq!(fields, ["recipient.customer.wa_id", "text"]);
 
         graph.answer(Answer::Refuse);
         let refused = client
@@ -347,16 +427,41 @@ mod tests {
             "{}",
             refused.message()
         );
-
-        graph.answer(Answer::Fail);
-        let unavailable = client
+        // 131047 closed the window: free text is refused before WhatsApp.
+        let closed = client
             .send_text(SendTextRequest {
                 idempotency_key: "reply-3".to_owned(),
-                ..reply
+                ..reply.clone()
             })
             .await
-            .expect_err("unavailable");
-        assert_eq!(unavailable.code(), Code::Unavailable);
+            .expect_err("window closed");
+        assert_eq!(closed.code(), Code::FailedPrecondition);
+        assert_eq!(
+            closed
+                .get_error_details()
+                .error_info()
+                .map(|i| i.reason.as_str()),
+            Some("WINDOW_CLOSED")
+        );
+        assert_eq!(graph.sent().len(), 2);
+
+        // A template still goes; WhatsApp being down leaves it pending.
+        graph.answer(Answer::Fail);
+        let pending = client
+            .send_template(SendTemplateRequest {
+                recipient: reply.recipient.clone(),
+                name: "seguimiento".to_owned(),
+                language: "es".to_owned(),
+                body_parameters: vec!["Ana".to_owned()],
+                reply_to_message_id: String::new(),
+                idempotency_key: "reply-4".to_owned(),
+            })
+            .await
+            .expect("pending")
+            .into_inner()
+            .message
+            .expect("message");
+        assert_eq!(pending.status, MessageStatus::Pending as i32);
 
         let bad_token = client
             .list_messages(ListMessagesRequest {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use sea_orm::DbErr;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -18,18 +19,23 @@ pub enum Error {
     /// The Cloud API answered with an error: sending again will not help.
     #[error("WhatsApp refused the message: {0}")]
     Refused(MessageError),
-    /// The Cloud API could not be reached or failed on its side.
+    /// Temporary trouble outlasted every try; the message is failed.
+    #[error("WhatsApp did not take the message: {0}")]
+    GaveUp(MessageError),
+    /// A free-form message outside the customer's 24-hour window (closed
+    /// since the time given, or never opened).
+    #[error("the customer's 24-hour window is closed")]
+    WindowClosed(Option<DateTime<Utc>>),
+    /// The request is fine but the state it needs is not there.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The Cloud API could not be reached or failed on its side, for a call
+    /// that keeps no retry of its own (a read receipt).
     #[error("WhatsApp could not be reached: {0}")]
     Unavailable(String),
-    /// Another call with the same idempotency key is talking to the Cloud API.
-    #[error("a message with this idempotency key is being sent")]
-    SendInProgress,
     /// No such thing (or not in the caller's attention).
     #[error("{0}")]
     NotFound(String),
-    /// The request cannot be done in the current state.
-    #[error("{0}")]
-    FailedPrecondition(String),
     /// Not yet: the same request later may succeed (a media file still being
     /// fetched, an upload still being finished).
     #[error("{0}")]
@@ -47,6 +53,19 @@ pub enum Error {
     Internal(String),
 }
 
+/// FAILED_PRECONDITION with WhatsApp's words as `ErrorInfo` metadata, for
+/// the agent to see why.
+fn whatsapp_error(reason: &str, what: &str, error: MessageError) -> Status {
+    let message = format!("WhatsApp {what} the message: {error}");
+    let metadata = HashMap::from([
+        ("code".to_owned(), error.code.to_string()),
+        ("title".to_owned(), error.title),
+        ("detail".to_owned(), error.detail),
+    ]);
+    let details = ErrorDetails::with_error_info(reason, "whatsapp", metadata);
+    Status::with_error_details(Code::FailedPrecondition, message, details)
+}
+
 fn describe(violations: &[Violation]) -> String {
     violations
         .iter()
@@ -61,28 +80,27 @@ impl From<Error> for Status {
             Error::InvalidArgument(violations) => {
                 atenciones_domain::invalid_argument(describe(&violations), violations)
             }
-            Error::Refused(refusal) => {
-                let message = format!("WhatsApp refused the message: {refusal}");
-                let metadata = HashMap::from([
-                    ("code".to_owned(), refusal.code.to_string()),
-                    ("title".to_owned(), refusal.title),
-                    ("detail".to_owned(), refusal.detail),
-                ]);
-                let details =
-                    ErrorDetails::with_error_info("WHATSAPP_REFUSED", "whatsapp", metadata);
-                Status::with_error_details(Code::FailedPrecondition, message, details)
-            }
-            Error::Unavailable(reason) => {
-                tracing::warn!(%reason, "Cloud API unavailable");
-                Status::unavailable(
-                    "WhatsApp could not be reached; retry with the same idempotency key",
+            Error::Refused(refusal) => whatsapp_error("WHATSAPP_REFUSED", "refused", refusal),
+            Error::GaveUp(error) => whatsapp_error("WHATSAPP_UNREACHABLE", "gave up on", error),
+            Error::WindowClosed(expired) => {
+                let metadata: HashMap<String, String> = expired
+                    .map(|at| ("expire_time".to_owned(), at.to_rfc3339()))
+                    .into_iter()
+                    .collect();
+                let details = ErrorDetails::with_error_info("WINDOW_CLOSED", "whatsapp", metadata);
+                Status::with_error_details(
+                    Code::FailedPrecondition,
+                    "the customer's 24-hour window is closed: only a template can be sent \
+                     until the customer writes again",
+                    details,
                 )
             }
-            Error::SendInProgress => Status::unavailable(
-                "a message with this idempotency key is being sent; retry with the same key",
-            ),
-            Error::NotFound(what) => Status::not_found(what),
             Error::FailedPrecondition(why) => Status::failed_precondition(why),
+            Error::Unavailable(reason) => {
+                tracing::warn!(%reason, "Cloud API unavailable");
+                Status::unavailable(format!("WhatsApp could not be reached: {reason}"))
+            }
+            Error::NotFound(what) => Status::not_found(what),
             Error::NotReady(why) => Status::unavailable(why),
             Error::Aborted(why) => Status::aborted(why),
             error @ (Error::Queue(_)
@@ -115,6 +133,23 @@ mod tests {
         let status: Status = Error::Internal("secret path /var/db".into()).into();
         assert_eq!(status.code(), Code::Internal);
         assert!(!status.message().contains("secret"));
+    }
+
+    #[test]
+    fn a_closed_window_says_until_when_it_was_open() {
+        let expired = DateTime::from_timestamp(1_800_000_000, 0);
+        let status: Status = Error::WindowClosed(expired).into();
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let info = status
+            .get_error_details()
+            .error_info()
+            .cloned()
+            .expect("error info");
+        assert_eq!(info.reason, "WINDOW_CLOSED");
+        assert_eq!(
+            info.metadata.get("expire_time").map(String::as_str),
+            Some("2027-01-15T08:00:00+00:00")
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use atenciones_proto::common::v1 as common;
+use atenciones_proto::messaging::v1 as pb;
 use atenciones_proto::messaging::v1::download_media_response::Part;
 use atenciones_proto::messaging::v1::messaging_service_server::MessagingService;
 use atenciones_proto::messaging::v1::{
@@ -16,14 +18,25 @@ use futures::StreamExt;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::Customer;
+use crate::domain::{self, Customer};
 use crate::error::{Error, Violation};
 use crate::media::{Chunk, Media, StartUpload, wire};
-use crate::messaging::{Messaging, PageToken, SendText};
+use crate::messaging::{Messaging, PageToken, SendReaction};
+use crate::outbound::{Outbound, OutboundBody, Recipient, Template};
 use crate::proto;
 
 /// WhatsApp's limit on a text message, in characters.
 const MAX_TEXT_CHARS: usize = 4096;
+/// WhatsApp's limit on a template name.
+const MAX_TEMPLATE_NAME_CHARS: usize = 512;
+/// Longest value of a template placeholder WhatsApp takes.
+const MAX_PARAMETER_CHARS: usize = 1024;
+/// Longest emoji sequence (flags, skin tones and families are several chars).
+const MAX_EMOJI_CHARS: usize = 16;
+/// WhatsApp's longest media caption.
+const MAX_CAPTION_CHARS: usize = 1024;
+/// Longest idempotency key; clients send a UUID.
+const MAX_KEY_CHARS: usize = 200;
 
 pub struct MessagingGrpc {
     messaging: Arc<Messaging>,
@@ -40,41 +53,126 @@ impl MessagingGrpc {
 impl MessagingService for MessagingGrpc {
     type DownloadMediaStream = tonic::codegen::BoxStream<DownloadMediaResponse>;
 
+    async fn send_text(
+        &self,
+        request: Request<SendTextRequest>,
+    ) -> Result<Response<SendTextResponse>, Status> {
+        let outbound = Outbound::try_from(request.into_inner())?;
+        let message = self.messaging.send(outbound).await?;
+        Ok(Response::new(SendTextResponse {
+            message: Some(proto::message(&message)),
+        }))
+    }
+
     async fn send_media(
         &self,
-        _: Request<SendMediaRequest>,
+        request: Request<SendMediaRequest>,
     ) -> Result<Response<SendMediaResponse>, Status> {
-        Err(Status::unimplemented("SendMedia is not implemented yet"))
+        let request = request.into_inner();
+        // The file is looked up first (its kind decides the body); bad ids
+        // are reported with every other bad field below.
+        let ids = request
+            .recipient
+            .as_ref()
+            .and_then(|r| Uuid::parse_str(&r.attention_id).ok())
+            .zip(Uuid::parse_str(&request.media_id).ok());
+        let file = match ids {
+            Some((attention_id, media_id)) => Some(
+                self.media
+                    .for_sending(attention_id, media_id)
+                    .await
+                    .map(|file| (media_id, file))?,
+            ),
+            None => None,
+        };
+        let body = |check: &mut Check| {
+            check.uuid("media_id", &request.media_id);
+            check.caption(&request.caption);
+            match &file {
+                Some((_, file)) => OutboundBody::Media(crate::outbound::Media {
+                    kind: file.kind,
+                    whatsapp_media_id: file.whatsapp_media_id.clone(),
+                    caption: request.caption.trim().to_owned(),
+                    filename: file.filename.clone().unwrap_or_default(),
+                }),
+                // Never sent: `media_id` or the recipient was refused above.
+                None => OutboundBody::Text {
+                    body: String::new(),
+                    preview_url: false,
+                },
+            }
+        };
+        let outbound = outbound(
+            request.recipient.clone(),
+            body,
+            &request.reply_to_message_id,
+            &request.idempotency_key,
+        )?;
+        let message = self.messaging.send(outbound).await?;
+        if let Some((media_id, _)) = file {
+            self.media.sent_in(media_id, message.id).await?;
+        }
+        let files = self.media.of_messages(&[message.id]).await?;
+        let mut wire = proto::message(&message);
+        if let Some(file) = files.get(&message.id) {
+            wire::attach(&mut wire, file);
+        }
+        Ok(Response::new(SendMediaResponse {
+            message: Some(wire),
+        }))
     }
 
     async fn send_template(
         &self,
-        _: Request<SendTemplateRequest>,
+        request: Request<SendTemplateRequest>,
     ) -> Result<Response<SendTemplateResponse>, Status> {
-        Err(Status::unimplemented("SendTemplate is not implemented yet"))
+        let outbound = Outbound::try_from(request.into_inner())?;
+        let message = self.messaging.send(outbound).await?;
+        Ok(Response::new(SendTemplateResponse {
+            message: Some(proto::message(&message)),
+        }))
     }
 
     async fn send_reaction(
         &self,
-        _: Request<SendReactionRequest>,
+        request: Request<SendReactionRequest>,
     ) -> Result<Response<SendReactionResponse>, Status> {
-        Err(Status::unimplemented("SendReaction is not implemented yet"))
+        let reaction = SendReaction::try_from(request.into_inner())?;
+        let message = self.messaging.send_reaction(reaction).await?;
+        Ok(Response::new(SendReactionResponse {
+            message: Some(proto::message(&message)),
+        }))
     }
 
     async fn mark_attention_read(
         &self,
-        _: Request<MarkAttentionReadRequest>,
+        request: Request<MarkAttentionReadRequest>,
     ) -> Result<Response<MarkAttentionReadResponse>, Status> {
-        Err(Status::unimplemented(
-            "MarkAttentionRead is not implemented yet",
-        ))
+        let mut check = Check::default();
+        let attention_id = check.uuid("attention_id", &request.into_inner().attention_id);
+        check.finish()?;
+        let marked = self.messaging.mark_attention_read(attention_id).await?;
+        Ok(Response::new(MarkAttentionReadResponse {
+            marked: u32::try_from(marked).unwrap_or(u32::MAX),
+        }))
     }
 
     async fn get_window(
         &self,
-        _: Request<GetWindowRequest>,
+        request: Request<GetWindowRequest>,
     ) -> Result<Response<GetWindowResponse>, Status> {
-        Err(Status::unimplemented("GetWindow is not implemented yet"))
+        let request = request.into_inner();
+        let mut check = Check::default();
+        let number = check.phone_number_id(
+            "business_phone_number_id",
+            &request.business_phone_number_id,
+        );
+        let customer_id = check.required("customer_id", &request.customer_id);
+        check.finish()?;
+        let window = self.messaging.window(&number, &customer_id).await?;
+        Ok(Response::new(GetWindowResponse {
+            window: Some(proto::window(&window, domain::now())),
+        }))
     }
 
     async fn start_media_upload(
@@ -129,24 +227,14 @@ impl MessagingService for MessagingGrpc {
         ))
     }
 
-    async fn send_text(
-        &self,
-        request: Request<SendTextRequest>,
-    ) -> Result<Response<SendTextResponse>, Status> {
-        let command = SendText::try_from(request.into_inner())?;
-        let message = self.messaging.send_text(command).await?;
-        Ok(Response::new(SendTextResponse {
-            message: Some(proto::message(&message)),
-        }))
-    }
-
     async fn list_messages(
         &self,
         request: Request<ListMessagesRequest>,
     ) -> Result<Response<ListMessagesResponse>, Status> {
         let request = request.into_inner();
-        let attention_id =
-            attention_id(&request.attention_id).map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let mut check = Check::default();
+        let attention_id = check.uuid("attention_id", &request.attention_id);
+        check.finish()?;
         let token = match request.page_token.as_str() {
             "" => None,
             token => Some(PageToken::decode(token)?),
@@ -202,108 +290,323 @@ pub(crate) fn phone_number_id(value: &str) -> Result<String, Violation> {
     Ok(number.to_owned())
 }
 
-impl TryFrom<SendTextRequest> for SendText {
-    type Error = Error;
+/// Checks the fields of a request one by one and reports every bad one at
+/// once. A bad field reads as a placeholder value, never used: `finish` fails.
+#[derive(Default)]
+struct Check(Vec<Violation>);
 
-    /// Checks every field and reports all bad ones at once.
-    fn try_from(request: SendTextRequest) -> Result<Self, Error> {
-        let mut violations = Vec::new();
-        let attention_id = attention_id(&request.attention_id)
-            .map_err(|v| violations.push(v))
-            .ok();
-        let number = phone_number_id(&request.business_phone_number_id)
-            .map_err(|v| violations.push(v))
-            .unwrap_or_default();
-        let customer = request.customer.unwrap_or_default();
-        let wa_id = customer.wa_id.trim().to_owned();
-        if wa_id.is_empty() {
-            violations.push(Violation::new("customer.wa_id", "is required"));
+impl Check {
+    fn bad(&mut self, field: &str, why: impl Into<String>) {
+        self.0.push(Violation::new(field, why));
+    }
+
+    fn finish(self) -> Result<(), Error> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(self.0))
         }
-        let characters = request.text.chars().count();
-        if characters == 0 {
-            violations.push(Violation::new("text", "is empty"));
-        } else if characters > MAX_TEXT_CHARS {
-            violations.push(Violation::new(
-                "text",
-                format!("has {characters} characters; WhatsApp allows at most {MAX_TEXT_CHARS}"),
-            ));
+    }
+
+    /// A text that must be there, trimmed.
+    fn required(&mut self, field: &str, value: &str) -> String {
+        let value = value.trim();
+        if value.is_empty() {
+            self.bad(field, "is required");
         }
-        let idempotency_key = request.idempotency_key.trim().to_owned();
-        if idempotency_key.is_empty() {
-            violations.push(Violation::new("idempotency_key", "is required"));
+        value.to_owned()
+    }
+
+    fn uuid(&mut self, field: &str, value: &str) -> Uuid {
+        if value.is_empty() {
+            self.bad(field, "is required");
+            return Uuid::nil();
         }
-        let Some(attention_id) = attention_id.filter(|_| violations.is_empty()) else {
-            return Err(Error::InvalidArgument(violations));
-        };
-        let mut stored_customer = Customer::new(wa_id, customer.user_id, customer.name);
-        if !customer.id.is_empty() {
-            stored_customer.id = customer.id;
+        Uuid::parse_str(value).unwrap_or_else(|_| {
+            self.bad(field, "is not a UUID");
+            Uuid::nil()
+        })
+    }
+
+    fn optional_uuid(&mut self, field: &str, value: &str) -> Option<Uuid> {
+        (!value.is_empty()).then(|| self.uuid(field, value))
+    }
+
+    fn phone_number_id(&mut self, field: &str, value: &str) -> String {
+        let value = self.required(field, value);
+        // It becomes a path segment of the Graph API URL.
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            self.bad(field, "has characters a phone number id never has");
         }
-        Ok(SendText {
+        value
+    }
+
+    fn recipient(&mut self, recipient: Option<pb::Recipient>) -> Recipient {
+        let recipient = recipient.unwrap_or_default();
+        let attention_id = self.uuid("recipient.attention_id", &recipient.attention_id);
+        let number = self.phone_number_id(
+            "recipient.business_phone_number_id",
+            &recipient.business_phone_number_id,
+        );
+        let common::Customer {
+            id,
+            wa_id,
+            user_id,
+            name,
+        } = recipient.customer.unwrap_or_default();
+        let wa_id = self.required("recipient.customer.wa_id", &wa_id);
+        let mut customer = Customer::new(wa_id, user_id, name);
+        if !id.is_empty() {
+            customer.id = id;
+        }
+        Recipient {
             attention_id,
             business_phone_number_id: number,
-            customer: stored_customer,
-            text: request.text,
-            preview_url: request.preview_url,
+            customer,
+            agent_id: Some(recipient.agent_id).filter(|a| !a.is_empty()),
+        }
+    }
+
+    fn idempotency_key(&mut self, value: &str) -> String {
+        let key = self.required("idempotency_key", value);
+        if key.chars().count() > MAX_KEY_CHARS {
+            self.bad(
+                "idempotency_key",
+                format!("is longer than {MAX_KEY_CHARS} characters"),
+            );
+        }
+        key
+    }
+
+    fn text(&mut self, value: &str) {
+        let characters = value.chars().count();
+        if characters == 0 {
+            self.bad("text", "is empty");
+        } else if characters > MAX_TEXT_CHARS {
+            self.bad(
+                "text",
+                format!("has {characters} characters; WhatsApp allows at most {MAX_TEXT_CHARS}"),
+            );
+        }
+    }
+
+    fn template(&mut self, request: &SendTemplateRequest) -> Template {
+        let name = self.required("name", &request.name);
+        if name.chars().count() > MAX_TEMPLATE_NAME_CHARS
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            self.bad(
+                "name",
+                "is not a template name (lowercase letters, digits and _)",
+            );
+        }
+        let language = self.required("language", &request.language);
+        if !language
+            .chars()
+            .all(|c| c.is_ascii_alphabetic() || c == '_')
+        {
+            self.bad("language", "is not a language code such as es or es_MX");
+        }
+        for (i, parameter) in request.body_parameters.iter().enumerate() {
+            let field = format!("body_parameters[{i}]");
+            // WhatsApp refuses these (error 132018) only after the message
+            // was stored; refusing them here tells the agent at once.
+            if parameter.trim().is_empty() {
+                self.bad(&field, "is empty");
+            } else if parameter.chars().count() > MAX_PARAMETER_CHARS {
+                self.bad(
+                    &field,
+                    format!("is longer than {MAX_PARAMETER_CHARS} characters"),
+                );
+            } else if parameter.contains(['\n', '\t']) || parameter.contains("     ") {
+                self.bad(
+                    &field,
+                    "has a new line, a tab or more than four spaces in a row",
+                );
+            }
+        }
+        Template {
+            name,
+            language,
+            body_parameters: request.body_parameters.clone(),
+        }
+    }
+
+    /// WhatsApp's limit on a media caption.
+    fn caption(&mut self, value: &str) {
+        let characters = value.trim().chars().count();
+        if characters > MAX_CAPTION_CHARS {
+            self.bad(
+                "caption",
+                format!("has {characters} characters; WhatsApp allows at most {MAX_CAPTION_CHARS}"),
+            );
+        }
+    }
+
+    fn emoji(&mut self, value: &str) {
+        if value.chars().count() > MAX_EMOJI_CHARS || value.chars().any(char::is_whitespace) {
+            self.bad("emoji", "is not one emoji");
+        }
+    }
+}
+
+/// A send: where to, the fields every kind shares around its body, and the
+/// body `body` checks and builds. Violations come in the request's order.
+fn outbound(
+    recipient: Option<pb::Recipient>,
+    body: impl FnOnce(&mut Check) -> OutboundBody,
+    reply_to_message_id: &str,
+    idempotency_key: &str,
+) -> Result<Outbound, Error> {
+    let mut check = Check::default();
+    let recipient = check.recipient(recipient);
+    let body = body(&mut check);
+    let reply_to = check.optional_uuid("reply_to_message_id", reply_to_message_id);
+    let idempotency_key = check.idempotency_key(idempotency_key);
+    check.finish()?;
+    Ok(Outbound {
+        recipient,
+        body,
+        reply_to,
+        idempotency_key,
+    })
+}
+
+impl TryFrom<SendTextRequest> for Outbound {
+    type Error = Error;
+
+    fn try_from(request: SendTextRequest) -> Result<Self, Error> {
+        let body = |check: &mut Check| {
+            check.text(&request.text);
+            OutboundBody::Text {
+                body: request.text.clone(),
+                preview_url: request.preview_url,
+            }
+        };
+        outbound(
+            request.recipient.clone(),
+            body,
+            &request.reply_to_message_id,
+            &request.idempotency_key,
+        )
+    }
+}
+
+impl TryFrom<SendTemplateRequest> for Outbound {
+    type Error = Error;
+
+    fn try_from(request: SendTemplateRequest) -> Result<Self, Error> {
+        let body = |check: &mut Check| OutboundBody::Template(check.template(&request));
+        outbound(
+            request.recipient.clone(),
+            body,
+            &request.reply_to_message_id,
+            &request.idempotency_key,
+        )
+    }
+}
+
+impl TryFrom<SendReactionRequest> for SendReaction {
+    type Error = Error;
+
+    fn try_from(request: SendReactionRequest) -> Result<Self, Error> {
+        let mut check = Check::default();
+        let recipient = check.recipient(request.recipient);
+        let message_id = check.uuid("message_id", &request.message_id);
+        check.emoji(&request.emoji);
+        let idempotency_key = check.idempotency_key(&request.idempotency_key);
+        check.finish()?;
+        Ok(SendReaction {
+            recipient,
+            message_id,
+            emoji: request.emoji,
             idempotency_key,
-            agent_id: Some(request.agent_id).filter(|a| !a.is_empty()),
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use atenciones_proto::common::v1 as common;
-
     use super::*;
 
-    fn valid() -> SendTextRequest {
-        SendTextRequest {
+    fn recipient() -> pb::Recipient {
+        pb::Recipient {
             attention_id: Uuid::new_v4().to_string(),
             business_phone_number_id: "1122334455667".into(),
             customer: Some(common::Customer {
                 wa_id: "5491100000000".into(),
                 ..Default::default()
             }),
-            text: "hola".into(),
-            preview_url: false,
-            idempotency_key: "k-1".into(),
             agent_id: "agent-1".into(),
-            reply_to_message_id: String::new(),
         }
     }
 
-    fn fields(request: SendTextRequest) -> Vec<String> {
-        crate::testkit::violated(SendText::try_from(request))
+    fn valid() -> SendTextRequest {
+        SendTextRequest {
+            recipient: Some(recipient()),
+            text: "hola".into(),
+            preview_url: false,
+            reply_to_message_id: String::new(),
+            idempotency_key: "k-1".into(),
+        }
+    }
+
+    fn template() -> SendTemplateRequest {
+        SendTemplateRequest {
+            recipient: Some(recipient()),
+            name: "seguimiento_2".into(),
+            language: "es_MX".into(),
+            body_parameters: vec!["Ana".into()],
+            reply_to_message_id: String::new(),
+            idempotency_key: "k-1".into(),
+        }
+    }
+
+    fn fields<R>(request: R) -> Vec<String>
+    where
+        Outbound: TryFrom<R, Error = Error>,
+    {
+        match Outbound::try_from(request) {
+            Err(Error::InvalidArgument(violations)) => {
+                violations.into_iter().map(|v| v.field).collect()
+            }
+            other => panic!("expected invalid argument, got {other:?}"),
+        }
     }
 
     #[test]
     fn a_valid_request_becomes_a_command() {
-        let command = SendText::try_from(valid()).expect("valid");
+        let command = Outbound::try_from(valid()).expect("valid");
         assert_eq!(
-            command.customer.id, "5491100000000",
+            command.recipient.customer.id, "5491100000000",
             "customer id defaults to wa_id"
         );
-        assert_eq!(command.agent_id.as_deref(), Some("agent-1"));
+        assert_eq!(command.recipient.agent_id.as_deref(), Some("agent-1"));
+        assert_eq!(command.reply_to, None);
     }
 
     #[test]
     fn every_bad_field_is_reported() {
         let request = SendTextRequest {
-            attention_id: String::new(),
-            business_phone_number_id: String::new(),
-            customer: None,
+            recipient: None,
             text: String::new(),
+            reply_to_message_id: "not-a-uuid".into(),
             idempotency_key: String::new(),
             ..valid()
         };
         assert_eq!(
             fields(request),
             vec![
-                "attention_id",
-                "business_phone_number_id",
-                "customer.wa_id",
+                "recipient.attention_id",
+                "recipient.business_phone_number_id",
+                "recipient.customer.wa_id",
                 "text",
+                "reply_to_message_id",
                 "idempotency_key"
             ]
         );
@@ -315,7 +618,7 @@ mod tests {
             text: "ñ".repeat(4096),
             ..valid()
         };
-        assert!(SendText::try_from(ok).is_ok());
+        assert!(Outbound::try_from(ok).is_ok());
         assert_eq!(
             fields(SendTextRequest {
                 text: "a".repeat(4097),
@@ -327,17 +630,62 @@ mod tests {
 
     #[test]
     fn a_number_id_cannot_escape_the_url_path() {
-        let request = SendTextRequest {
-            business_phone_number_id: "../me".into(),
-            ..valid()
+        let mut request = valid();
+        if let Some(r) = request.recipient.as_mut() {
+            r.business_phone_number_id = "../me".into();
+        }
+        assert_eq!(fields(request), vec!["recipient.business_phone_number_id"]);
+        let mut request = valid();
+        if let Some(r) = request.recipient.as_mut() {
+            r.attention_id = "nope".into();
+        }
+        assert_eq!(fields(request), vec!["recipient.attention_id"]);
+    }
+
+    #[test]
+    fn templates_need_a_name_a_language_and_parameters_whatsapp_takes() {
+        let command = Outbound::try_from(template()).expect("valid");
+        assert!(!command.body.needs_window());
+        let request = SendTemplateRequest {
+            name: "Seguimiento Mayo".into(),
+            language: String::new(),
+            body_parameters: vec!["".into(), "dos\nlíneas".into(), "ok".into()],
+            ..template()
         };
-        assert_eq!(fields(request), vec!["business_phone_number_id"]);
         assert_eq!(
-            fields(SendTextRequest {
-                attention_id: "nope".into(),
-                ..valid()
-            }),
-            vec!["attention_id"]
+            fields(request),
+            vec![
+                "name",
+                "language",
+                "body_parameters[0]",
+                "body_parameters[1]"
+            ]
         );
+    }
+
+    #[test]
+    fn a_reaction_names_its_message_and_at_most_one_emoji() {
+        let request = SendReactionRequest {
+            recipient: Some(recipient()),
+            message_id: Uuid::new_v4().to_string(),
+            emoji: "👍🏽".into(),
+            idempotency_key: "k".into(),
+        };
+        assert!(SendReaction::try_from(request.clone()).is_ok());
+        let removal = SendReactionRequest {
+            emoji: String::new(),
+            ..request.clone()
+        };
+        assert!(SendReaction::try_from(removal).is_ok(), "empty removes");
+        let bad = SendReactionRequest {
+            message_id: String::new(),
+            emoji: "me gusta".into(),
+            ..request
+        };
+        let Err(Error::InvalidArgument(violations)) = SendReaction::try_from(bad) else {
+            panic!("expected invalid argument");
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["message_id", "emoji"]);
     }
 }

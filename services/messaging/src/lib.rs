@@ -1,6 +1,7 @@
 //! The messaging service: the WhatsApp Cloud API adapter. Receives the
 //! webhooks (HTTP), stores every message and delivery status, routes customer
-//! messages to the queue service, and sends the business's texts (gRPC).
+//! messages to the queue service, and sends the business's messages through a
+//! durable, paced, retried pipeline within WhatsApp's 24-hour window (gRPC).
 
 mod app;
 mod content;
@@ -12,11 +13,14 @@ mod grpc;
 mod media;
 mod messaging;
 mod notification;
+mod outbound;
 mod processor;
 mod proto;
+mod sender;
 pub mod signature;
 mod store;
 mod webhook;
+mod window;
 
 #[cfg(test)]
 mod testkit;

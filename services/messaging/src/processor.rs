@@ -30,6 +30,7 @@ use crate::media;
 use crate::messaging::PREVIEW_CHARS;
 use crate::notification::{self, InboundMessage, Item, StatusUpdate};
 use crate::store;
+use crate::window;
 
 /// Rows read per query.
 const BATCH: u64 = 50;
@@ -208,6 +209,7 @@ async fn store_message<C: ConnectionTrait>(
     inbound: &InboundMessage,
 ) -> Result<message::Model, Error> {
     let stored = store::store_inbound(db, inbound).await?;
+    window::record_inbound(db, &stored).await?;
     // In the same transaction: a stored media message always has its file
     // record, so the downloader fetches it without waiting for routing.
     media::track_inbound(db, &stored).await?;
@@ -232,6 +234,7 @@ async fn store_status<C: ConnectionTrait>(db: &C, update: &StatusUpdate) -> Resu
     // Kept first: if the message is not known yet under this wamid (its send
     // has not stored the id), the send applies it later.
     store::keep_status(db, update).await?;
+    window::record_status(db, update).await?;
     if let Some(next) = MessageStatus::from_webhook(&update.status) {
         store::apply_status(db, &update.wamid, next, update.error.as_ref()).await?;
     }
@@ -717,6 +720,7 @@ mod tests {
             sending_until: sea_orm::ActiveValue::Set(None),
             created_at: sea_orm::ActiveValue::Set(now),
             updated_at: sea_orm::ActiveValue::Set(now),
+            ..Default::default()
         };
         let stored = store::insert_outbound(db, row, &key).await.expect("insert");
         store::mark_accepted(db, stored.id, wamid)

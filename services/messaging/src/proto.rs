@@ -3,12 +3,16 @@
 use atenciones_proto::common::v1 as common;
 use atenciones_proto::messaging::v1 as pb;
 use atenciones_proto::time::timestamp;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::content::{self, Content};
 use crate::domain::{Direction, MessageError, MessageStatus};
 use crate::entity::message;
+use crate::graph;
 use crate::messaging::MessageView;
+use crate::outbound::OutboundBody;
+use crate::window::Window;
 
 fn status(value: &str) -> pb::MessageStatus {
     match MessageStatus::parse(value) {
@@ -32,6 +36,37 @@ fn direction(value: Option<Direction>) -> pb::MessageDirection {
     }
 }
 
+/// The 24-hour window as the agent's countdown needs it.
+pub fn window(window: &Window, now: DateTime<Utc>) -> pb::ConversationWindow {
+    pb::ConversationWindow {
+        open: window.is_open(now),
+        expire_time: window.expire_time().map(timestamp),
+    }
+}
+
+/// What only an outbound message's stored request says: the template it
+/// sent (WhatsApp never sends templates in, so the webhook reader does not
+/// know them) and the message it replies to. Reactions and media read like
+/// inbound ones.
+fn outbound_content(
+    row: &message::Model,
+) -> (Option<pb::message::Content>, Option<pb::MessageRef>) {
+    let Some((body, reply_to)) = row.raw.as_ref().and_then(graph::read_message_body) else {
+        return (None, None);
+    };
+    let content = match body {
+        OutboundBody::Template(template) => {
+            Some(pb::message::Content::Template(pb::TemplateContent {
+                name: template.name,
+                language: template.language,
+                body_parameters: template.body_parameters,
+            }))
+        }
+        OutboundBody::Text { .. } | OutboundBody::Reaction { .. } | OutboundBody::Media(_) => None,
+    };
+    (content, reply_to.map(|wamid| message_ref(None, &wamid)))
+}
+
 /// A row on its own (see [`MessageView::of`]).
 pub fn message(row: &message::Model) -> pb::Message {
     view(&MessageView::of(row.clone()))
@@ -47,6 +82,10 @@ pub fn view(view: &MessageView) -> pb::Message {
             detail: row.error_detail.clone().unwrap_or_default(),
         })
     });
+    let (sent_content, sent_reply_to) = match Direction::parse(&row.direction) {
+        Some(Direction::Outbound) => outbound_content(row),
+        _ => (None, None),
+    };
     pb::Message {
         id: row.id.to_string(),
         attention_id: row
@@ -71,7 +110,8 @@ pub fn view(view: &MessageView) -> pb::Message {
         reply_to: details
             .reply_to
             .as_ref()
-            .map(|wamid| message_ref(view.reply_to_id, wamid)),
+            .map(|wamid| message_ref(view.reply_to_id, wamid))
+            .or(sent_reply_to),
         forwarded: details.forwarded,
         frequently_forwarded: details.frequently_forwarded,
         referral: details.referral.as_ref().map(|r| pb::Referral {
@@ -92,7 +132,7 @@ pub fn view(view: &MessageView) -> pb::Message {
                 time: Some(timestamp(r.time)),
             })
             .collect(),
-        content: content(&details.content, view.reaction_target_id),
+        content: sent_content.or_else(|| content(&details.content, view.reaction_target_id)),
     }
 }
 

@@ -123,6 +123,7 @@ pub async fn store_inbound<C: ConnectionTrait>(
         sending_until: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        ..Default::default()
     };
     message::Entity::insert(row)
         .on_conflict_do_nothing_on([message::Column::Wamid])
@@ -233,8 +234,9 @@ pub async fn insert_outbound<C: ConnectionTrait>(
         .ok_or_else(|| Error::Internal(format!("message with key {key} vanished after insert")))
 }
 
-/// Takes the right to call the Cloud API for a PENDING message for `lease`.
-/// Exactly one caller gets `true` until the lease ends or is released.
+/// Takes the right to call the Cloud API for a PENDING message that is due
+/// (its backoff over, no live lease) for `lease`. Exactly one caller gets
+/// `true` until the lease ends or the outcome is recorded.
 pub async fn claim_send<C: ConnectionTrait>(
     db: &C,
     id: Uuid,
@@ -248,23 +250,69 @@ pub async fn claim_send<C: ConnectionTrait>(
         )
         .filter(message::Column::Id.eq(id))
         .filter(message::Column::Status.eq(MessageStatus::Pending.as_str()))
-        .filter(
-            Condition::any()
-                .add(message::Column::SendingUntil.is_null())
-                .add(message::Column::SendingUntil.lt(now)),
-        )
+        .filter(send_due(now))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
 }
 
-pub async fn release_send<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<(), Error> {
+/// Nobody holds the send and no backoff is running.
+fn send_due(now: DateTime<Utc>) -> Condition {
+    Condition::any()
+        .add(message::Column::SendingUntil.is_null())
+        .add(message::Column::SendingUntil.lte(now))
+}
+
+/// PENDING messages whose send is due, oldest first: retries whose backoff
+/// ended, and sends whose replica died holding them.
+pub async fn due_sends<C: ConnectionTrait>(
+    db: &C,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Uuid>, Error> {
+    Ok(message::Entity::find()
+        .select_only()
+        .column(message::Column::Id)
+        .filter(message::Column::Status.eq(MessageStatus::Pending.as_str()))
+        .filter(send_due(now))
+        .order_by_asc(message::Column::CreatedAt)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+/// When the next PENDING message that is not due yet becomes due.
+pub async fn next_send_time<C: ConnectionTrait>(db: &C) -> Result<Option<DateTime<Utc>>, Error> {
+    Ok(message::Entity::find()
+        .select_only()
+        .column(message::Column::SendingUntil)
+        .filter(message::Column::Status.eq(MessageStatus::Pending.as_str()))
+        .filter(message::Column::SendingUntil.is_not_null())
+        .order_by_asc(message::Column::SendingUntil)
+        .limit(1)
+        .into_tuple::<Option<DateTime<Utc>>>()
+        .one(db)
+        .await?
+        .flatten())
+}
+
+/// A try of a PENDING message hit temporary trouble: count it, say why, and
+/// let nobody send it before `retry_at`.
+pub async fn schedule_retry<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+    attempts: i32,
+    retry_at: DateTime<Utc>,
+    reason: &str,
+) -> Result<(), Error> {
     message::Entity::update_many()
-        .col_expr(
-            message::Column::SendingUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
+        .col_expr(message::Column::SendAttempts, Expr::value(attempts))
+        .col_expr(message::Column::SendError, Expr::value(reason.to_owned()))
+        .col_expr(message::Column::SendingUntil, Expr::value(Some(retry_at)))
+        .col_expr(message::Column::UpdatedAt, Expr::value(domain::now()))
         .filter(message::Column::Id.eq(id))
+        .filter(message::Column::Status.eq(MessageStatus::Pending.as_str()))
         .exec(db)
         .await?;
     Ok(())
@@ -282,6 +330,10 @@ pub async fn mark_accepted<C: ConnectionTrait>(db: &C, id: Uuid, wamid: &str) ->
             message::Column::SendingUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
+        .col_expr(
+            message::Column::SendError,
+            Expr::value(Option::<String>::None),
+        )
         .col_expr(message::Column::UpdatedAt, Expr::value(domain::now()))
         .filter(message::Column::Id.eq(id))
         .filter(message::Column::Status.eq(MessageStatus::Pending.as_str()))
@@ -290,7 +342,8 @@ pub async fn mark_accepted<C: ConnectionTrait>(db: &C, id: Uuid, wamid: &str) ->
     Ok(())
 }
 
-/// The Cloud API refused a PENDING message.
+/// A PENDING message will not be sent: WhatsApp refused it, or temporary
+/// trouble outlasted every try.
 pub async fn mark_refused<C: ConnectionTrait>(
     db: &C,
     id: Uuid,
@@ -320,6 +373,43 @@ pub async fn mark_refused<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// The newest customer message of an attention not yet marked read on WhatsApp.
+pub async fn latest_unread_inbound<C: ConnectionTrait>(
+    db: &C,
+    attention_id: Uuid,
+) -> Result<Option<message::Model>, Error> {
+    Ok(message::Entity::find()
+        .filter(message::Column::AttentionId.eq(attention_id))
+        .filter(message::Column::Direction.eq(Direction::Inbound.as_str()))
+        .filter(message::Column::MarkedReadAt.is_null())
+        .filter(message::Column::Wamid.is_not_null())
+        .order_by_desc(message::Column::SentAt)
+        .order_by_desc(message::Column::Id)
+        .one(db)
+        .await?)
+}
+
+/// Records that WhatsApp was told the customer's messages up to `up_to` were
+/// read; returns how many were newly marked.
+pub async fn mark_read_up_to<C: ConnectionTrait>(
+    db: &C,
+    attention_id: Uuid,
+    up_to: DateTime<Utc>,
+) -> Result<u64, Error> {
+    let result = message::Entity::update_many()
+        .col_expr(
+            message::Column::MarkedReadAt,
+            Expr::value(Some(domain::now())),
+        )
+        .filter(message::Column::AttentionId.eq(attention_id))
+        .filter(message::Column::Direction.eq(Direction::Inbound.as_str()))
+        .filter(message::Column::MarkedReadAt.is_null())
+        .filter(message::Column::SentAt.lte(up_to))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 /// One page of an attention's messages, newest first, strictly older than

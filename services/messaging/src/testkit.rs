@@ -1,6 +1,6 @@
 //! What messaging's tests share: its schema in a test database, a queue
-//! service that behaves as told and remembers what it was asked, and clients
-//! of the shared fake Cloud API.
+//! service that behaves as told and remembers what it was asked, and
+//! settings that point the service at the shared fake Cloud API.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ use atenciones_proto::queue::v1 as queue;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
 use atenciones_proto::queue::v1::queue_service_server::{QueueService, QueueServiceServer};
 use atenciones_runtime::settings::{DatabaseSettings, WhatsAppSettings};
-use atenciones_runtime::{CancellationToken, database, grpc};
+use atenciones_runtime::{CancellationToken, Settings, database, grpc};
 use atenciones_test_support::{CloudApi, TestDatabase};
 use sea_orm::DatabaseConnection;
 use tonic::service::Routes;
@@ -173,19 +173,28 @@ impl QueueService for FakeQueue {
 
 // ---- Cloud API ----
 
-/// A client of `cloud_api` configured as the service configures its own.
-pub fn graph(cloud_api: &CloudApi) -> Graph {
-    Graph::new(&whatsapp_settings(&cloud_api.base_url())).expect("graph client")
-}
-
+/// The built-in settings, pointed at `api_base_url`, with retries quick
+/// enough for tests, yet slow enough that a Send* call reads its message back
+/// before the sender's retry changes it.
 pub fn whatsapp_settings(api_base_url: &str) -> WhatsAppSettings {
+    let defaults = Settings::load(None).expect("default settings").whatsapp;
     WhatsAppSettings {
         app_secret: SECRET.into(),
         verify_token: VERIFY_TOKEN.into(),
         access_token: ACCESS_TOKEN.into(),
         api_base_url: api_base_url.into(),
         api_version: API_VERSION.into(),
+        request_timeout_ms: 2_000,
+        send_lease_ms: 5_000,
+        retry_initial_backoff_ms: 250,
+        retry_max_backoff_ms: 500,
+        ..defaults
     }
+}
+
+/// A Cloud API client talking to `cloud_api`.
+pub fn graph(cloud_api: &CloudApi) -> Graph {
+    Graph::new(&whatsapp_settings(&cloud_api.base_url())).expect("graph client")
 }
 
 // ---- media ----

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
@@ -75,6 +77,8 @@ pub struct MessagingSettings {
     pub webhook_listen: SocketAddr,
 }
 
+/// The Cloud API: credentials, and how sending is paced and retried
+/// (`defaults.toml` explains each).
 #[derive(Debug, Clone, Deserialize)]
 pub struct WhatsAppSettings {
     pub app_secret: String,
@@ -82,6 +86,30 @@ pub struct WhatsAppSettings {
     pub access_token: String,
     pub api_base_url: String,
     pub api_version: String,
+    pub messages_per_second: NonZeroU32,
+    pub request_timeout_ms: u64,
+    pub send_lease_ms: u64,
+    pub send_max_attempts: NonZeroU32,
+    pub retry_initial_backoff_ms: u64,
+    pub retry_max_backoff_ms: u64,
+}
+
+impl WhatsAppSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn send_lease(&self) -> Duration {
+        Duration::from_millis(self.send_lease_ms)
+    }
+
+    pub fn retry_initial_backoff(&self) -> Duration {
+        Duration::from_millis(self.retry_initial_backoff_ms)
+    }
+
+    pub fn retry_max_backoff(&self) -> Duration {
+        Duration::from_millis(self.retry_max_backoff_ms)
+    }
 }
 
 /// Media files: where they are stored and the limits of moving them.
@@ -219,10 +247,22 @@ mod tests {
         let settings = with_env(&[
             ("ATENCIONES_WHATSAPP__APP_SECRET", "from-env"),
             ("ATENCIONES_DATABASE__MAX_CONNECTIONS", "3"),
+            ("ATENCIONES_WHATSAPP__MESSAGES_PER_SECOND", "20"),
         ]);
         assert_eq!(settings.database.max_connections, 3);
         assert_eq!(settings.whatsapp.app_secret, "from-env");
+        assert_eq!(settings.whatsapp.messages_per_second.get(), 20);
         assert_eq!(settings.gateway.listen.port(), 50051);
+    }
+
+    #[test]
+    fn sending_defaults_follow_the_cloud_api_limits() {
+        let whatsapp = Settings::load(None).expect("settings").whatsapp;
+        assert_eq!(whatsapp.messages_per_second.get(), 80);
+        assert!(
+            whatsapp.send_lease() > whatsapp.request_timeout(),
+            "a live sender never loses its lease"
+        );
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! What the workspace's tests share: a fresh database per test (a SQLite
 //! directory, or a PostgreSQL database made for the test and dropped after it),
-//! the `on_both_databases!` macro that runs a test on each, and a fake WhatsApp
-//! Cloud API.
+//! the `on_both_databases!` macro that runs a test on each, a fake WhatsApp
+//! Cloud API, and the suite as a child process for crash tests.
 
 pub mod cloud_api;
 mod database;
+pub mod process;
 
 pub use cloud_api::{Answer, CloudApi, SentRequest, UploadedMedia};
 pub use database::{Backend, TestDatabase};
+pub use process::{SuiteProcess, suite_env};
 
 /// Runs `async fn $name(db: TestDatabase)` once on each database, as
 /// `mod $name { sqlite, postgres }`. The PostgreSQL test returns at once

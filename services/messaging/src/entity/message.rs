@@ -34,9 +34,17 @@ pub struct Model {
     pub agent_id: Option<String>,
     #[sea_orm(unique)]
     pub idempotency_key: Option<String>,
+    /// Outbound, pending: nobody sends it before then. A replica holds the
+    /// send (its lease) or a retry waits out its backoff; NULL: due now.
     pub sending_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Outbound: failed tries so far.
+    pub send_attempts: i32,
+    /// Outbound, pending: why the last try did not go through.
+    pub send_error: Option<String>,
+    /// Inbound: when WhatsApp was told the business read it.
+    pub marked_read_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

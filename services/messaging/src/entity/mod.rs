@@ -5,3 +5,4 @@ pub mod media;
 pub mod message;
 pub mod reaction;
 pub mod status;
+pub mod window;

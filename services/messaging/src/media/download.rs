@@ -61,7 +61,7 @@ impl From<SendError> for Failure {
                 Self::Permanent(format!("WhatsApp: {refusal}"))
             }
             SendError::Refused(refusal) => Self::Transient(format!("WhatsApp: {refusal}")),
-            SendError::Unavailable(reason) => Self::Transient(reason),
+            SendError::Temporary(trouble) => Self::Transient(trouble.reason),
         }
     }
 }
@@ -486,7 +486,7 @@ mod tests {
             );
         }
         assert!(matches!(
-            Failure::from(SendError::Unavailable("down".into())),
+            Failure::from(SendError::Temporary(crate::graph::Trouble::new("down"))),
             Failure::Transient(_)
         ));
         assert!(matches!(

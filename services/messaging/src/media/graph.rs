@@ -10,7 +10,9 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::graph::{self, Graph, SendError};
+use reqwest::Method;
+
+use crate::graph::{self, Graph, SendError, Trouble};
 
 /// Longest one file transfer may take (100 MB documents on a slow link); the
 /// client's default timeout is sized for small JSON calls.
@@ -59,15 +61,14 @@ impl Graph {
             }));
         }
         let url = self.url(media_id);
-        let bytes = self
-            .call(self.request(reqwest::Method::GET, &url), &url)
-            .await?;
-        let info: InfoResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| SendError::Unavailable(format!("{url} answered unreadable JSON: {e}")))?;
+        let bytes = self.call(self.request(Method::GET, &url), &url).await?;
+        let info: InfoResponse = serde_json::from_slice(&bytes).map_err(|e| {
+            SendError::Temporary(Trouble::new(format!("{url} answered unreadable JSON: {e}")))
+        })?;
         if info.url.is_empty() {
-            return Err(SendError::Unavailable(format!(
+            return Err(SendError::Temporary(Trouble::new(format!(
                 "{url} answered without a url"
-            )));
+            ))));
         }
         let file_size = match info.file_size {
             Some(Value::Number(n)) => n.as_u64(),
@@ -88,15 +89,15 @@ impl Graph {
         url: &str,
     ) -> Result<impl Stream<Item = reqwest::Result<Bytes>> + use<>, SendError> {
         let response = self
-            .request(reqwest::Method::GET, url)
+            .request(Method::GET, url)
             .timeout(TRANSFER_TIMEOUT)
             .send()
             .await
-            .map_err(|e| SendError::Unavailable(format!("GET {url}: {e}")))?;
+            .map_err(|e| SendError::Temporary(Trouble::new(format!("GET {url}: {e}"))))?;
         let status = response.status();
         if !status.is_success() {
             let body = response.bytes().await.unwrap_or_default();
-            return Err(graph::failure(url, status, &body));
+            return Err(graph::classify(status, &body));
         }
         Ok(response.bytes_stream())
     }
@@ -112,13 +113,15 @@ impl Graph {
         let part = reqwest::multipart::Part::stream_with_length(body, file.size)
             .file_name(file.filename)
             .mime_str(&file.mime_type)
-            .map_err(|e| SendError::Unavailable(format!("MIME type {:?}: {e}", file.mime_type)))?;
+            .map_err(|e| {
+                SendError::Temporary(Trouble::new(format!("MIME type {:?}: {e}", file.mime_type)))
+            })?;
         let form = reqwest::multipart::Form::new()
             .text("messaging_product", "whatsapp")
             .text("type", file.mime_type)
             .part("file", part);
         let request = self
-            .request(reqwest::Method::POST, &url)
+            .request(Method::POST, &url)
             .timeout(TRANSFER_TIMEOUT)
             .multipart(form);
         let bytes = self.call(request, &url).await?;
@@ -126,7 +129,9 @@ impl Graph {
             .ok()
             .map(|r| r.id)
             .filter(|id| !id.is_empty())
-            .ok_or_else(|| SendError::Unavailable(format!("{url} answered without an id")))
+            .ok_or_else(|| {
+                SendError::Temporary(Trouble::new(format!("{url} answered without an id")))
+            })
     }
 }
 

@@ -207,6 +207,22 @@ impl Media {
     }
 
     /// [`of_messages`] on this service's database.
+    /// What SendMedia needs of the uploaded file `media_id` (see [`for_sending`]).
+    pub async fn for_sending(
+        &self,
+        attention_id: Uuid,
+        media_id: Uuid,
+    ) -> Result<OutgoingMedia, Error> {
+        for_sending(&self.db, attention_id, media_id).await
+    }
+
+    /// Links an uploaded file to the message that sent it, so the message
+    /// shows the file (and DownloadMedia serves it). The first message that
+    /// sent a file keeps it; repeating the call changes nothing.
+    pub async fn sent_in(&self, media_id: Uuid, message_id: Uuid) -> Result<(), Error> {
+        store::link_message(&self.db, media_id, message_id).await
+    }
+
     pub async fn of_messages(
         &self,
         message_ids: &[Uuid],
@@ -341,7 +357,6 @@ pub async fn of_messages<C: ConnectionTrait>(
 }
 
 /// What a media send needs.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMedia {
     /// The id to put in the Graph request (`{"image": {"id": …}}`).
@@ -353,9 +368,7 @@ pub struct OutgoingMedia {
 
 /// The uploaded file `media_id` of `attention_id`, ready to send; NOT_FOUND
 /// for another attention's file, FAILED_PRECONDITION for an upload that is
-/// not finished. The seam for SendMedia, which the durable send pipeline
-/// calls once it lands (until then only tests do).
-#[cfg_attr(not(test), allow(dead_code))]
+/// not finished.
 pub async fn for_sending<C: ConnectionTrait>(
     db: &C,
     attention_id: Uuid,

@@ -280,6 +280,21 @@ pub async fn set_whatsapp_id<C: ConnectionTrait>(
 }
 
 /// Extends a lease that is still held (one released or expired stays so).
+/// Sets the message of an outbound file that has none yet.
+pub async fn link_message<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+    message_id: Uuid,
+) -> Result<(), Error> {
+    media::Entity::update_many()
+        .col_expr(Column::MessageId, Expr::value(message_id))
+        .filter(Column::Id.eq(id))
+        .filter(Column::MessageId.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn renew_lease<C: ConnectionTrait>(
     db: &C,
     id: Uuid,

@@ -223,7 +223,7 @@ impl Media {
                 tracing::info!(media_id = %upload.id, %refusal, "WhatsApp refused an upload");
                 Err(Error::Refused(refusal))
             }
-            Err(SendError::Unavailable(reason)) => Err(Error::Unavailable(reason)),
+            Err(SendError::Temporary(trouble)) => Err(Error::Unavailable(trouble.reason)),
         }
     }
 
