@@ -12,8 +12,8 @@ use tonic_types::StatusExt;
 use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::messaging::v1::{Message, MessageDirection, MessageStatus, message};
 use atenciones_tests::{
-    Answer, TestDatabase, TestSuite, chrono_now, eventually, on_both_databases, status_webhook,
-    text_webhook_at,
+    Answer, TestDatabase, TestSuite, chrono_now, eventually, fixture, on_both_databases,
+    status_webhook, text_webhook_at,
 };
 
 /// Campaign ventas' number; the customer of `inbound_text.json`.
@@ -605,3 +605,126 @@ async fn opening_an_attention_marks_the_customers_messages_read(db: TestDatabase
     suite.stop().await;
 }
 on_both_databases!(opening_an_attention_marks_the_customers_messages_read);
+
+/// The agent's message, after WhatsApp's statuses for it (the fixtures, as
+/// raw bytes through the webhook) have been processed.
+async fn after_status(
+    suite: &TestSuite,
+    attention: &str,
+    fixture_name: &str,
+    expected: MessageStatus,
+) -> Message {
+    assert_eq!(
+        suite.post_webhook(&fixture(fixture_name)).await.status(),
+        200
+    );
+    eventually(&format!("{expected:?} after {fixture_name}"), || async {
+        let opened = open(suite, attention).await;
+        let sent = opened
+            .messages
+            .into_iter()
+            .find(|m| m.wamid == "wamid.xyzxyz")?;
+        (sent.status() == expected).then_some(sent)
+    })
+    .await
+}
+
+async fn delivery_statuses_reach_the_agent_forward_only(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
+    let attention = conversation(&suite).await;
+    // The fixtures' statuses are for wamid.xyzxyz: the id WhatsApp gives this send.
+    suite.cloud_api.next_wamid("wamid.xyzxyz");
+    let sent = send_text(&suite, text(&attention, "k1"))
+        .await
+        .expect("sent");
+    assert_eq!(sent.status(), MessageStatus::Accepted);
+
+    // Out of order, as WhatsApp may deliver them: never back from read.
+    after_status(&suite, &attention, "status_read.json", MessageStatus::Read).await;
+    for earlier in ["status_delivered.json", "status_sent.json"] {
+        assert_eq!(suite.post_webhook(&fixture(earlier)).await.status(), 200);
+    }
+    eventually("every webhook processed", || async {
+        let pending = suite
+            .count_rows_where("messaging_inbox", "processed_at IS NULL")
+            .await;
+        (pending == 0).then_some(())
+    })
+    .await;
+    let opened = open(&suite, &attention).await;
+    let still = opened
+        .messages
+        .iter()
+        .find(|m| m.wamid == "wamid.xyzxyz")
+        .expect("the send");
+    assert_eq!(
+        still.status(),
+        MessageStatus::Read,
+        "delivered and sent came late"
+    );
+    // Failed is final and shows WhatsApp's reason; a later read changes nothing.
+    let failed = after_status(
+        &suite,
+        &attention,
+        "status_failed.json",
+        MessageStatus::Failed,
+    )
+    .await;
+    let error = failed.error.expect("WhatsApp's error");
+    assert_eq!(
+        (error.code, error.title.as_str()),
+        (130472, "User's number is part of an experiment")
+    );
+    after_status(
+        &suite,
+        &attention,
+        "status_read.json",
+        MessageStatus::Failed,
+    )
+    .await;
+    suite.stop().await;
+}
+on_both_databases!(delivery_statuses_reach_the_agent_forward_only);
+
+async fn a_status_that_beats_the_send_answer_is_applied(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
+    let attention = conversation(&suite).await;
+    // Delivered arrives before the send has stored WhatsApp's id…
+    assert_eq!(
+        suite
+            .post_webhook(&fixture("status_delivered.json"))
+            .await
+            .status(),
+        200
+    );
+    eventually("the status kept", || async {
+        (suite.count_rows("messaging_statuses").await == 1).then_some(())
+    })
+    .await;
+    // …and applies once it has.
+    suite.cloud_api.next_wamid("wamid.xyzxyz");
+    send_text(&suite, text(&attention, "k1"))
+        .await
+        .expect("sent");
+    after_status(
+        &suite,
+        &attention,
+        "status_sent.json",
+        MessageStatus::Delivered,
+    )
+    .await;
+    // A status of a number bound to no campaign (and of a message not ours) is kept too.
+    assert_eq!(
+        suite
+            .post_webhook(&fixture("status_failed_131053_netflie.json"))
+            .await
+            .status(),
+        200
+    );
+    eventually("the stray status kept", || async {
+        (suite.count_rows("messaging_statuses").await == 3).then_some(())
+    })
+    .await;
+    suite.stop().await;
+}
+on_both_databases!(a_status_that_beats_the_send_answer_is_applied);
