@@ -174,7 +174,14 @@ async fn every_inbound_fixture_reaches_the_agent_with_its_content(db: TestDataba
         (audio.kind.as_str(), audio.mime_type.as_str(), audio.voice),
         ("audio", "audio/ogg; codecs=opus", true)
     );
-    assert_eq!(audio.state(), MediaState::Downloading);
+    // The fake Cloud API does not have these files: the media store is
+    // fetching them, or has given up (media.rs tests the fetch itself).
+    assert!(
+        matches!(audio.state(), MediaState::Downloading | MediaState::Failed),
+        "{:?}",
+        audio.state()
+    );
+    assert!(!audio.media_id.is_empty(), "a media id to download it by");
     let document = at("inbound_document.json");
     let file = media(document);
     assert_eq!(
