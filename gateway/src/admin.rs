@@ -1,0 +1,138 @@
+//! AdminService: supervisors configure campaigns, numbers and agents. The
+//! gateway checks the role; the queue, which owns supervisor records, checks
+//! which campaigns the caller supervises, validates and audits.
+
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use atenciones_proto::gateway::v1 as pb;
+use atenciones_proto::gateway::v1::admin_service_server::AdminService;
+use atenciones_proto::queue::v1 as queue_pb;
+use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
+use atenciones_runtime::{ServiceName, Settings};
+
+use crate::auth::{Identity, Role};
+use crate::error::Error;
+
+#[derive(Clone)]
+pub struct Admin {
+    queue: QueueServiceClient<Channel>,
+}
+
+impl Admin {
+    pub fn new(settings: &Settings) -> Result<Self, tonic::transport::Error> {
+        let channel = atenciones_runtime::grpc::channel(&settings.service_url(ServiceName::Queue))?;
+        Ok(Self {
+            queue: QueueServiceClient::new(channel),
+        })
+    }
+}
+
+/// The calling supervisor's id; agents and reporters administer nothing.
+fn supervisor<T>(request: &Request<T>) -> Result<String, Error> {
+    let identity = request
+        .extensions()
+        .get::<Identity>()
+        .ok_or(Error::Unauthenticated)?;
+    if identity.role != Role::Supervisor {
+        return Err(Error::PermissionDenied(
+            "only supervisors may administer campaigns".into(),
+        ));
+    }
+    Ok(identity.subject.clone())
+}
+
+#[tonic::async_trait]
+impl AdminService for Admin {
+    async fn save_campaign(
+        &self,
+        request: Request<pb::SaveCampaignRequest>,
+    ) -> Result<Response<pb::SaveCampaignResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let campaign = request.into_inner().campaign;
+        let saved = self
+            .queue
+            .clone()
+            .save_campaign(queue_pb::SaveCampaignRequest { actor_id, campaign })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::SaveCampaignResponse {
+            campaign: saved.campaign,
+        }))
+    }
+
+    async fn deactivate_campaign(
+        &self,
+        request: Request<pb::DeactivateCampaignRequest>,
+    ) -> Result<Response<pb::DeactivateCampaignResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let campaign_id = request.into_inner().campaign_id;
+        let saved = self
+            .queue
+            .clone()
+            .deactivate_campaign(queue_pb::DeactivateCampaignRequest {
+                actor_id,
+                campaign_id,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::DeactivateCampaignResponse {
+            campaign: saved.campaign,
+        }))
+    }
+
+    async fn save_business_number(
+        &self,
+        request: Request<pb::SaveBusinessNumberRequest>,
+    ) -> Result<Response<pb::SaveBusinessNumberResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let business_number = request.into_inner().business_number;
+        let saved = self
+            .queue
+            .clone()
+            .save_business_number(queue_pb::SaveBusinessNumberRequest {
+                actor_id,
+                business_number,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::SaveBusinessNumberResponse {
+            business_number: saved.business_number,
+        }))
+    }
+
+    async fn save_agent(
+        &self,
+        request: Request<pb::SaveAgentRequest>,
+    ) -> Result<Response<pb::SaveAgentResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let agent = request.into_inner().agent;
+        let saved = self
+            .queue
+            .clone()
+            .save_agent(queue_pb::SaveAgentRequest { actor_id, agent })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::SaveAgentResponse { agent: saved.agent }))
+    }
+
+    async fn save_supervisor(
+        &self,
+        request: Request<pb::SaveSupervisorRequest>,
+    ) -> Result<Response<pb::SaveSupervisorResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let supervisor = request.into_inner().supervisor;
+        let saved = self
+            .queue
+            .clone()
+            .save_supervisor(queue_pb::SaveSupervisorRequest {
+                actor_id,
+                supervisor,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::SaveSupervisorResponse {
+            supervisor: saved.supervisor,
+        }))
+    }
+}
