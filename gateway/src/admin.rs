@@ -135,4 +135,22 @@ impl AdminService for Admin {
             supervisor: saved.supervisor,
         }))
     }
+
+    async fn set_vip_customer(
+        &self,
+        request: Request<pb::SetVipCustomerRequest>,
+    ) -> Result<Response<pb::SetVipCustomerResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let r = request.into_inner();
+        self.queue
+            .clone()
+            .set_vip_customer(queue_pb::SetVipCustomerRequest {
+                actor_id,
+                campaign_id: r.campaign_id,
+                customer_id: r.customer_id,
+                vip: r.vip,
+            })
+            .await?;
+        Ok(Response::new(pb::SetVipCustomerResponse {}))
+    }
 }

@@ -289,6 +289,33 @@ async fn only_a_supervisor_of_the_campaign_may_change_it(db: TestDatabase) {
     raul.save_agent(agent("marta", &[("soporte", 2)]))
         .await
         .expect("his campaign");
+    let vip = |campaign_id: &str| pb::SetVipCustomerRequest {
+        campaign_id: campaign_id.into(),
+        customer_id: "16315551181".into(),
+        vip: true,
+    };
+    raul.set_vip_customer(vip("soporte"))
+        .await
+        .expect("VIP in his campaign");
+    let error = raul
+        .set_vip_customer(vip(""))
+        .await
+        .expect_err("VIP everywhere needs every campaign");
+    assert_eq!(error.code(), Code::PermissionDenied);
+    sofia
+        .set_vip_customer(vip(""))
+        .await
+        .expect("sofia supervises every campaign");
+    assert_eq!(
+        suite
+            .count_service_rows(
+                ServiceName::Queue,
+                "queue_admin_audit",
+                "action = 'vip_customer.set'"
+            )
+            .await,
+        2
+    );
     assert_eq!(
         suite
             .count_service_rows(

@@ -205,6 +205,13 @@ impl QueueService for FakeQueue {
         Err(Status::unimplemented("fake"))
     }
 
+    async fn set_vip_customer(
+        &self,
+        _: Request<queue::SetVipCustomerRequest>,
+    ) -> Result<Response<queue::SetVipCustomerResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
     async fn set_agent_presence(
         &self,
         _: Request<queue::SetAgentPresenceRequest>,

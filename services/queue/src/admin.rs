@@ -15,6 +15,7 @@ use atenciones_proto::queue::v1 as pb;
 
 use crate::entity::{
     admin_audit, agent, business_number, campaign, campaign_agent, supervisor, supervisor_campaign,
+    vip_customer,
 };
 use crate::error::Error;
 use crate::presence::PresenceState;
@@ -140,6 +141,35 @@ impl SupervisorSettings {
             name: self.name.clone(),
             campaign_ids: self.campaign_ids.clone(),
         }
+    }
+}
+
+/// A customer's VIP mark in one campaign, or in all (`campaign_id` empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VipMark {
+    campaign_id: String,
+    customer_id: String,
+    vip: bool,
+}
+
+impl VipMark {
+    pub fn new(campaign_id: String, customer_id: String, vip: bool) -> Result<Self, Error> {
+        let mut v = Violations::default();
+        v.check(
+            campaign_id.is_empty() || is_id(&campaign_id),
+            "campaign_id",
+            "a campaign id, or empty for every campaign",
+        );
+        v.check(
+            !customer_id.is_empty() && customer_id.len() <= 64,
+            "customer_id",
+            "required",
+        );
+        v.into_result(Self {
+            campaign_id,
+            customer_id,
+            vip,
+        })
     }
 }
 
@@ -640,6 +670,63 @@ impl Queue {
         .await?;
         txn.commit().await?;
         Ok(settings)
+    }
+
+    /// Sets or removes a VIP mark; a mark in every campaign needs every
+    /// active campaign supervised. Setting what is already set changes nothing
+    /// but is still audited as asked.
+    pub async fn set_vip(&self, actor: &str, mark: VipMark) -> Result<(), Error> {
+        let supervised = self.supervised(actor).await?;
+        let scope: Vec<String> = if mark.campaign_id.is_empty() {
+            campaign::Entity::find()
+                .filter(campaign::Column::Active.eq(true))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|c| c.id)
+                .collect()
+        } else {
+            self.require_campaigns(&[mark.campaign_id.as_str()], "campaign_id")
+                .await?;
+            vec![mark.campaign_id.clone()]
+        };
+        allow(&supervised, scope.iter().map(String::as_str))?;
+        let txn = self.db.begin().await?;
+        let key = (mark.campaign_id.clone(), mark.customer_id.clone());
+        let was = vip_customer::Entity::find_by_id(key.clone())
+            .one(&txn)
+            .await?
+            .is_some();
+        match (was, mark.vip) {
+            (false, true) => {
+                vip_customer::Entity::insert(vip_customer::ActiveModel {
+                    campaign_id: Set(key.0),
+                    customer_id: Set(key.1),
+                })
+                .exec(&txn)
+                .await?;
+            }
+            (true, false) => {
+                vip_customer::Entity::delete_by_id(key).exec(&txn).await?;
+            }
+            _ => {}
+        }
+        let before = VipMark {
+            vip: was,
+            ..mark.clone()
+        };
+        let target = format!("{}/{}", mark.campaign_id, mark.customer_id);
+        audit(
+            &txn,
+            actor,
+            "vip_customer.set",
+            &target,
+            &Some(before),
+            &mark,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
     }
 
     /// The campaigns the actor supervises; a caller with no supervisor record

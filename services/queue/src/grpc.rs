@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 use atenciones_proto::queue::v1 as pb;
 use atenciones_proto::queue::v1::queue_service_server::QueueService;
 
-use crate::admin::{AgentSettings, CampaignSettings, NumberSettings, SupervisorSettings};
+use crate::admin::{AgentSettings, CampaignSettings, NumberSettings, SupervisorSettings, VipMark};
 use crate::attention::Access;
 use crate::error::Error;
 use crate::presence::Presence;
@@ -193,6 +193,16 @@ impl QueueService for QueueApi {
         Ok(Response::new(pb::SaveSupervisorResponse {
             supervisor: Some(supervisor.to_proto()),
         }))
+    }
+
+    async fn set_vip_customer(
+        &self,
+        request: Request<pb::SetVipCustomerRequest>,
+    ) -> Result<Response<pb::SetVipCustomerResponse>, Status> {
+        let r = request.into_inner();
+        let mark = VipMark::new(r.campaign_id, r.customer_id, r.vip)?;
+        self.queue.set_vip(&r.actor_id, mark).await?;
+        Ok(Response::new(pb::SetVipCustomerResponse {}))
     }
 
     async fn set_agent_presence(

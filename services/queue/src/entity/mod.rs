@@ -11,3 +11,4 @@ pub mod outbox;
 pub mod outbox_offset;
 pub mod supervisor;
 pub mod supervisor_campaign;
+pub mod vip_customer;
