@@ -101,6 +101,26 @@ impl AdminService for Admin {
         }))
     }
 
+    async fn deactivate_business_number(
+        &self,
+        request: Request<pb::DeactivateBusinessNumberRequest>,
+    ) -> Result<Response<pb::DeactivateBusinessNumberResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let phone_number_id = request.into_inner().phone_number_id;
+        let saved = self
+            .queue
+            .clone()
+            .deactivate_business_number(queue_pb::DeactivateBusinessNumberRequest {
+                actor_id,
+                phone_number_id,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::DeactivateBusinessNumberResponse {
+            business_number: saved.business_number,
+        }))
+    }
+
     async fn save_agent(
         &self,
         request: Request<pb::SaveAgentRequest>,

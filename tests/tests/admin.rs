@@ -121,6 +121,7 @@ async fn a_supervisor_sets_up_a_campaign_whose_new_agent_works_its_customers(db:
                 phone_number_id: NUMBER.into(),
                 display_phone_number: "5491100000000".into(),
                 campaign_id: "cobranzas".into(),
+                active: false,
             }),
         })
         .await
@@ -153,6 +154,31 @@ async fn a_supervisor_sets_up_a_campaign_whose_new_agent_works_its_customers(db:
         .await
         .expect("finish (the new campaign has no form)");
 
+    // A deactivated number queues nothing new: its message is kept unrouted.
+    let number = sofia
+        .deactivate_business_number(pb::DeactivateBusinessNumberRequest {
+            phone_number_id: NUMBER.into(),
+        })
+        .await
+        .expect("DeactivateBusinessNumber")
+        .into_inner()
+        .business_number
+        .expect("number");
+    assert!(!number.active);
+    let late = text_webhook(NUMBER, "5491155559999", "Tarde", "wamid.late", "Hola?");
+    assert_eq!(suite.post_webhook(&late).await.status(), 200);
+    eventually("the message kept aside", || async {
+        let unrouted = suite
+            .count_rows_where(
+                "messaging_messages",
+                "wamid = 'wamid.late' AND routing = 'unrouted'",
+            )
+            .await;
+        (unrouted == 1).then_some(())
+    })
+    .await;
+    assert!(suite.attentions("pedro").await.is_empty());
+
     // Every change is audited with its author and the record after it.
     assert_eq!(
         suite
@@ -162,7 +188,18 @@ async fn a_supervisor_sets_up_a_campaign_whose_new_agent_works_its_customers(db:
                 "actor = 'sofia' AND before IS NULL AND after IS NOT NULL"
             )
             .await,
-        3
+        3,
+        "three creations"
+    );
+    assert_eq!(
+        suite
+            .count_service_rows(
+                ServiceName::Queue,
+                "queue_admin_audit",
+                "action = 'business_number.deactivate' AND before IS NOT NULL"
+            )
+            .await,
+        1
     );
     // The feed tells the attention's life and the agent's login, in order,
     // with who did each step.

@@ -191,6 +191,13 @@ impl QueueService for FakeQueue {
         Err(Status::unimplemented("fake"))
     }
 
+    async fn deactivate_business_number(
+        &self,
+        _: Request<queue::DeactivateBusinessNumberRequest>,
+    ) -> Result<Response<queue::DeactivateBusinessNumberResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
     async fn save_agent(
         &self,
         _: Request<queue::SaveAgentRequest>,

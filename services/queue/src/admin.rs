@@ -95,6 +95,7 @@ pub struct NumberSettings {
     phone_number_id: String,
     display_phone_number: String,
     campaign_id: String,
+    active: bool,
 }
 
 /// An agent, their campaigns and capacity overrides (0: the campaign's default).
@@ -276,6 +277,7 @@ impl TryFrom<Option<pb::BusinessNumber>> for NumberSettings {
             phone_number_id: n.phone_number_id,
             display_phone_number: n.display_phone_number,
             campaign_id: n.campaign_id,
+            active: true,
         })
     }
 }
@@ -367,6 +369,7 @@ impl NumberSettings {
             phone_number_id: m.phone_number_id.clone(),
             display_phone_number: m.display_phone_number.clone(),
             campaign_id: m.campaign_id.clone(),
+            active: m.active,
         }
     }
 
@@ -375,6 +378,16 @@ impl NumberSettings {
             phone_number_id: self.phone_number_id.clone(),
             display_phone_number: self.display_phone_number.clone(),
             campaign_id: self.campaign_id.clone(),
+            active: self.active,
+        }
+    }
+
+    fn to_model(&self) -> business_number::ActiveModel {
+        business_number::ActiveModel {
+            phone_number_id: Set(self.phone_number_id.clone()),
+            display_phone_number: Set(self.display_phone_number.clone()),
+            campaign_id: Set(self.campaign_id.clone()),
+            active: Set(self.active),
         }
     }
 }
@@ -504,12 +517,7 @@ impl Queue {
                 .into_iter()
                 .chain([settings.campaign_id.as_str()]),
         )?;
-        let model = business_number::ActiveModel {
-            phone_number_id: Set(settings.phone_number_id.clone()),
-            display_phone_number: Set(settings.display_phone_number.clone()),
-            campaign_id: Set(settings.campaign_id.clone()),
-            active: Set(true),
-        };
+        let model = settings.to_model();
         if before.is_some() {
             business_number::Entity::update(model).exec(&txn).await?;
         } else {
@@ -527,6 +535,39 @@ impl Queue {
         .await?;
         txn.commit().await?;
         Ok(settings)
+    }
+
+    pub async fn deactivate_business_number(
+        &self,
+        actor: &str,
+        phone_number_id: &str,
+    ) -> Result<NumberSettings, Error> {
+        let supervised = self.supervised(actor).await?;
+        let txn = self.db.begin().await?;
+        let existing = business_number::Entity::find_by_id(phone_number_id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("business number {phone_number_id}")))?;
+        allow(&supervised, [existing.campaign_id.as_str()])?;
+        let before = NumberSettings::from_model(&existing);
+        let after = NumberSettings {
+            active: false,
+            ..before.clone()
+        };
+        business_number::Entity::update(after.to_model())
+            .exec(&txn)
+            .await?;
+        audit(
+            &txn,
+            actor,
+            "business_number.deactivate",
+            phone_number_id,
+            &Some(before),
+            &after,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(after)
     }
 
     /// Creates or updates an agent and replaces their memberships; every

@@ -171,6 +171,20 @@ impl QueueService for QueueApi {
         }))
     }
 
+    async fn deactivate_business_number(
+        &self,
+        request: Request<pb::DeactivateBusinessNumberRequest>,
+    ) -> Result<Response<pb::DeactivateBusinessNumberResponse>, Status> {
+        let r = request.into_inner();
+        let number = self
+            .queue
+            .deactivate_business_number(&r.actor_id, &r.phone_number_id)
+            .await?;
+        Ok(Response::new(pb::DeactivateBusinessNumberResponse {
+            business_number: Some(number.to_proto()),
+        }))
+    }
+
     async fn save_agent(
         &self,
         request: Request<pb::SaveAgentRequest>,
