@@ -156,6 +156,39 @@ impl AdminService for Admin {
         }))
     }
 
+    async fn deactivate_agent(
+        &self,
+        request: Request<pb::DeactivateAgentRequest>,
+    ) -> Result<Response<pb::DeactivateAgentResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let agent_id = request.into_inner().agent_id;
+        let saved = self
+            .queue
+            .clone()
+            .deactivate_agent(queue_pb::DeactivateAgentRequest { actor_id, agent_id })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::DeactivateAgentResponse {
+            agent: saved.agent,
+        }))
+    }
+
+    async fn deactivate_supervisor(
+        &self,
+        request: Request<pb::DeactivateSupervisorRequest>,
+    ) -> Result<Response<pb::DeactivateSupervisorResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let supervisor_id = request.into_inner().supervisor_id;
+        self.queue
+            .clone()
+            .deactivate_supervisor(queue_pb::DeactivateSupervisorRequest {
+                actor_id,
+                supervisor_id,
+            })
+            .await?;
+        Ok(Response::new(pb::DeactivateSupervisorResponse {}))
+    }
+
     async fn set_vip_customer(
         &self,
         request: Request<pb::SetVipCustomerRequest>,

@@ -353,6 +353,35 @@ async fn only_a_supervisor_of_the_campaign_may_change_it(db: TestDatabase) {
             .await,
         2
     );
+
+    // Deactivated, an agent sees and opens nothing, and a supervisor
+    // administers nothing.
+    let id = customer_writes(&suite, "1122334455667", "5215550000003", "luis").await;
+    sofia
+        .deactivate_agent(pb::DeactivateAgentRequest {
+            agent_id: "luis".into(),
+        })
+        .await
+        .expect("DeactivateAgent");
+    assert!(suite.attentions("luis").await.is_empty());
+    let error = suite
+        .desk("luis")
+        .await
+        .open_attention(open(&id))
+        .await
+        .expect_err("deactivated");
+    assert_eq!(error.code(), Code::PermissionDenied);
+    sofia
+        .deactivate_supervisor(pb::DeactivateSupervisorRequest {
+            supervisor_id: "raul".into(),
+        })
+        .await
+        .expect("DeactivateSupervisor");
+    let error = raul
+        .save_agent(agent("marta", &[("soporte", 1)]))
+        .await
+        .expect_err("deactivated supervisor");
+    assert_eq!(error.code(), Code::PermissionDenied);
     assert_eq!(
         suite
             .count_service_rows(

@@ -76,6 +76,7 @@ impl MigrationTrait for Migration {
                     .table(Supervisors::Table)
                     .col(string(Supervisors::Id).primary_key())
                     .col(string(Supervisors::Name))
+                    .col(boolean(Supervisors::Active).default(true))
                     .col(timestamp_with_time_zone(Supervisors::CreatedAt))
                     .to_owned(),
             )
@@ -232,6 +233,7 @@ enum Supervisors {
     Table,
     Id,
     Name,
+    Active,
     CreatedAt,
 }
 

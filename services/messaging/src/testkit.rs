@@ -212,6 +212,20 @@ impl QueueService for FakeQueue {
         Err(Status::unimplemented("fake"))
     }
 
+    async fn deactivate_agent(
+        &self,
+        _: Request<queue::DeactivateAgentRequest>,
+    ) -> Result<Response<queue::DeactivateAgentResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn deactivate_supervisor(
+        &self,
+        _: Request<queue::DeactivateSupervisorRequest>,
+    ) -> Result<Response<queue::DeactivateSupervisorResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
     async fn set_vip_customer(
         &self,
         _: Request<queue::SetVipCustomerRequest>,

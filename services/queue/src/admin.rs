@@ -13,13 +13,14 @@ use serde::Serialize;
 use atenciones_domain::Violation;
 use atenciones_proto::queue::v1 as pb;
 
+use crate::attention::event;
 use crate::entity::{
     admin_audit, agent, business_number, campaign, campaign_agent, supervisor, supervisor_campaign,
     vip_customer,
 };
 use crate::error::Error;
 use crate::presence::PresenceState;
-use crate::queue::Queue;
+use crate::queue::{Queue, record_event};
 
 /// Largest capacity a supervisor may give: far above any human's.
 const MAX_CAPACITY: u32 = 100;
@@ -393,6 +394,20 @@ impl NumberSettings {
 }
 
 impl AgentSettings {
+    fn from_models(agent: &agent::Model, memberships: &[campaign_agent::Model]) -> Self {
+        Self {
+            id: agent.id.clone(),
+            name: agent.name.clone(),
+            campaigns: memberships
+                .iter()
+                .map(|m| {
+                    let capacity = m.capacity.and_then(|c| u32::try_from(c).ok());
+                    (m.campaign_id.clone(), capacity.unwrap_or(0))
+                })
+                .collect(),
+        }
+    }
+
     pub fn to_proto(&self) -> pb::AgentSettings {
         pb::AgentSettings {
             id: self.id.clone(),
@@ -593,17 +608,9 @@ impl Queue {
                 .map(|m| m.campaign_id.as_str())
                 .chain(joined.iter().copied()),
         )?;
-        let before = existing.as_ref().map(|a| AgentSettings {
-            id: a.id.clone(),
-            name: a.name.clone(),
-            campaigns: memberships
-                .iter()
-                .map(|m| {
-                    let capacity = m.capacity.and_then(|c| u32::try_from(c).ok());
-                    (m.campaign_id.clone(), capacity.unwrap_or(0))
-                })
-                .collect(),
-        });
+        let before = existing
+            .as_ref()
+            .map(|a| AgentSettings::from_models(a, &memberships));
         match existing {
             Some(agent) => {
                 agent::Entity::update(agent::ActiveModel {
@@ -682,6 +689,7 @@ impl Queue {
             id: Set(settings.id.clone()),
             name: Set(settings.name.clone()),
             created_at: Set(existing.as_ref().map_or_else(Utc::now, |s| s.created_at)),
+            active: Set(true),
         };
         if existing.is_some() {
             supervisor::Entity::update(model).exec(&txn).await?;
@@ -770,13 +778,117 @@ impl Queue {
         Ok(())
     }
 
+    pub async fn deactivate_agent(
+        &self,
+        actor: &str,
+        agent_id: &str,
+    ) -> Result<AgentSettings, Error> {
+        let supervised = self.supervised(actor).await?;
+        let txn = self.db.begin().await?;
+        let existing = agent::Entity::find_by_id(agent_id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("agent {agent_id}")))?;
+        let memberships = campaign_agent::Entity::find()
+            .filter(campaign_agent::Column::AgentId.eq(agent_id))
+            .all(&txn)
+            .await?;
+        allow(
+            &supervised,
+            memberships.iter().map(|m| m.campaign_id.as_str()),
+        )?;
+        let before = AgentSettings::from_models(&existing, &memberships);
+        campaign_agent::Entity::delete_many()
+            .filter(campaign_agent::Column::AgentId.eq(agent_id))
+            .exec(&txn)
+            .await?;
+        agent::Entity::update(agent::ActiveModel {
+            id: Set(existing.id.clone()),
+            presence: Set(PresenceState::Offline.as_str().to_owned()),
+            pause_reason: Set(None),
+            presence_changed_at: Set(Some(Utc::now())),
+            ..Default::default()
+        })
+        .exec(&txn)
+        .await?;
+        // Going offline this way is a presence change like any other.
+        let payload = serde_json::json!({
+            "actor": actor,
+            "agent_id": agent_id,
+            "reason": "deactivated",
+            "from": existing.presence,
+            "to": PresenceState::Offline.as_str(),
+        });
+        record_event(&txn, uuid::Uuid::nil(), event::PRESENCE, payload).await?;
+        let after = AgentSettings {
+            campaigns: Vec::new(),
+            ..before.clone()
+        };
+        audit(
+            &txn,
+            actor,
+            "agent.deactivate",
+            agent_id,
+            &Some(before),
+            &after,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(after)
+    }
+
+    pub async fn deactivate_supervisor(
+        &self,
+        actor: &str,
+        supervisor_id: &str,
+    ) -> Result<(), Error> {
+        let supervised = self.supervised(actor).await?;
+        let txn = self.db.begin().await?;
+        let existing = supervisor::Entity::find_by_id(supervisor_id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("supervisor {supervisor_id}")))?;
+        let campaign_ids: Vec<String> = supervisor_campaign::Entity::find()
+            .filter(supervisor_campaign::Column::SupervisorId.eq(supervisor_id))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|s| s.campaign_id)
+            .collect();
+        allow(&supervised, campaign_ids.iter().map(String::as_str))?;
+        supervisor::Entity::update(supervisor::ActiveModel {
+            id: Set(existing.id.clone()),
+            active: Set(false),
+            ..Default::default()
+        })
+        .exec(&txn)
+        .await?;
+        let before = SupervisorSettings {
+            id: existing.id,
+            name: existing.name,
+            campaign_ids,
+        };
+        let after = serde_json::json!({ "active": false });
+        audit(
+            &txn,
+            actor,
+            "supervisor.deactivate",
+            supervisor_id,
+            &Some(serde_json::json!(before)),
+            &after,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
     /// The campaigns the actor supervises; a caller with no supervisor record
     /// may administer nothing.
     async fn supervised(&self, actor: &str) -> Result<BTreeSet<String>, Error> {
-        if supervisor::Entity::find_by_id(actor)
+        if !supervisor::Entity::find_by_id(actor)
             .one(&self.db)
             .await?
-            .is_none()
+            .is_some_and(|s| s.active)
         {
             return Err(Error::PermissionDenied(
                 "only supervisors may administer campaigns".into(),

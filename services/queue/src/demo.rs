@@ -53,6 +53,7 @@ pub async fn seed(db: &DatabaseConnection) -> Result<bool, DbErr> {
     supervisor::Entity::insert(supervisor::ActiveModel {
         id: Set(SUPERVISOR.0.into()),
         name: Set(SUPERVISOR.1.into()),
+        active: Set(true),
         created_at: Set(now),
     })
     .exec(&txn)

@@ -209,6 +209,31 @@ impl QueueService for QueueApi {
         }))
     }
 
+    async fn deactivate_agent(
+        &self,
+        request: Request<pb::DeactivateAgentRequest>,
+    ) -> Result<Response<pb::DeactivateAgentResponse>, Status> {
+        let r = request.into_inner();
+        let agent = self
+            .queue
+            .deactivate_agent(&r.actor_id, &r.agent_id)
+            .await?;
+        Ok(Response::new(pb::DeactivateAgentResponse {
+            agent: Some(agent.to_proto()),
+        }))
+    }
+
+    async fn deactivate_supervisor(
+        &self,
+        request: Request<pb::DeactivateSupervisorRequest>,
+    ) -> Result<Response<pb::DeactivateSupervisorResponse>, Status> {
+        let r = request.into_inner();
+        self.queue
+            .deactivate_supervisor(&r.actor_id, &r.supervisor_id)
+            .await?;
+        Ok(Response::new(pb::DeactivateSupervisorResponse {}))
+    }
+
     async fn set_vip_customer(
         &self,
         request: Request<pb::SetVipCustomerRequest>,

@@ -6,6 +6,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub name: String,
+    /// A deactivated supervisor administers nothing until saved again.
+    pub active: bool,
     pub created_at: DateTimeUtc,
 }
 
