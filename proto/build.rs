@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "atenciones/form/v1/form.proto",
         "atenciones/history/v1/history.proto",
         "atenciones/gateway/v1/gateway.proto",
+        "atenciones/gateway/v1/admin.proto",
     ];
     let protoc = match std::env::var_os("PROTOC") {
         Some(path) => PathBuf::from(path),

@@ -5,10 +5,12 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use atenciones_proto::gateway::v1::admin_service_server::AdminServiceServer;
 use atenciones_proto::gateway::v1::agent_desk_service_server::AgentDeskServiceServer;
 use atenciones_runtime::Settings;
 use atenciones_runtime::grpc;
 
+use crate::admin::Admin;
 use crate::auth::Authenticator;
 use crate::desk::AgentDesk;
 
@@ -16,6 +18,7 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     desk: AgentDesk,
+    admin: Admin,
     authenticator: Authenticator,
 }
 
@@ -25,6 +28,7 @@ impl Application {
             address: listener.local_addr()?,
             listener,
             desk: AgentDesk::new(settings)?,
+            admin: Admin::new(settings)?,
             authenticator: Authenticator::new(&settings.gateway.auth),
         })
     }
@@ -36,11 +40,15 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let authenticator = self.authenticator;
         // Every desk call needs a verified caller; health and reflection do not.
+        let desk_auth = authenticator.clone();
         let desk = AgentDeskServiceServer::with_interceptor(self.desk, move |request| {
+            desk_auth.intercept(request)
+        });
+        let admin = AdminServiceServer::with_interceptor(self.admin, move |request| {
             authenticator.intercept(request)
         });
         // Stateless: ready as soon as it serves; each call reports its own backend errors.
-        let routes = grpc::routes(desk).await;
+        let routes = grpc::routes(desk).await.add_service(admin);
         grpc::serve(self.listener, routes, shutdown).await?;
         Ok(())
     }

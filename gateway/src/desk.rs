@@ -592,4 +592,41 @@ impl AgentDeskService for AgentDesk {
             record: Some(record),
         }))
     }
+
+    async fn set_presence(
+        &self,
+        request: Request<pb::SetPresenceRequest>,
+    ) -> Result<Response<pb::SetPresenceResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let presence = self
+            .queue
+            .clone()
+            .set_agent_presence(queue_pb::SetAgentPresenceRequest {
+                agent_id: caller.subject,
+                state: r.state,
+                pause_reason: r.pause_reason,
+            })
+            .await?
+            .into_inner()
+            .presence;
+        Ok(Response::new(pb::SetPresenceResponse { presence }))
+    }
+
+    async fn get_presence(
+        &self,
+        request: Request<pb::GetPresenceRequest>,
+    ) -> Result<Response<pb::GetPresenceResponse>, Status> {
+        let caller = caller(&request)?;
+        let presence = self
+            .queue
+            .clone()
+            .get_agent_presence(queue_pb::GetAgentPresenceRequest {
+                agent_id: caller.subject,
+            })
+            .await?
+            .into_inner()
+            .presence;
+        Ok(Response::new(pb::GetPresenceResponse { presence }))
+    }
 }

@@ -2,6 +2,7 @@
 //! credential and fans each request out to the queue, messaging, form and
 //! history services.
 
+mod admin;
 mod app;
 pub mod auth;
 mod desk;

@@ -16,8 +16,12 @@ use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use atenciones_proto::gateway::v1 as pb;
+use atenciones_proto::gateway::v1::admin_service_client::AdminServiceClient;
 use atenciones_proto::gateway::v1::agent_desk_service_client::AgentDeskServiceClient;
+use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
 use atenciones_proto::queue::v1::{Attention, AttentionState};
+
+pub use atenciones_gateway::auth::Role;
 use atenciones_runtime::{CancellationToken, ServiceName, Settings};
 use sea_orm::{ConnectionTrait, Statement};
 
@@ -133,14 +137,48 @@ impl TestSuite {
         &self,
         agent: &str,
     ) -> AgentDeskServiceClient<InterceptedService<Channel, Bearer>> {
-        let token = atenciones_gateway::auth::issue(
+        self.desk_with_token(&self.token(agent, Role::Agent)).await
+    }
+
+    /// A signed credential for `subject` in `role`.
+    pub fn token(&self, subject: &str, role: Role) -> String {
+        atenciones_gateway::auth::issue(
             &self.settings.gateway.auth,
-            agent,
-            atenciones_gateway::auth::Role::Agent,
+            subject,
+            role,
             Duration::from_secs(600),
         )
-        .expect("token");
-        self.desk_with_token(&token).await
+        .expect("token")
+    }
+
+    /// A gateway admin client acting as `subject` in `role` (the demo
+    /// supervisor is sofia).
+    pub async fn admin(
+        &self,
+        subject: &str,
+        role: Role,
+    ) -> AdminServiceClient<InterceptedService<Channel, Bearer>> {
+        let header = format!("Bearer {}", self.token(subject, role))
+            .parse()
+            .expect("ascii token");
+        AdminServiceClient::with_interceptor(self.gateway_channel().await, Bearer(Some(header)))
+    }
+
+    /// A client of the queue service itself (its event feed is not on the
+    /// gateway yet).
+    pub async fn queue(&self) -> QueueServiceClient<Channel> {
+        let url = format!("http://{}", self.addresses.queue.expect("queue started"));
+        QueueServiceClient::connect(url)
+            .await
+            .expect("queue reachable")
+    }
+
+    async fn gateway_channel(&self) -> Channel {
+        Channel::from_shared(self.gateway_url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("gateway reachable")
     }
 
     /// A gateway client sending `token` as its credential, whatever it is.
@@ -250,7 +288,18 @@ impl TestSuite {
     /// Rows of a messaging table that match an SQL condition (to see what no
     /// agent can: messages kept aside for a number bound to no campaign).
     pub async fn count_rows_where(&self, table: &str, condition: &str) -> i64 {
-        let db = self.database.connect(ServiceName::Messaging.as_str()).await;
+        self.count_service_rows(ServiceName::Messaging, table, condition)
+            .await
+    }
+
+    /// Rows of a table of `service`'s own database that match an SQL condition.
+    pub async fn count_service_rows(
+        &self,
+        service: ServiceName,
+        table: &str,
+        condition: &str,
+    ) -> i64 {
+        let db = self.database.connect(service.as_str()).await;
         let row = db
             .query_one_raw(Statement::from_string(
                 db.get_database_backend(),
@@ -284,6 +333,15 @@ impl Interceptor for Bearer {
         }
         Ok(request)
     }
+}
+
+/// The fields named in a status's `google.rpc.BadRequest` field violations.
+pub fn violations(status: &Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
 }
 
 /// `X-Hub-Signature-256` of `body` under the test app secret.

@@ -4,13 +4,17 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_queue;
+mod m20261126_000002_admin;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_create_queue::Migration)]
+        vec![
+            Box::new(m20261126_000001_create_queue::Migration),
+            Box::new(m20261126_000002_admin::Migration),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

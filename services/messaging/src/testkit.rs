@@ -169,6 +169,90 @@ impl QueueService for FakeQueue {
     ) -> Result<Response<queue::GetAgentResponse>, Status> {
         Err(Status::unimplemented("fake"))
     }
+
+    async fn save_campaign(
+        &self,
+        _: Request<queue::SaveCampaignRequest>,
+    ) -> Result<Response<queue::SaveCampaignResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn deactivate_campaign(
+        &self,
+        _: Request<queue::DeactivateCampaignRequest>,
+    ) -> Result<Response<queue::DeactivateCampaignResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn save_business_number(
+        &self,
+        _: Request<queue::SaveBusinessNumberRequest>,
+    ) -> Result<Response<queue::SaveBusinessNumberResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn deactivate_business_number(
+        &self,
+        _: Request<queue::DeactivateBusinessNumberRequest>,
+    ) -> Result<Response<queue::DeactivateBusinessNumberResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn save_agent(
+        &self,
+        _: Request<queue::SaveAgentRequest>,
+    ) -> Result<Response<queue::SaveAgentResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn save_supervisor(
+        &self,
+        _: Request<queue::SaveSupervisorRequest>,
+    ) -> Result<Response<queue::SaveSupervisorResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn deactivate_agent(
+        &self,
+        _: Request<queue::DeactivateAgentRequest>,
+    ) -> Result<Response<queue::DeactivateAgentResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn deactivate_supervisor(
+        &self,
+        _: Request<queue::DeactivateSupervisorRequest>,
+    ) -> Result<Response<queue::DeactivateSupervisorResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn set_vip_customer(
+        &self,
+        _: Request<queue::SetVipCustomerRequest>,
+    ) -> Result<Response<queue::SetVipCustomerResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn set_agent_presence(
+        &self,
+        _: Request<queue::SetAgentPresenceRequest>,
+    ) -> Result<Response<queue::SetAgentPresenceResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn get_agent_presence(
+        &self,
+        _: Request<queue::GetAgentPresenceRequest>,
+    ) -> Result<Response<queue::GetAgentPresenceResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn list_events(
+        &self,
+        _: Request<queue::ListEventsRequest>,
+    ) -> Result<Response<queue::ListEventsResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
 }
 
 // ---- Cloud API ----

@@ -38,7 +38,7 @@ impl Application {
             .await?;
         if settings.demo && crate::demo::seed(&db).await? {
             tracing::info!(
-                "queue: demo setup loaded (campaigns ventas, soporte; agents ana, luis, marta)"
+                "queue: demo setup loaded (campaigns ventas, soporte; agents ana, luis, marta; supervisor sofia)"
             );
         }
         let clients = Clients::new(settings)?;

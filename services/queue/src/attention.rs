@@ -11,7 +11,8 @@ pub use atenciones_domain::Direction;
 use crate::entity::attention;
 use crate::error::Error;
 
-/// queued → open → finished; no other move exists.
+/// queued → open → finished, and open → queued (a re-queue); no other move
+/// exists. [`State::event_of_move`] is the one table of allowed moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Queued,
@@ -19,7 +20,31 @@ pub enum State {
     Finished,
 }
 
+/// Outbox event kinds: one per attention transition, and presence changes.
+pub mod event {
+    pub const QUEUED: &str = "attention.queued";
+    pub const OPENED: &str = "attention.opened";
+    pub const FINISHED: &str = "attention.finished";
+    pub const REQUEUED: &str = "attention.requeued";
+    pub const PRESENCE: &str = "agent.presence";
+}
+
 impl State {
+    /// The event announcing a move from `self` to `next`, or FAILED_PRECONDITION
+    /// when the state machine does not allow it. Every state change goes through
+    /// here, so a new move (offered, transferred) is added in this one place.
+    pub fn event_of_move(self, next: State) -> Result<&'static str, Error> {
+        match (self, next) {
+            (Self::Queued, Self::Open) => Ok(event::OPENED),
+            (Self::Open, Self::Finished) => Ok(event::FINISHED),
+            // Transfers and orphans put an open attention back in the queue.
+            (Self::Open, Self::Queued) => Ok(event::REQUEUED),
+            (from, to) => Err(Error::FailedPrecondition(format!(
+                "an attention cannot go from {from} to {to}"
+            ))),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
@@ -137,5 +162,25 @@ pub fn to_proto(model: attention::Model, campaign_name: String) -> pb::Attention
         open_time: model.opened_at.map(atenciones_proto::time::timestamp),
         finish_time: model.finished_at.map(atenciones_proto::time::timestamp),
         unread_count: u32::try_from(model.unread_count).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_state_machine_moves_are_allowed() {
+        use State::*;
+        let states = [Queued, Open, Finished];
+        let allowed: Vec<_> = states
+            .iter()
+            .flat_map(|&from| states.iter().map(move |&to| (from, to)))
+            .filter(|(from, to)| from.event_of_move(*to).is_ok())
+            .collect();
+        assert_eq!(
+            allowed,
+            vec![(Queued, Open), (Open, Queued), (Open, Finished)]
+        );
     }
 }

@@ -1,13 +1,16 @@
 //! The demo setup loaded into an empty queue database on first start: two
-//! campaigns bound to the business numbers of the WhatsApp fixtures, and three
-//! agents. (An admin API replaces this as the way to configure the system.)
+//! campaigns bound to the business numbers of the WhatsApp fixtures, three
+//! agents and a supervisor of both. (The supervisors' admin API configures
+//! anything beyond it.)
 
 use chrono::Utc;
 use sea_orm::{
     ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, TransactionTrait,
 };
 
-use crate::entity::{agent, business_number, campaign, campaign_agent};
+use crate::entity::{
+    agent, business_number, campaign, campaign_agent, supervisor, supervisor_campaign,
+};
 
 pub const CAMPAIGNS: [(&str, &str); 2] = [("ventas", "Ventas"), ("soporte", "Soporte")];
 /// (phone number id, display number, campaign)
@@ -22,6 +25,9 @@ pub const AGENTS: [(&str, &str, &str); 3] = [
     ("marta", "Marta Quispe", "soporte"),
 ];
 
+/// (supervisor id, name): supervises every demo campaign.
+pub const SUPERVISOR: (&str, &str) = ("sofia", "Sofía Ramos");
+
 /// Loads the demo setup unless the database already has campaigns.
 pub async fn seed(db: &DatabaseConnection) -> Result<bool, DbErr> {
     if campaign::Entity::find().count(db).await? > 0 {
@@ -34,6 +40,28 @@ pub async fn seed(db: &DatabaseConnection) -> Result<bool, DbErr> {
             id: Set(id.into()),
             name: Set(name.into()),
             created_at: Set(now),
+            assignment_mode: Set("manual".into()),
+            accept_timeout_seconds: Set(30),
+            max_queue_seconds: Set(0),
+            overflow_campaign_id: Set(None),
+            default_agent_capacity: Set(10),
+            active: Set(true),
+        })
+        .exec(&txn)
+        .await?;
+    }
+    supervisor::Entity::insert(supervisor::ActiveModel {
+        id: Set(SUPERVISOR.0.into()),
+        name: Set(SUPERVISOR.1.into()),
+        active: Set(true),
+        created_at: Set(now),
+    })
+    .exec(&txn)
+    .await?;
+    for (campaign_id, _) in CAMPAIGNS {
+        supervisor_campaign::Entity::insert(supervisor_campaign::ActiveModel {
+            supervisor_id: Set(SUPERVISOR.0.into()),
+            campaign_id: Set(campaign_id.into()),
         })
         .exec(&txn)
         .await?;
@@ -43,21 +71,27 @@ pub async fn seed(db: &DatabaseConnection) -> Result<bool, DbErr> {
             phone_number_id: Set(id.into()),
             display_phone_number: Set(display.into()),
             campaign_id: Set(campaign_id.into()),
+            active: Set(true),
         })
         .exec(&txn)
         .await?;
     }
+    // Demo agents start logged in, so the desk works at once.
     for (id, name, campaign_id) in AGENTS {
         agent::Entity::insert(agent::ActiveModel {
             id: Set(id.into()),
             name: Set(name.into()),
             created_at: Set(now),
+            presence: Set("available".into()),
+            pause_reason: Set(None),
+            presence_changed_at: Set(None),
         })
         .exec(&txn)
         .await?;
         campaign_agent::Entity::insert(campaign_agent::ActiveModel {
             campaign_id: Set(campaign_id.into()),
             agent_id: Set(id.into()),
+            capacity: Set(None),
         })
         .exec(&txn)
         .await?;

@@ -5,8 +5,10 @@ use tonic::{Request, Response, Status};
 use atenciones_proto::queue::v1 as pb;
 use atenciones_proto::queue::v1::queue_service_server::QueueService;
 
+use crate::admin::{AgentSettings, CampaignSettings, NumberSettings, SupervisorSettings, VipMark};
 use crate::attention::Access;
 use crate::error::Error;
+use crate::presence::Presence;
 use crate::queue::{NewMessage, Queue};
 
 pub struct QueueApi {
@@ -126,5 +128,150 @@ impl QueueService for QueueApi {
     ) -> Result<Response<pb::GetAgentResponse>, Status> {
         let agent = self.queue.agent(&request.into_inner().agent_id).await?;
         Ok(Response::new(pb::GetAgentResponse { agent: Some(agent) }))
+    }
+
+    async fn save_campaign(
+        &self,
+        request: Request<pb::SaveCampaignRequest>,
+    ) -> Result<Response<pb::SaveCampaignResponse>, Status> {
+        let r = request.into_inner();
+        let settings = CampaignSettings::try_from(r.campaign)?;
+        let campaign = self.queue.save_campaign(&r.actor_id, settings).await?;
+        Ok(Response::new(pb::SaveCampaignResponse {
+            campaign: Some(campaign.to_proto()),
+        }))
+    }
+
+    async fn deactivate_campaign(
+        &self,
+        request: Request<pb::DeactivateCampaignRequest>,
+    ) -> Result<Response<pb::DeactivateCampaignResponse>, Status> {
+        let r = request.into_inner();
+        let campaign = self
+            .queue
+            .deactivate_campaign(&r.actor_id, &r.campaign_id)
+            .await?;
+        Ok(Response::new(pb::DeactivateCampaignResponse {
+            campaign: Some(campaign.to_proto()),
+        }))
+    }
+
+    async fn save_business_number(
+        &self,
+        request: Request<pb::SaveBusinessNumberRequest>,
+    ) -> Result<Response<pb::SaveBusinessNumberResponse>, Status> {
+        let r = request.into_inner();
+        let settings = NumberSettings::try_from(r.business_number)?;
+        let number = self
+            .queue
+            .save_business_number(&r.actor_id, settings)
+            .await?;
+        Ok(Response::new(pb::SaveBusinessNumberResponse {
+            business_number: Some(number.to_proto()),
+        }))
+    }
+
+    async fn deactivate_business_number(
+        &self,
+        request: Request<pb::DeactivateBusinessNumberRequest>,
+    ) -> Result<Response<pb::DeactivateBusinessNumberResponse>, Status> {
+        let r = request.into_inner();
+        let number = self
+            .queue
+            .deactivate_business_number(&r.actor_id, &r.phone_number_id)
+            .await?;
+        Ok(Response::new(pb::DeactivateBusinessNumberResponse {
+            business_number: Some(number.to_proto()),
+        }))
+    }
+
+    async fn save_agent(
+        &self,
+        request: Request<pb::SaveAgentRequest>,
+    ) -> Result<Response<pb::SaveAgentResponse>, Status> {
+        let r = request.into_inner();
+        let settings = AgentSettings::try_from(r.agent)?;
+        let agent = self.queue.save_agent(&r.actor_id, settings).await?;
+        Ok(Response::new(pb::SaveAgentResponse {
+            agent: Some(agent.to_proto()),
+        }))
+    }
+
+    async fn save_supervisor(
+        &self,
+        request: Request<pb::SaveSupervisorRequest>,
+    ) -> Result<Response<pb::SaveSupervisorResponse>, Status> {
+        let r = request.into_inner();
+        let settings = SupervisorSettings::try_from(r.supervisor)?;
+        let supervisor = self.queue.save_supervisor(&r.actor_id, settings).await?;
+        Ok(Response::new(pb::SaveSupervisorResponse {
+            supervisor: Some(supervisor.to_proto()),
+        }))
+    }
+
+    async fn deactivate_agent(
+        &self,
+        request: Request<pb::DeactivateAgentRequest>,
+    ) -> Result<Response<pb::DeactivateAgentResponse>, Status> {
+        let r = request.into_inner();
+        let agent = self
+            .queue
+            .deactivate_agent(&r.actor_id, &r.agent_id)
+            .await?;
+        Ok(Response::new(pb::DeactivateAgentResponse {
+            agent: Some(agent.to_proto()),
+        }))
+    }
+
+    async fn deactivate_supervisor(
+        &self,
+        request: Request<pb::DeactivateSupervisorRequest>,
+    ) -> Result<Response<pb::DeactivateSupervisorResponse>, Status> {
+        let r = request.into_inner();
+        self.queue
+            .deactivate_supervisor(&r.actor_id, &r.supervisor_id)
+            .await?;
+        Ok(Response::new(pb::DeactivateSupervisorResponse {}))
+    }
+
+    async fn set_vip_customer(
+        &self,
+        request: Request<pb::SetVipCustomerRequest>,
+    ) -> Result<Response<pb::SetVipCustomerResponse>, Status> {
+        let r = request.into_inner();
+        let mark = VipMark::new(r.campaign_id, r.customer_id, r.vip)?;
+        self.queue.set_vip(&r.actor_id, mark).await?;
+        Ok(Response::new(pb::SetVipCustomerResponse {}))
+    }
+
+    async fn set_agent_presence(
+        &self,
+        request: Request<pb::SetAgentPresenceRequest>,
+    ) -> Result<Response<pb::SetAgentPresenceResponse>, Status> {
+        let r = request.into_inner();
+        let presence = Presence::from_proto(r.state, r.pause_reason)?;
+        let presence = self.queue.set_presence(&r.agent_id, presence).await?;
+        Ok(Response::new(pb::SetAgentPresenceResponse {
+            presence: Some(presence),
+        }))
+    }
+
+    async fn get_agent_presence(
+        &self,
+        request: Request<pb::GetAgentPresenceRequest>,
+    ) -> Result<Response<pb::GetAgentPresenceResponse>, Status> {
+        let presence = self.queue.presence(&request.into_inner().agent_id).await?;
+        Ok(Response::new(pb::GetAgentPresenceResponse {
+            presence: Some(presence),
+        }))
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        let r = request.into_inner();
+        let events = self.queue.events(r.after_id, r.limit).await?;
+        Ok(Response::new(pb::ListEventsResponse { events }))
     }
 }

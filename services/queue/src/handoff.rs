@@ -18,10 +18,11 @@ use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::history::v1 as history_pb;
 use atenciones_proto::messaging::v1 as messaging_pb;
 
+use crate::attention::event;
 use crate::clients::Clients;
 use crate::entity::{outbox, outbox_offset};
 use crate::error::Error;
-use crate::queue::{Queue, event};
+use crate::queue::Queue;
 
 const CONSUMER: &str = "history";
 const BATCH: u64 = 100;

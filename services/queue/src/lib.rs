@@ -2,6 +2,7 @@
 //! moves attentions through queued → open → finished, and hands finished ones
 //! to history.
 
+mod admin;
 mod app;
 mod attention;
 mod clients;
@@ -10,6 +11,7 @@ mod entity;
 mod error;
 mod grpc;
 mod handoff;
+mod presence;
 mod queue;
 
 pub use app::Application;

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, SqlErr, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait, UpdateMany,
 };
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -15,27 +15,21 @@ use atenciones_proto::common::v1 as common;
 use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::queue::v1 as pb;
 
-use crate::attention::{self, Access, Direction, State};
+use crate::attention::{self, Access, Direction, State, event};
 use crate::clients::Clients;
 use crate::entity::{
     agent, attention as attentions, attention_message, business_number, campaign, campaign_agent,
     outbox,
 };
 use crate::error::Error;
-
-/// Outbox event kinds.
-pub mod event {
-    pub const QUEUED: &str = "attention.queued";
-    pub const OPENED: &str = "attention.opened";
-    pub const FINISHED: &str = "attention.finished";
-}
+use crate::presence::PresenceState;
 
 /// How many times an insert that lost a race (unique key) is retried.
 const RACE_RETRIES: usize = 3;
 
 #[derive(Clone)]
 pub struct Queue {
-    db: DatabaseConnection,
+    pub(crate) db: DatabaseConnection,
     clients: Clients,
     /// Wakes the history hand-off as soon as an attention finishes.
     finished: Arc<Notify>,
@@ -77,7 +71,18 @@ impl Queue {
         let number = business_number::Entity::find_by_id(business_number_id)
             .one(&self.db)
             .await?
+            .filter(|number| number.active)
             .ok_or_else(|| Error::NotFound(format!("business number {business_number_id}")))?;
+        // A deactivated campaign queues nothing new; its number reads as unbound.
+        if !campaign::Entity::find_by_id(&number.campaign_id)
+            .one(&self.db)
+            .await?
+            .is_some_and(|c| c.active)
+        {
+            return Err(Error::NotFound(format!(
+                "business number {business_number_id}"
+            )));
+        }
         for _ in 0..RACE_RETRIES {
             if let Some(known) = self.attention_of_message(&message.id).await? {
                 return Ok((self.with_campaign_name(known).await?, false));
@@ -130,9 +135,19 @@ impl Queue {
                     .exec(&txn)
                     .await;
                     match insert {
-                        Ok(_) => record_event(&txn, id, event::QUEUED, serde_json::json!({}))
-                            .await
-                            .map(|()| (id, true)),
+                        Ok(_) => record_event(
+                            &txn,
+                            id,
+                            event::QUEUED,
+                            serde_json::json!({
+                                "actor": customer.id,
+                                "reason": "inbound message",
+                                "to": State::Queued.as_str(),
+                                "message_id": message.id,
+                            }),
+                        )
+                        .await
+                        .map(|()| (id, true)),
                         Err(e) => Err(e),
                     }
                 }
@@ -237,27 +252,13 @@ impl Queue {
         let state = attention::authorize(&model, agent_id, &campaigns, Access::View)?;
         if state == State::Queued {
             let txn = self.db.begin().await?;
-            let claimed = attentions::Entity::update_many()
-                .col_expr(attentions::Column::State, Expr::value(State::Open.as_str()))
-                .col_expr(attentions::Column::AgentId, Expr::value(agent_id))
-                .col_expr(attentions::Column::OpenedAt, Expr::value(Utc::now()))
-                .filter(attentions::Column::Id.eq(id))
-                .filter(attentions::Column::State.eq(State::Queued.as_str()))
-                .exec(&txn)
-                .await?
-                .rows_affected
-                == 1;
-            if claimed {
-                record_event(
-                    &txn,
-                    id,
-                    event::OPENED,
-                    serde_json::json!({ "agent_id": agent_id }),
-                )
-                .await?;
-                txn.commit().await?;
-            } else {
-                txn.rollback().await?;
+            match self.claim(&txn, &model, agent_id).await {
+                Ok(true) => txn.commit().await?,
+                Ok(false) => txn.rollback().await?,
+                Err(error) => {
+                    txn.rollback().await?;
+                    return Err(error);
+                }
             }
         }
         // Whoever won, the attention as it now stands says whether we hold it.
@@ -318,27 +319,15 @@ impl Queue {
                 .await?;
         }
         let txn = self.db.begin().await?;
-        let closed = attentions::Entity::update_many()
-            .col_expr(
-                attentions::Column::State,
-                Expr::value(State::Finished.as_str()),
-            )
+        let close = attentions::Entity::update_many()
             .col_expr(attentions::Column::FinishedAt, Expr::value(Utc::now()))
-            .filter(attentions::Column::Id.eq(id))
-            .filter(attentions::Column::State.eq(State::Open.as_str()))
-            .filter(attentions::Column::AgentId.eq(agent_id))
-            .exec(&txn)
-            .await?
-            .rows_affected
-            == 1;
+            .filter(attentions::Column::AgentId.eq(agent_id));
+        let cause = Cause {
+            actor: agent_id,
+            reason: "finished by the agent",
+        };
+        let closed = transition(&txn, id, State::Open, State::Finished, &cause, close).await?;
         if closed {
-            record_event(
-                &txn,
-                id,
-                event::FINISHED,
-                serde_json::json!({ "agent_id": agent_id }),
-            )
-            .await?;
             txn.commit().await?;
             self.finished.notify_one();
         } else {
@@ -364,6 +353,52 @@ impl Queue {
             name: agent.name,
             campaign_ids: self.campaigns_of(agent_id).await?,
         })
+    }
+
+    /// Claims a queued attention for the agent inside `txn`; false when another
+    /// call moved it first. The agent's row is locked first (a no-op update:
+    /// a row lock on PostgreSQL, the writer lock on SQLite), so two opens by one
+    /// agent count open attentions one after the other and capacity holds under
+    /// any concurrency and with several replicas. An offline agent matches
+    /// nothing and cannot open.
+    async fn claim(
+        &self,
+        txn: &impl ConnectionTrait,
+        model: &attentions::Model,
+        agent_id: &str,
+    ) -> Result<bool, Error> {
+        let present = agent::Entity::update_many()
+            .col_expr(agent::Column::Presence, Expr::col(agent::Column::Presence))
+            .filter(agent::Column::Id.eq(agent_id))
+            .filter(agent::Column::Presence.ne(PresenceState::Offline.as_str()))
+            .exec(txn)
+            .await?
+            .rows_affected
+            == 1;
+        if !present {
+            return Err(Error::FailedPrecondition(
+                "you are offline: log in (set your presence) to open attentions".into(),
+            ));
+        }
+        let capacity = capacity(txn, &model.campaign_id, agent_id).await?;
+        let open = attentions::Entity::find()
+            .filter(attentions::Column::AgentId.eq(agent_id))
+            .filter(attentions::Column::State.eq(State::Open.as_str()))
+            .count(txn)
+            .await?;
+        if open >= capacity {
+            return Err(Error::FailedPrecondition(format!(
+                "at capacity: you have {open} open attentions (maximum {capacity})"
+            )));
+        }
+        let open = attentions::Entity::update_many()
+            .col_expr(attentions::Column::AgentId, Expr::value(agent_id))
+            .col_expr(attentions::Column::OpenedAt, Expr::value(Utc::now()));
+        let cause = Cause {
+            actor: agent_id,
+            reason: "opened by the agent",
+        };
+        transition(txn, model.id, State::Queued, State::Open, &cause, open).await
     }
 
     pub(crate) async fn find(&self, id: Uuid) -> Result<attentions::Model, Error> {
@@ -517,7 +552,67 @@ async fn touch(
     Ok(())
 }
 
-async fn record_event(
+/// Who moved an attention and why, for the event that records it.
+struct Cause<'a> {
+    actor: &'a str,
+    reason: &'a str,
+}
+
+/// The one way an attention changes state: the state machine must allow the
+/// move, `update` (the move's own columns and conditions) applies only while the
+/// attention is still in `from` — of concurrent movers exactly one wins — and
+/// the event is written in the same transaction. False when it lost the race.
+async fn transition(
+    txn: &impl ConnectionTrait,
+    id: Uuid,
+    from: State,
+    to: State,
+    cause: &Cause<'_>,
+    update: UpdateMany<attentions::Entity>,
+) -> Result<bool, Error> {
+    let kind = from.event_of_move(to)?;
+    let moved = update
+        .col_expr(attentions::Column::State, Expr::value(to.as_str()))
+        .filter(attentions::Column::Id.eq(id))
+        .filter(attentions::Column::State.eq(from.as_str()))
+        .exec(txn)
+        .await?
+        .rows_affected
+        == 1;
+    if moved {
+        let payload = serde_json::json!({
+            "actor": cause.actor,
+            "reason": cause.reason,
+            "from": from.as_str(),
+            "to": to.as_str(),
+        });
+        record_event(txn, id, kind, payload).await?;
+    }
+    Ok(moved)
+}
+
+/// The agent's maximum open attentions when opening one of `campaign_id`: the
+/// agent's override there, else the campaign's default.
+async fn capacity(
+    txn: &impl ConnectionTrait,
+    campaign_id: &str,
+    agent_id: &str,
+) -> Result<u64, Error> {
+    let membership =
+        campaign_agent::Entity::find_by_id((campaign_id.to_owned(), agent_id.to_owned()))
+            .one(txn)
+            .await?;
+    let capacity = match membership.and_then(|m| m.capacity) {
+        Some(capacity) => capacity,
+        None => campaign::Entity::find_by_id(campaign_id)
+            .one(txn)
+            .await?
+            .map_or(0, |c| c.default_agent_capacity),
+    };
+    Ok(u64::try_from(capacity).unwrap_or(0))
+}
+
+pub(crate) async fn record_event(
     txn: &impl ConnectionTrait,
     attention_id: Uuid,
     kind: &str,

@@ -29,9 +29,13 @@ enum Command {
     },
     /// Bring every service's schema to the latest version, then exit.
     Migrate,
-    /// Print a signed credential for an agent (demo agents: ana, luis, marta).
+    /// Print a signed credential (demo agents: ana, luis, marta; demo
+    /// supervisor: sofia with `--role supervisor`).
     Token {
         agent: String,
+        /// What the caller is: agent, supervisor or reporter.
+        #[arg(long, default_value = "agent", value_parser = ["agent", "supervisor", "reporter"])]
+        role: String,
         /// Hours until it expires.
         #[arg(long, default_value_t = 12)]
         hours: u64,
@@ -43,11 +47,16 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Run { role: Vec::new() }) {
-        Command::Token { agent, hours } => {
+        Command::Token { agent, role, hours } => {
             let ttl = Duration::from_secs(hours * 3600);
+            let role = match role.as_str() {
+                "supervisor" => CallerRole::Supervisor,
+                "reporter" => CallerRole::Reporter,
+                _ => CallerRole::Agent,
+            };
             println!(
                 "{}",
-                auth::issue(&settings.gateway.auth, &agent, CallerRole::Agent, ttl)?
+                auth::issue(&settings.gateway.auth, &agent, role, ttl)?
             );
             Ok(())
         }

@@ -7,6 +7,10 @@ pub struct Model {
     pub id: String,
     pub name: String,
     pub created_at: DateTimeUtc,
+    /// See `crate::presence::PresenceState`.
+    pub presence: String,
+    pub pause_reason: Option<String>,
+    pub presence_changed_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,7 @@ pub struct Model {
     pub phone_number_id: String,
     pub display_phone_number: String,
     pub campaign_id: String,
+    pub active: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

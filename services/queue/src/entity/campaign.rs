@@ -7,6 +7,14 @@ pub struct Model {
     pub id: String,
     pub name: String,
     pub created_at: DateTimeUtc,
+    /// See `crate::admin::AssignmentMode`.
+    pub assignment_mode: String,
+    pub accept_timeout_seconds: i32,
+    /// 0: attentions never overflow.
+    pub max_queue_seconds: i32,
+    pub overflow_campaign_id: Option<String>,
+    pub default_agent_capacity: i32,
+    pub active: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,8 @@ pub struct Model {
     pub campaign_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub agent_id: String,
+    /// Overrides the campaign's default capacity for this agent.
+    pub capacity: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,5 +1,6 @@
 //! Tables of the queue service (see `migrations/src/queue`).
 
+pub mod admin_audit;
 pub mod agent;
 pub mod attention;
 pub mod attention_message;
@@ -8,3 +9,6 @@ pub mod campaign;
 pub mod campaign_agent;
 pub mod outbox;
 pub mod outbox_offset;
+pub mod supervisor;
+pub mod supervisor_campaign;
+pub mod vip_customer;

@@ -1,0 +1,209 @@
+//! AdminService: supervisors configure campaigns, numbers and agents. The
+//! gateway checks the role; the queue, which owns supervisor records, checks
+//! which campaigns the caller supervises, validates and audits.
+
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use atenciones_proto::gateway::v1 as pb;
+use atenciones_proto::gateway::v1::admin_service_server::AdminService;
+use atenciones_proto::queue::v1 as queue_pb;
+use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
+use atenciones_runtime::{ServiceName, Settings};
+
+use crate::auth::{Identity, Role};
+use crate::error::Error;
+
+#[derive(Clone)]
+pub struct Admin {
+    queue: QueueServiceClient<Channel>,
+}
+
+impl Admin {
+    pub fn new(settings: &Settings) -> Result<Self, tonic::transport::Error> {
+        let channel = atenciones_runtime::grpc::channel(&settings.service_url(ServiceName::Queue))?;
+        Ok(Self {
+            queue: QueueServiceClient::new(channel),
+        })
+    }
+}
+
+/// The calling supervisor's id; agents and reporters administer nothing.
+fn supervisor<T>(request: &Request<T>) -> Result<String, Error> {
+    let identity = request
+        .extensions()
+        .get::<Identity>()
+        .ok_or(Error::Unauthenticated)?;
+    if identity.role != Role::Supervisor {
+        return Err(Error::PermissionDenied(
+            "only supervisors may administer campaigns".into(),
+        ));
+    }
+    Ok(identity.subject.clone())
+}
+
+#[tonic::async_trait]
+impl AdminService for Admin {
+    async fn save_campaign(
+        &self,
+        request: Request<pb::SaveCampaignRequest>,
+    ) -> Result<Response<pb::SaveCampaignResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let campaign = request.into_inner().campaign;
+        let saved = self
+            .queue
+            .clone()
+            .save_campaign(queue_pb::SaveCampaignRequest { actor_id, campaign })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::SaveCampaignResponse {
+            campaign: saved.campaign,
+        }))
+    }
+
+    async fn deactivate_campaign(
+        &self,
+        request: Request<pb::DeactivateCampaignRequest>,
+    ) -> Result<Response<pb::DeactivateCampaignResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let campaign_id = request.into_inner().campaign_id;
+        let saved = self
+            .queue
+            .clone()
+            .deactivate_campaign(queue_pb::DeactivateCampaignRequest {
+                actor_id,
+                campaign_id,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::DeactivateCampaignResponse {
+            campaign: saved.campaign,
+        }))
+    }
+
+    async fn save_business_number(
+        &self,
+        request: Request<pb::SaveBusinessNumberRequest>,
+    ) -> Result<Response<pb::SaveBusinessNumberResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let business_number = request.into_inner().business_number;
+        let saved = self
+            .queue
+            .clone()
+            .save_business_number(queue_pb::SaveBusinessNumberRequest {
+                actor_id,
+                business_number,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::SaveBusinessNumberResponse {
+            business_number: saved.business_number,
+        }))
+    }
+
+    async fn deactivate_business_number(
+        &self,
+        request: Request<pb::DeactivateBusinessNumberRequest>,
+    ) -> Result<Response<pb::DeactivateBusinessNumberResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let phone_number_id = request.into_inner().phone_number_id;
+        let saved = self
+            .queue
+            .clone()
+            .deactivate_business_number(queue_pb::DeactivateBusinessNumberRequest {
+                actor_id,
+                phone_number_id,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::DeactivateBusinessNumberResponse {
+            business_number: saved.business_number,
+        }))
+    }
+
+    async fn save_agent(
+        &self,
+        request: Request<pb::SaveAgentRequest>,
+    ) -> Result<Response<pb::SaveAgentResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let agent = request.into_inner().agent;
+        let saved = self
+            .queue
+            .clone()
+            .save_agent(queue_pb::SaveAgentRequest { actor_id, agent })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::SaveAgentResponse { agent: saved.agent }))
+    }
+
+    async fn save_supervisor(
+        &self,
+        request: Request<pb::SaveSupervisorRequest>,
+    ) -> Result<Response<pb::SaveSupervisorResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let supervisor = request.into_inner().supervisor;
+        let saved = self
+            .queue
+            .clone()
+            .save_supervisor(queue_pb::SaveSupervisorRequest {
+                actor_id,
+                supervisor,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::SaveSupervisorResponse {
+            supervisor: saved.supervisor,
+        }))
+    }
+
+    async fn deactivate_agent(
+        &self,
+        request: Request<pb::DeactivateAgentRequest>,
+    ) -> Result<Response<pb::DeactivateAgentResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let agent_id = request.into_inner().agent_id;
+        let saved = self
+            .queue
+            .clone()
+            .deactivate_agent(queue_pb::DeactivateAgentRequest { actor_id, agent_id })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::DeactivateAgentResponse {
+            agent: saved.agent,
+        }))
+    }
+
+    async fn deactivate_supervisor(
+        &self,
+        request: Request<pb::DeactivateSupervisorRequest>,
+    ) -> Result<Response<pb::DeactivateSupervisorResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let supervisor_id = request.into_inner().supervisor_id;
+        self.queue
+            .clone()
+            .deactivate_supervisor(queue_pb::DeactivateSupervisorRequest {
+                actor_id,
+                supervisor_id,
+            })
+            .await?;
+        Ok(Response::new(pb::DeactivateSupervisorResponse {}))
+    }
+
+    async fn set_vip_customer(
+        &self,
+        request: Request<pb::SetVipCustomerRequest>,
+    ) -> Result<Response<pb::SetVipCustomerResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let r = request.into_inner();
+        self.queue
+            .clone()
+            .set_vip_customer(queue_pb::SetVipCustomerRequest {
+                actor_id,
+                campaign_id: r.campaign_id,
+                customer_id: r.customer_id,
+                vip: r.vip,
+            })
+            .await?;
+        Ok(Response::new(pb::SetVipCustomerResponse {}))
+    }
+}
