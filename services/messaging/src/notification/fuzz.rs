@@ -73,7 +73,11 @@ fn check(body: &Value) -> Result<(), TestCaseError> {
             Item::Status(status) => parsed.push(("s", status.wamid.clone())),
         }
     }
-    prop_assert_eq!(parsed, expected(body));
+    // The oracle reads the same bytes the parser read: a float written and
+    // read back by serde_json need not be the same float (extreme exponents).
+    let received: Value =
+        serde_json::from_slice(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(parsed, expected(&received));
     Ok(())
 }
 
@@ -381,4 +385,16 @@ fn the_oracle_and_the_parser_agree_on_every_fixture() {
     }
     let items: usize = bodies.iter().map(|b| expected(b).len()).sum();
     assert_eq!(items, 30);
+}
+
+/// A case proptest found: a float id whose text changes on a JSON round trip
+/// (serde_json's reader is not exact for every float), so the oracle must
+/// judge the bytes the parser received, not the value they were made from.
+#[test]
+fn an_id_that_is_an_unstable_float_is_judged_on_the_bytes_received() {
+    let id = f64::from_bits(0x305f_050c_368d_cc74);
+    let body = serde_json::json!({"entry": [{"changes": [{"value": {
+        "messages": [{"id": id, "type": "text", "text": {"body": "x"}}]
+    }}]}]});
+    check(&body).expect("agrees");
 }
