@@ -30,6 +30,8 @@ const BATCH: u64 = 100;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Even with no wake-up, look again this often (events from other replicas).
 const POLL: Duration = Duration::from_secs(5);
+/// Longer than any transaction that writes an outbox event stays open.
+const COMMIT_LAG: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 pub struct Handoff {
     db: DatabaseConnection,
@@ -85,14 +87,27 @@ impl Handoff {
                 .limit(BATCH)
                 .all(&self.db)
                 .await?;
-            if events.is_empty() {
-                return Ok(());
-            }
+            // Ids are handed out at insert, not at commit: an event with a
+            // smaller id may still become visible. The offset only moves past
+            // events old enough that every transaction around them has
+            // committed; newer ones are delivered now and again on the next
+            // pass (history stores each attention once).
+            let settled = chrono::Utc::now() - COMMIT_LAG;
+            let mut advanced = false;
+            let mut holding = false;
+            let full = events.len() as u64 == BATCH;
             for event in events {
                 if event.kind == event::FINISHED {
                     self.deliver(&event).await?;
                 }
-                self.advance(event.id).await?;
+                holding |= event.created_at > settled;
+                if !holding {
+                    self.advance(event.id).await?;
+                    advanced = true;
+                }
+            }
+            if !(full && advanced) {
+                return Ok(());
             }
         }
     }
