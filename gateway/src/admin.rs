@@ -206,4 +206,22 @@ impl AdminService for Admin {
             .await?;
         Ok(Response::new(pb::SetVipCustomerResponse {}))
     }
+
+    async fn get_campaign_snapshot(
+        &self,
+        request: Request<pb::GetCampaignSnapshotRequest>,
+    ) -> Result<Response<pb::GetCampaignSnapshotResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let snapshot = self
+            .queue
+            .clone()
+            .get_campaign_snapshot(queue_pb::GetCampaignSnapshotRequest {
+                actor_id,
+                campaign_id: request.into_inner().campaign_id,
+            })
+            .await?
+            .into_inner()
+            .snapshot;
+        Ok(Response::new(pb::GetCampaignSnapshotResponse { snapshot }))
+    }
 }

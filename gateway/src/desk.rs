@@ -351,6 +351,7 @@ impl AgentDeskService for AgentDesk {
             .clone()
             .list_attentions(queue_pb::ListAttentionsRequest {
                 agent_id: caller.subject,
+                query: request.into_inner().query,
             })
             .await?
             .into_inner();
@@ -628,5 +629,84 @@ impl AgentDeskService for AgentDesk {
             .into_inner()
             .presence;
         Ok(Response::new(pb::GetPresenceResponse { presence }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let caller = caller(&request)?;
+        let presence = self
+            .queue
+            .clone()
+            .heartbeat(queue_pb::HeartbeatRequest {
+                agent_id: caller.subject,
+            })
+            .await?
+            .into_inner()
+            .presence;
+        Ok(Response::new(pb::HeartbeatResponse { presence }))
+    }
+
+    async fn decline_offer(
+        &self,
+        request: Request<pb::DeclineOfferRequest>,
+    ) -> Result<Response<pb::DeclineOfferResponse>, Status> {
+        let caller = caller(&request)?;
+        self.queue
+            .clone()
+            .decline_offer(queue_pb::DeclineOfferRequest {
+                attention_id: request.into_inner().attention_id,
+                agent_id: caller.subject,
+            })
+            .await?;
+        Ok(Response::new(pb::DeclineOfferResponse {}))
+    }
+
+    async fn transfer_attention(
+        &self,
+        request: Request<pb::TransferAttentionRequest>,
+    ) -> Result<Response<pb::TransferAttentionResponse>, Status> {
+        use pb::transfer_attention_request::Target;
+        use queue_pb::transfer_attention_request::Target as QueueTarget;
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let target = r.target.map(|target| match target {
+            Target::ToAgentId(id) => QueueTarget::ToAgentId(id),
+            Target::ToCampaignId(id) => QueueTarget::ToCampaignId(id),
+        });
+        let attention = self
+            .queue
+            .clone()
+            .transfer_attention(queue_pb::TransferAttentionRequest {
+                attention_id: r.attention_id,
+                agent_id: caller.subject,
+                target,
+                note: r.note,
+            })
+            .await?
+            .into_inner()
+            .attention;
+        Ok(Response::new(pb::TransferAttentionResponse { attention }))
+    }
+
+    async fn set_attention_tag(
+        &self,
+        request: Request<pb::SetAttentionTagRequest>,
+    ) -> Result<Response<pb::SetAttentionTagResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let attention = self
+            .queue
+            .clone()
+            .set_attention_tag(queue_pb::SetAttentionTagRequest {
+                attention_id: r.attention_id,
+                agent_id: caller.subject,
+                tag: r.tag,
+            })
+            .await?
+            .into_inner()
+            .attention;
+        Ok(Response::new(pb::SetAttentionTagResponse { attention }))
     }
 }

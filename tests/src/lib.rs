@@ -199,7 +199,7 @@ impl TestSuite {
     pub async fn attentions(&self, agent: &str) -> Vec<Attention> {
         self.desk(agent)
             .await
-            .list_attentions(pb::ListAttentionsRequest {})
+            .list_attentions(pb::ListAttentionsRequest::default())
             .await
             .expect("ListAttentions")
             .into_inner()
@@ -262,7 +262,7 @@ impl TestSuite {
             let mut desk = desk.clone();
             async move {
                 let list = desk
-                    .list_attentions(pb::ListAttentionsRequest {})
+                    .list_attentions(pb::ListAttentionsRequest::default())
                     .await
                     .ok()?
                     .into_inner();

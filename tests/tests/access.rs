@@ -23,7 +23,7 @@ async fn calls_without_a_valid_credential_are_unauthenticated(db: TestDatabase) 
     let error = suite
         .anonymous_desk()
         .await
-        .list_attentions(pb::ListAttentionsRequest {})
+        .list_attentions(pb::ListAttentionsRequest::default())
         .await
         .expect_err("no token");
     assert_eq!(error.code(), Code::Unauthenticated);
@@ -231,7 +231,7 @@ async fn unknown_attentions_are_not_found(db: TestDatabase) {
     let mut ghost = suite.desk("nobody").await;
     assert_eq!(
         ghost
-            .list_attentions(pb::ListAttentionsRequest {})
+            .list_attentions(pb::ListAttentionsRequest::default())
             .await
             .expect_err("unknown agent")
             .code(),

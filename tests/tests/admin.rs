@@ -23,6 +23,9 @@ fn campaign(id: &str) -> queue_pb::Campaign {
         overflow_campaign_id: "soporte".into(),
         default_agent_capacity: 3,
         active: false,
+        business_hours: None,
+        orphan_grace_seconds: 120,
+        tags: vec![],
     }
 }
 
@@ -134,7 +137,7 @@ async fn a_supervisor_sets_up_a_campaign_whose_new_agent_works_its_customers(db:
     let id = customer_writes(&suite, NUMBER, "5491155550000", "pedro").await;
     let mut pedro = suite.desk("pedro").await;
     let listed = pedro
-        .list_attentions(pb::ListAttentionsRequest {})
+        .list_attentions(pb::ListAttentionsRequest::default())
         .await
         .expect("list")
         .into_inner();
@@ -211,6 +214,8 @@ async fn a_supervisor_sets_up_a_campaign_whose_new_agent_works_its_customers(db:
     let expected = [
         ("attention.queued", "5491155550000"),
         ("agent.presence", "pedro"),
+        // The campaign is least busy: logging in gets pedro the offer.
+        ("attention.offered", "router"),
         ("attention.opened", "pedro"),
         ("attention.finished", "pedro"),
     ]

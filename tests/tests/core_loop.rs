@@ -24,7 +24,7 @@ async fn queued_for(suite: &TestSuite, agent: &str, count: usize) -> Vec<Attenti
         let mut desk = desk.clone();
         async move {
             let list = desk
-                .list_attentions(pb::ListAttentionsRequest {})
+                .list_attentions(pb::ListAttentionsRequest::default())
                 .await
                 .ok()?
                 .into_inner();
@@ -88,7 +88,7 @@ async fn inbound_text_queues_an_attention_for_the_campaign(db: TestDatabase) {
     let marta = suite
         .desk("marta")
         .await
-        .list_attentions(pb::ListAttentionsRequest {})
+        .list_attentions(pb::ListAttentionsRequest::default())
         .await
         .expect("list");
     let marta = marta.into_inner();
@@ -181,7 +181,7 @@ async fn agent_opens_replies_fills_the_form_and_finishes(db: TestDatabase) {
 
     // The list now shows it open for ana, and no longer queued for luis.
     let list = ana
-        .list_attentions(pb::ListAttentionsRequest {})
+        .list_attentions(pb::ListAttentionsRequest::default())
         .await
         .expect("list")
         .into_inner();
@@ -189,7 +189,7 @@ async fn agent_opens_replies_fills_the_form_and_finishes(db: TestDatabase) {
     let luis = suite
         .desk("luis")
         .await
-        .list_attentions(pb::ListAttentionsRequest {})
+        .list_attentions(pb::ListAttentionsRequest::default())
         .await
         .expect("list");
     assert!(luis.into_inner().attentions.is_empty());
@@ -313,7 +313,7 @@ async fn agent_opens_replies_fills_the_form_and_finishes(db: TestDatabase) {
         .expect("attention");
     assert_eq!(again.finish_time, finished.finish_time);
     let list = ana
-        .list_attentions(pb::ListAttentionsRequest {})
+        .list_attentions(pb::ListAttentionsRequest::default())
         .await
         .expect("list")
         .into_inner();

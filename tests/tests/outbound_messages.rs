@@ -42,7 +42,7 @@ async fn customer_writes(suite: &TestSuite, wamid: &str, text: &str, timestamp: 
         let mut ana = ana.clone();
         async move {
             let list = ana
-                .list_attentions(pb::ListAttentionsRequest {})
+                .list_attentions(pb::ListAttentionsRequest::default())
                 .await
                 .ok()?
                 .into_inner();
@@ -242,7 +242,7 @@ async fn a_template_goes_out_of_the_window_where_text_is_refused(db: TestDatabas
     let list = suite
         .desk("ana")
         .await
-        .list_attentions(pb::ListAttentionsRequest {})
+        .list_attentions(pb::ListAttentionsRequest::default())
         .await
         .expect("list")
         .into_inner();

@@ -62,7 +62,7 @@ async fn a_webhook_signed_by_meta_is_accepted_and_routed(db: TestDatabase) {
     let attention = eventually("the routed attention", || {
         let mut desk = desk.clone();
         async move {
-            desk.list_attentions(pb::ListAttentionsRequest {})
+            desk.list_attentions(pb::ListAttentionsRequest::default())
                 .await
                 .ok()?
                 .into_inner()
@@ -98,7 +98,7 @@ async fn a_message_to_an_unknown_number_is_acknowledged_and_kept(db: TestDatabas
         let list = suite
             .desk(agent)
             .await
-            .list_attentions(pb::ListAttentionsRequest {})
+            .list_attentions(pb::ListAttentionsRequest::default())
             .await
             .expect("list");
         assert!(list.into_inner().attentions.is_empty());

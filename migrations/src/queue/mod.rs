@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_queue;
 mod m20261126_000002_admin;
+mod m20261126_000003_routing;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_create_queue::Migration),
             Box::new(m20261126_000002_admin::Migration),
+            Box::new(m20261126_000003_routing::Migration),
         ]
     }
 

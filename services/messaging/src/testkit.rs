@@ -89,8 +89,28 @@ impl FakeQueue {
     }
 }
 
-#[tonic::async_trait]
-impl QueueService for FakeQueue {
+/// The fake's QueueService: the methods given in braces, and every other
+/// listed method answering UNIMPLEMENTED. One macro builds the whole impl so
+/// `async_trait` sees every method.
+macro_rules! fake_queue_service {
+    ({ $($served:tt)* } $($name:ident($request:ident) -> $response:ident;)*) => {
+        #[tonic::async_trait]
+        impl QueueService for FakeQueue {
+            $($served)*
+            $(
+                async fn $name(
+                    &self,
+                    _: Request<queue::$request>,
+                ) -> Result<Response<queue::$response>, Status> {
+                    Err(Status::unimplemented("fake"))
+                }
+            )*
+        }
+    };
+}
+
+fake_queue_service! {
+{
     async fn record_inbound_message(
         &self,
         request: Request<queue::RecordInboundMessageRequest>,
@@ -128,131 +148,31 @@ impl QueueService for FakeQueue {
         }))
     }
 
-    async fn record_outbound_message(
-        &self,
-        _: Request<queue::RecordOutboundMessageRequest>,
-    ) -> Result<Response<queue::RecordOutboundMessageResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn list_attentions(
-        &self,
-        _: Request<queue::ListAttentionsRequest>,
-    ) -> Result<Response<queue::ListAttentionsResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn get_attention(
-        &self,
-        _: Request<queue::GetAttentionRequest>,
-    ) -> Result<Response<queue::GetAttentionResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn open_attention(
-        &self,
-        _: Request<queue::OpenAttentionRequest>,
-    ) -> Result<Response<queue::OpenAttentionResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn finish_attention(
-        &self,
-        _: Request<queue::FinishAttentionRequest>,
-    ) -> Result<Response<queue::FinishAttentionResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn get_agent(
-        &self,
-        _: Request<queue::GetAgentRequest>,
-    ) -> Result<Response<queue::GetAgentResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn save_campaign(
-        &self,
-        _: Request<queue::SaveCampaignRequest>,
-    ) -> Result<Response<queue::SaveCampaignResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn deactivate_campaign(
-        &self,
-        _: Request<queue::DeactivateCampaignRequest>,
-    ) -> Result<Response<queue::DeactivateCampaignResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn save_business_number(
-        &self,
-        _: Request<queue::SaveBusinessNumberRequest>,
-    ) -> Result<Response<queue::SaveBusinessNumberResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn deactivate_business_number(
-        &self,
-        _: Request<queue::DeactivateBusinessNumberRequest>,
-    ) -> Result<Response<queue::DeactivateBusinessNumberResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn save_agent(
-        &self,
-        _: Request<queue::SaveAgentRequest>,
-    ) -> Result<Response<queue::SaveAgentResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn save_supervisor(
-        &self,
-        _: Request<queue::SaveSupervisorRequest>,
-    ) -> Result<Response<queue::SaveSupervisorResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn deactivate_agent(
-        &self,
-        _: Request<queue::DeactivateAgentRequest>,
-    ) -> Result<Response<queue::DeactivateAgentResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn deactivate_supervisor(
-        &self,
-        _: Request<queue::DeactivateSupervisorRequest>,
-    ) -> Result<Response<queue::DeactivateSupervisorResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn set_vip_customer(
-        &self,
-        _: Request<queue::SetVipCustomerRequest>,
-    ) -> Result<Response<queue::SetVipCustomerResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn set_agent_presence(
-        &self,
-        _: Request<queue::SetAgentPresenceRequest>,
-    ) -> Result<Response<queue::SetAgentPresenceResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn get_agent_presence(
-        &self,
-        _: Request<queue::GetAgentPresenceRequest>,
-    ) -> Result<Response<queue::GetAgentPresenceResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-
-    async fn list_events(
-        &self,
-        _: Request<queue::ListEventsRequest>,
-    ) -> Result<Response<queue::ListEventsResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
+}
+    // Messaging only records inbound messages; nothing else is faked.
+        record_outbound_message(RecordOutboundMessageRequest) -> RecordOutboundMessageResponse;
+        list_attentions(ListAttentionsRequest) -> ListAttentionsResponse;
+        get_attention(GetAttentionRequest) -> GetAttentionResponse;
+        open_attention(OpenAttentionRequest) -> OpenAttentionResponse;
+        finish_attention(FinishAttentionRequest) -> FinishAttentionResponse;
+        get_agent(GetAgentRequest) -> GetAgentResponse;
+        save_campaign(SaveCampaignRequest) -> SaveCampaignResponse;
+        deactivate_campaign(DeactivateCampaignRequest) -> DeactivateCampaignResponse;
+        save_business_number(SaveBusinessNumberRequest) -> SaveBusinessNumberResponse;
+        deactivate_business_number(DeactivateBusinessNumberRequest) -> DeactivateBusinessNumberResponse;
+        save_agent(SaveAgentRequest) -> SaveAgentResponse;
+        save_supervisor(SaveSupervisorRequest) -> SaveSupervisorResponse;
+        deactivate_agent(DeactivateAgentRequest) -> DeactivateAgentResponse;
+        deactivate_supervisor(DeactivateSupervisorRequest) -> DeactivateSupervisorResponse;
+        set_vip_customer(SetVipCustomerRequest) -> SetVipCustomerResponse;
+        set_agent_presence(SetAgentPresenceRequest) -> SetAgentPresenceResponse;
+        get_agent_presence(GetAgentPresenceRequest) -> GetAgentPresenceResponse;
+        list_events(ListEventsRequest) -> ListEventsResponse;
+        heartbeat(HeartbeatRequest) -> HeartbeatResponse;
+        decline_offer(DeclineOfferRequest) -> DeclineOfferResponse;
+        transfer_attention(TransferAttentionRequest) -> TransferAttentionResponse;
+        set_attention_tag(SetAttentionTagRequest) -> SetAttentionTagResponse;
+        get_campaign_snapshot(GetCampaignSnapshotRequest) -> GetCampaignSnapshotResponse;
 }
 
 // ---- Cloud API ----

@@ -10,7 +10,6 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use atenciones_domain::Violation;
 use atenciones_proto::queue::v1 as pb;
 
 use crate::attention::event;
@@ -18,13 +17,16 @@ use crate::entity::{
     admin_audit, agent, business_number, campaign, campaign_agent, supervisor, supervisor_campaign,
     vip_customer,
 };
-use crate::error::Error;
+use crate::error::{Error, Violations};
+use crate::hours::BusinessHours;
 use crate::presence::PresenceState;
 use crate::queue::{Queue, record_event};
 
 /// Largest capacity a supervisor may give: far above any human's.
 const MAX_CAPACITY: u32 = 100;
 const MAX_ACCEPT_TIMEOUT: u32 = 3600;
+const MAX_ORPHAN_GRACE: u32 = 86_400;
+const MAX_TAGS: usize = 100;
 
 /// How a campaign hands queued attentions to agents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,7 +58,7 @@ impl AssignmentMode {
         }
     }
 
-    fn parse(stored: &str) -> Option<Self> {
+    pub fn parse(stored: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == stored)
     }
 
@@ -88,6 +90,16 @@ pub struct CampaignSettings {
     overflow_campaign_id: Option<String>,
     default_agent_capacity: u32,
     active: bool,
+    business_hours: Option<BusinessHours>,
+    orphan_grace_seconds: u32,
+    tags: Vec<Tag>,
+}
+
+/// A label agents may put on a campaign's attentions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Tag {
+    pub id: String,
+    pub label: String,
 }
 
 /// A business number bound to a campaign.
@@ -175,27 +187,6 @@ impl VipMark {
     }
 }
 
-/// Collects every bad field of a request before answering, so the screen can
-/// mark them all at once.
-#[derive(Default)]
-struct Violations(Vec<Violation>);
-
-impl Violations {
-    fn check(&mut self, ok: bool, field: &str, description: &str) {
-        if !ok {
-            self.0.push(Violation::new(field, description));
-        }
-    }
-
-    fn into_result<T>(self, value: T) -> Result<T, Error> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(Error::InvalidArgument(self.0))
-        }
-    }
-}
-
 /// Ids people type and systems key on: lowercase letters, digits, `-`, `_`, `.`.
 fn is_id(value: &str) -> bool {
     (1..=64).contains(&value.len())
@@ -240,7 +231,41 @@ impl TryFrom<Option<pb::Campaign>> for CampaignSettings {
             "campaign.overflow_campaign_id",
             "must be another campaign",
         );
+        v.check(
+            c.orphan_grace_seconds <= MAX_ORPHAN_GRACE,
+            "campaign.orphan_grace_seconds",
+            "at most 86400",
+        );
+        let business_hours = c
+            .business_hours
+            .and_then(|h| BusinessHours::from_proto(h, "campaign.business_hours", &mut v));
+        v.check(
+            c.tags.len() <= MAX_TAGS,
+            "campaign.tags",
+            "at most 100 tags",
+        );
+        let mut seen = BTreeSet::new();
+        for (i, tag) in c.tags.iter().enumerate() {
+            v.check(
+                is_id(&tag.id) && seen.insert(tag.id.as_str()),
+                &format!("campaign.tags[{i}].id"),
+                "1–64 of a-z, 0-9, -, _, .; unique in the campaign",
+            );
+            v.check(
+                is_name(&tag.label),
+                &format!("campaign.tags[{i}].label"),
+                "required, at most 100 characters",
+            );
+        }
         v.into_result(())?;
+        let tags = c
+            .tags
+            .into_iter()
+            .map(|t| Tag {
+                id: t.id,
+                label: t.label.trim().to_owned(),
+            })
+            .collect();
         Ok(Self {
             assignment_mode: mode.unwrap_or(AssignmentMode::Manual),
             name: c.name.trim().to_owned(),
@@ -249,6 +274,9 @@ impl TryFrom<Option<pb::Campaign>> for CampaignSettings {
             overflow_campaign_id: Some(c.overflow_campaign_id).filter(|o| !o.is_empty()),
             default_agent_capacity: c.default_agent_capacity,
             active: true,
+            business_hours,
+            orphan_grace_seconds: c.orphan_grace_seconds,
+            tags,
             id: c.id,
         })
     }
@@ -332,6 +360,9 @@ impl CampaignSettings {
             overflow_campaign_id: m.overflow_campaign_id.clone(),
             default_agent_capacity: u32::try_from(m.default_agent_capacity).unwrap_or_default(),
             active: m.active,
+            business_hours: business_hours(m),
+            orphan_grace_seconds: u32::try_from(m.orphan_grace_seconds).unwrap_or_default(),
+            tags: tags(m),
         }
     }
 
@@ -345,6 +376,16 @@ impl CampaignSettings {
             overflow_campaign_id: self.overflow_campaign_id.clone().unwrap_or_default(),
             default_agent_capacity: self.default_agent_capacity,
             active: self.active,
+            business_hours: self.business_hours.as_ref().map(BusinessHours::to_proto),
+            orphan_grace_seconds: self.orphan_grace_seconds,
+            tags: self
+                .tags
+                .iter()
+                .map(|t| pb::Tag {
+                    id: t.id.clone(),
+                    label: t.label.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -360,6 +401,9 @@ impl CampaignSettings {
             overflow_campaign_id: Set(self.overflow_campaign_id.clone()),
             default_agent_capacity: Set(int(self.default_agent_capacity)),
             active: Set(self.active),
+            business_hours: Set(self.business_hours.as_ref().and_then(json)),
+            orphan_grace_seconds: Set(int(self.orphan_grace_seconds)),
+            tags: Set(json(&self.tags)),
         }
     }
 }
@@ -428,6 +472,20 @@ fn json(value: &impl Serialize) -> Option<serde_json::Value> {
     serde_json::to_value(value).ok()
 }
 
+/// The campaign's business hours; none (always open) when it has none.
+pub fn business_hours(campaign: &campaign::Model) -> Option<BusinessHours> {
+    serde_json::from_value(campaign.business_hours.clone()?).ok()
+}
+
+/// The tags agents may set on the campaign's attentions.
+pub fn tags(campaign: &campaign::Model) -> Vec<Tag> {
+    campaign
+        .tags
+        .clone()
+        .and_then(|t| serde_json::from_value(t).ok())
+        .unwrap_or_default()
+}
+
 impl Queue {
     /// Creates or updates a campaign; its creator becomes its supervisor.
     pub async fn save_campaign(
@@ -473,6 +531,8 @@ impl Queue {
         let before = before.as_ref().map(CampaignSettings::from_model);
         audit(&txn, actor, "campaign.save", &settings.id, &before, &after).await?;
         txn.commit().await?;
+        // A new mode or capacity may let waiting attentions through now.
+        self.serve(&[after.id.as_str()]).await;
         Ok(after)
     }
 
@@ -629,6 +689,8 @@ impl Queue {
                     presence: Set(PresenceState::Offline.as_str().to_owned()),
                     pause_reason: Set(None),
                     presence_changed_at: Set(None),
+                    last_seen_at: Set(None),
+                    last_offered_at: Set(None),
                 })
                 .exec(&txn)
                 .await?;
@@ -651,6 +713,9 @@ impl Queue {
         }
         audit(&txn, actor, "agent.save", &settings.id, &before, &settings).await?;
         txn.commit().await?;
+        // A raised capacity or a new campaign frees slots: serve at once.
+        let campaigns: Vec<&str> = settings.campaigns.iter().map(|(c, _)| c.as_str()).collect();
+        self.serve(&campaigns).await;
         Ok(settings)
     }
 
@@ -884,7 +949,7 @@ impl Queue {
 
     /// The campaigns the actor supervises; a caller with no supervisor record
     /// may administer nothing.
-    async fn supervised(&self, actor: &str) -> Result<BTreeSet<String>, Error> {
+    pub(crate) async fn supervised(&self, actor: &str) -> Result<BTreeSet<String>, Error> {
         if !supervisor::Entity::find_by_id(actor)
             .one(&self.db)
             .await?
@@ -923,7 +988,7 @@ impl Queue {
 }
 
 /// PERMISSION_DENIED unless the actor supervises every campaign touched.
-fn allow<'a>(
+pub(crate) fn allow<'a>(
     supervised: &BTreeSet<String>,
     touched: impl IntoIterator<Item = &'a str>,
 ) -> Result<(), Error> {

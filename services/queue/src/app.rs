@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -16,6 +17,7 @@ use crate::clients::Clients;
 use crate::grpc::QueueApi;
 use crate::handoff::Handoff;
 use crate::queue::Queue;
+use crate::routing::Router;
 
 pub struct Application {
     listener: TcpListener,
@@ -24,6 +26,7 @@ pub struct Application {
     queue: Queue,
     clients: Clients,
     finished: Arc<Notify>,
+    routing_tick: Duration,
 }
 
 impl Application {
@@ -43,7 +46,12 @@ impl Application {
         }
         let clients = Clients::new(settings)?;
         let finished = Arc::new(Notify::new());
-        let queue = Queue::new(db.clone(), clients.clone(), finished.clone());
+        let queue = Queue::new(
+            db.clone(),
+            clients.clone(),
+            finished.clone(),
+            settings.queue.heartbeat_timeout(),
+        );
         Ok(Self {
             listener,
             address,
@@ -51,6 +59,7 @@ impl Application {
             queue,
             clients,
             finished,
+            routing_tick: settings.queue.routing_tick(),
         })
     }
 
@@ -61,10 +70,13 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let handoff = Handoff::new(self.db, self.queue.clone(), self.clients, self.finished);
         let handoff = tokio::spawn(handoff.run(shutdown.clone()));
+        let router = Router::new(self.queue.clone(), self.routing_tick);
+        let router = tokio::spawn(router.run(shutdown.clone()));
         // build() has connected and migrated the database: ready.
         let routes = grpc::routes(QueueServiceServer::new(QueueApi::new(self.queue))).await;
         grpc::serve(self.listener, routes, shutdown).await?;
         handoff.await?;
+        router.await?;
         Ok(())
     }
 }

@@ -11,43 +11,98 @@ pub use atenciones_domain::Direction;
 use crate::entity::attention;
 use crate::error::Error;
 
-/// queued → open → finished, and open → queued (a re-queue); no other move
-/// exists. [`State::event_of_move`] is the one table of allowed moves.
+/// Where an attention is. [`Move`] is the one table of how it may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Queued,
+    Offered,
     Open,
     Finished,
 }
 
-/// Outbox event kinds: one per attention transition, and presence changes.
+/// Outbox event kinds: one per attention move, and presence changes.
 pub mod event {
     pub const QUEUED: &str = "attention.queued";
+    pub const OFFERED: &str = "attention.offered";
+    pub const DECLINED: &str = "attention.offer_declined";
+    pub const EXPIRED: &str = "attention.offer_expired";
     pub const OPENED: &str = "attention.opened";
     pub const FINISHED: &str = "attention.finished";
-    pub const REQUEUED: &str = "attention.requeued";
+    pub const TRANSFERRED: &str = "attention.transferred";
+    pub const ORPHANED: &str = "attention.orphaned";
+    pub const OVERFLOWED: &str = "attention.overflowed";
     pub const PRESENCE: &str = "agent.presence";
 }
 
-impl State {
-    /// The event announcing a move from `self` to `next`, or FAILED_PRECONDITION
-    /// when the state machine does not allow it. Every state change goes through
-    /// here, so a new move (offered, transferred) is added in this one place.
-    pub fn event_of_move(self, next: State) -> Result<&'static str, Error> {
-        match (self, next) {
-            (Self::Queued, Self::Open) => Ok(event::OPENED),
-            (Self::Open, Self::Finished) => Ok(event::FINISHED),
-            // Transfers and orphans put an open attention back in the queue.
-            (Self::Open, Self::Queued) => Ok(event::REQUEUED),
-            (from, to) => Err(Error::FailedPrecondition(format!(
-                "an attention cannot go from {from} to {to}"
-            ))),
+/// Every way an attention changes state. Each move has one source state, one
+/// target state and the event announcing it; a new move is added here and
+/// nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    /// The router offers it to one agent, or to all.
+    Offer,
+    /// The agent it was offered to (or any agent, for an offer to all) opens it.
+    Accept,
+    /// The agent declines: back to the head of the queue.
+    Decline,
+    /// Nobody accepted in time: back to the head of the queue.
+    Expire,
+    /// An agent picks it from the queue by hand.
+    Pick,
+    /// Its agent finishes it.
+    Finish,
+    /// Its agent hands it to another agent of the campaign; it stays open.
+    TransferToAgent,
+    /// Its agent hands it to another campaign's queue.
+    TransferToCampaign,
+    /// Its agent left and did not come back within the grace period.
+    Orphan,
+    /// It waited too long and moves to the overflow campaign's queue.
+    Overflow,
+    /// It waited too long and is offered to every agent of its campaign.
+    OverflowToAll,
+}
+
+impl Move {
+    #[cfg(test)]
+    const ALL: [Self; 11] = [
+        Self::Offer,
+        Self::Accept,
+        Self::Decline,
+        Self::Expire,
+        Self::Pick,
+        Self::Finish,
+        Self::TransferToAgent,
+        Self::TransferToCampaign,
+        Self::Orphan,
+        Self::Overflow,
+        Self::OverflowToAll,
+    ];
+
+    /// (from, to, event).
+    pub fn definition(self) -> (State, State, &'static str) {
+        use State::*;
+        match self {
+            Self::Offer => (Queued, Offered, event::OFFERED),
+            Self::Accept => (Offered, Open, event::OPENED),
+            Self::Decline => (Offered, Queued, event::DECLINED),
+            Self::Expire => (Offered, Queued, event::EXPIRED),
+            Self::Pick => (Queued, Open, event::OPENED),
+            Self::Finish => (Open, Finished, event::FINISHED),
+            Self::TransferToAgent => (Open, Open, event::TRANSFERRED),
+            Self::TransferToCampaign => (Open, Queued, event::TRANSFERRED),
+            Self::Orphan => (Open, Queued, event::ORPHANED),
+            Self::Overflow => (Queued, Queued, event::OVERFLOWED),
+            Self::OverflowToAll => (Queued, Offered, event::OVERFLOWED),
         }
     }
+}
 
+impl State {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
+            Self::Offered => "offered",
             Self::Open => "open",
             Self::Finished => "finished",
         }
@@ -59,6 +114,7 @@ impl FromStr for State {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "queued" => Ok(Self::Queued),
+            "offered" => Ok(Self::Offered),
             "open" => Ok(Self::Open),
             "finished" => Ok(Self::Finished),
             other => Err(sea_orm::DbErr::Custom(format!(
@@ -112,7 +168,7 @@ pub fn authorize(
     let state: State = attention.state.parse()?;
     if access == Access::Hold {
         match state {
-            State::Queued => {
+            State::Queued | State::Offered => {
                 return Err(Error::FailedPrecondition("open the attention first".into()));
             }
             State::Finished => {
@@ -133,8 +189,10 @@ pub fn authorize(
 
 /// The attention as the API shows it.
 pub fn to_proto(model: attention::Model, campaign_name: String) -> pb::Attention {
+    let time = atenciones_proto::time::timestamp;
     let state = match model.state.parse() {
         Ok(State::Queued) => pb::AttentionState::Queued,
+        Ok(State::Offered) => pb::AttentionState::Offered,
         Ok(State::Open) => pb::AttentionState::Open,
         Ok(State::Finished) => pb::AttentionState::Finished,
         Err(_) => pb::AttentionState::Unspecified,
@@ -157,11 +215,20 @@ pub fn to_proto(model: attention::Model, campaign_name: String) -> pb::Attention
         agent_id: model.agent_id.unwrap_or_default(),
         form_id: model.form_id.unwrap_or_default(),
         last_message_preview: model.last_message_preview,
-        last_message_time: Some(atenciones_proto::time::timestamp(model.last_message_at)),
-        create_time: Some(atenciones_proto::time::timestamp(model.created_at)),
-        open_time: model.opened_at.map(atenciones_proto::time::timestamp),
-        finish_time: model.finished_at.map(atenciones_proto::time::timestamp),
+        last_message_time: Some(time(model.last_message_at)),
+        create_time: Some(time(model.created_at)),
+        open_time: model.opened_at.map(time),
+        finish_time: model.finished_at.map(time),
         unread_count: u32::try_from(model.unread_count).unwrap_or_default(),
+        offered_to: model.offered_to.unwrap_or_default(),
+        offer_expire_time: model.offer_expires_at.map(time),
+        queue_time: model.queued_at.map(time),
+        vip: model.priority > 0,
+        out_of_hours: model.out_of_hours,
+        orphaned: model.orphaned,
+        overflowed: model.overflowed,
+        tag: model.tag.unwrap_or_default(),
+        transfer_note: model.transfer_note.unwrap_or_default(),
     }
 }
 
@@ -172,15 +239,26 @@ mod tests {
     #[test]
     fn only_the_state_machine_moves_are_allowed() {
         use State::*;
-        let states = [Queued, Open, Finished];
-        let allowed: Vec<_> = states
+        let mut allowed: Vec<_> = Move::ALL
             .iter()
-            .flat_map(|&from| states.iter().map(move |&to| (from, to)))
-            .filter(|(from, to)| from.event_of_move(*to).is_ok())
+            .map(|m| (m.definition().0, m.definition().1))
             .collect();
+        allowed.sort_by_key(|(from, to)| (from.as_str(), to.as_str()));
+        allowed.dedup();
         assert_eq!(
             allowed,
-            vec![(Queued, Open), (Open, Queued), (Open, Finished)]
+            vec![
+                (Offered, Open),
+                (Offered, Queued),
+                (Open, Finished),
+                (Open, Open),
+                (Open, Queued),
+                (Queued, Offered),
+                (Queued, Open),
+                (Queued, Queued),
+            ]
         );
+        // Nothing leaves finished.
+        assert!(Move::ALL.iter().all(|m| m.definition().0 != Finished));
     }
 }

@@ -46,6 +46,13 @@ pub async fn seed(db: &DatabaseConnection) -> Result<bool, DbErr> {
             overflow_campaign_id: Set(None),
             default_agent_capacity: Set(10),
             active: Set(true),
+            business_hours: Set(None),
+            orphan_grace_seconds: Set(120),
+            tags: Set(Some(serde_json::json!([
+                {"id": "consulta", "label": "Consulta"},
+                {"id": "reclamo", "label": "Reclamo"},
+                {"id": "venta", "label": "Venta"}
+            ]))),
         })
         .exec(&txn)
         .await?;
@@ -85,6 +92,8 @@ pub async fn seed(db: &DatabaseConnection) -> Result<bool, DbErr> {
             presence: Set("available".into()),
             pause_reason: Set(None),
             presence_changed_at: Set(None),
+            last_seen_at: Set(None),
+            last_offered_at: Set(None),
         })
         .exec(&txn)
         .await?;

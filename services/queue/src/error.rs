@@ -44,3 +44,34 @@ impl From<Error> for Status {
         }
     }
 }
+
+/// Collects every bad field of a request before answering, so the screen can
+/// mark them all at once.
+#[derive(Default)]
+pub struct Violations(Vec<Violation>);
+
+impl Violations {
+    pub fn check(&mut self, ok: bool, field: &str, description: &str) {
+        if !ok {
+            self.0.push(Violation::new(field, description));
+        }
+    }
+
+    pub fn into_result<T>(self, value: T) -> Result<T, Error> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(Error::InvalidArgument(self.0))
+        }
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    #[cfg(test)]
+    pub fn fields(&self) -> Vec<&str> {
+        self.0.iter().map(|v| v.field.as_str()).collect()
+    }
+}

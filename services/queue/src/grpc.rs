@@ -10,6 +10,7 @@ use crate::attention::Access;
 use crate::error::Error;
 use crate::presence::Presence;
 use crate::queue::{NewMessage, Queue};
+use crate::transfer::Target;
 
 pub struct QueueApi {
     queue: Queue,
@@ -76,14 +77,15 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::ListAttentionsRequest>,
     ) -> Result<Response<pb::ListAttentionsResponse>, Status> {
-        let attentions = self.queue.list(&request.into_inner().agent_id).await?;
+        let r = request.into_inner();
+        let attentions = self.queue.list(&r.agent_id, &r.query).await?;
         let count = |state: pb::AttentionState| {
             u32::try_from(attentions.iter().filter(|a| a.state() == state).count())
                 .unwrap_or(u32::MAX)
         };
         Ok(Response::new(pb::ListAttentionsResponse {
             open_count: count(pb::AttentionState::Open),
-            queued_count: count(pb::AttentionState::Queued),
+            queued_count: count(pb::AttentionState::Queued) + count(pb::AttentionState::Offered),
             attentions,
         }))
     }
@@ -273,5 +275,64 @@ impl QueueService for QueueApi {
         let r = request.into_inner();
         let events = self.queue.events(r.after_id, r.limit).await?;
         Ok(Response::new(pb::ListEventsResponse { events }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let presence = self.queue.heartbeat(&request.into_inner().agent_id).await?;
+        Ok(Response::new(pb::HeartbeatResponse {
+            presence: Some(presence),
+        }))
+    }
+
+    async fn decline_offer(
+        &self,
+        request: Request<pb::DeclineOfferRequest>,
+    ) -> Result<Response<pb::DeclineOfferResponse>, Status> {
+        let r = request.into_inner();
+        self.queue.decline(&r.attention_id, &r.agent_id).await?;
+        Ok(Response::new(pb::DeclineOfferResponse {}))
+    }
+
+    async fn transfer_attention(
+        &self,
+        request: Request<pb::TransferAttentionRequest>,
+    ) -> Result<Response<pb::TransferAttentionResponse>, Status> {
+        let r = request.into_inner();
+        let target = Target::from_proto(r.target)?;
+        let attention = self
+            .queue
+            .transfer(&r.attention_id, &r.agent_id, target, &r.note)
+            .await?;
+        Ok(Response::new(pb::TransferAttentionResponse {
+            attention: Some(attention),
+        }))
+    }
+
+    async fn set_attention_tag(
+        &self,
+        request: Request<pb::SetAttentionTagRequest>,
+    ) -> Result<Response<pb::SetAttentionTagResponse>, Status> {
+        let r = request.into_inner();
+        let attention = self
+            .queue
+            .set_tag(&r.attention_id, &r.agent_id, &r.tag)
+            .await?;
+        Ok(Response::new(pb::SetAttentionTagResponse {
+            attention: Some(attention),
+        }))
+    }
+
+    async fn get_campaign_snapshot(
+        &self,
+        request: Request<pb::GetCampaignSnapshotRequest>,
+    ) -> Result<Response<pb::GetCampaignSnapshotResponse>, Status> {
+        let r = request.into_inner();
+        let snapshot = self.queue.snapshot(&r.actor_id, &r.campaign_id).await?;
+        Ok(Response::new(pb::GetCampaignSnapshotResponse {
+            snapshot: Some(snapshot),
+        }))
     }
 }

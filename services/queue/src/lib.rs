@@ -1,6 +1,6 @@
 //! The queue service: owns campaigns, business numbers, agents and attentions,
-//! moves attentions through queued → open → finished, and hands finished ones
-//! to history.
+//! routes attentions to agents (queued → offered → open → finished, with
+//! transfers and re-queues), and hands finished ones to history.
 
 mod admin;
 mod app;
@@ -11,8 +11,12 @@ mod entity;
 mod error;
 mod grpc;
 mod handoff;
+mod hours;
 mod presence;
 mod queue;
+mod routing;
+mod snapshot;
+mod transfer;
 
 pub use app::Application;
 pub use error::Error;

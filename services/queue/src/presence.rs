@@ -34,7 +34,7 @@ impl PresenceState {
         }
     }
 
-    fn parse(stored: &str) -> Option<Self> {
+    pub fn parse(stored: &str) -> Option<Self> {
         match stored {
             "available" => Some(Self::Available),
             "paused" => Some(Self::Paused),
@@ -93,7 +93,7 @@ impl Presence {
     }
 }
 
-fn to_proto(agent: &agent::Model) -> pb::Presence {
+pub fn to_proto(agent: &agent::Model) -> pb::Presence {
     pb::Presence {
         state: PresenceState::parse(&agent.presence)
             .map_or(pb::PresenceState::Unspecified, PresenceState::to_proto)
@@ -107,7 +107,9 @@ fn to_proto(agent: &agent::Model) -> pb::Presence {
 
 impl Queue {
     /// Sets the agent's presence and announces the change in the same
-    /// transaction.
+    /// transaction. Logging in counts as a heartbeat. An agent who pauses or
+    /// logs out hands back pending offers; one who becomes available is
+    /// served at once.
     pub async fn set_presence(
         &self,
         agent_id: &str,
@@ -128,6 +130,7 @@ impl Queue {
                 Expr::value(presence.pause_reason.clone()),
             )
             .col_expr(agent::Column::PresenceChangedAt, Expr::value(Utc::now()))
+            .col_expr(agent::Column::LastSeenAt, Expr::value(Utc::now()))
             .filter(agent::Column::Id.eq(agent_id))
             .exec(&txn)
             .await?;
@@ -141,6 +144,35 @@ impl Queue {
         });
         record_event(&txn, Uuid::nil(), event::PRESENCE, payload).await?;
         txn.commit().await?;
+        if presence.state == PresenceState::Available {
+            let campaigns = self.campaigns_of(agent_id).await?;
+            self.serve(&campaigns).await;
+        } else {
+            self.hand_back_offers(agent_id).await?;
+        }
+        self.presence(agent_id).await
+    }
+
+    /// Records that the agent's client is alive. An agent coming back after
+    /// going silent is served at once.
+    pub async fn heartbeat(&self, agent_id: &str) -> Result<pb::Presence, Error> {
+        let now = Utc::now();
+        let agent = agent::Entity::find_by_id(agent_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("agent {agent_id}")))?;
+        agent::Entity::update_many()
+            .col_expr(agent::Column::LastSeenAt, Expr::value(now))
+            .filter(agent::Column::Id.eq(agent_id))
+            .exec(&self.db)
+            .await?;
+        let was_silent = agent
+            .last_seen_at
+            .is_none_or(|seen| seen + self.heartbeat_timeout <= now);
+        if was_silent && agent.presence == PresenceState::Available.as_str() {
+            let campaigns = self.campaigns_of(agent_id).await?;
+            self.serve(&campaigns).await;
+        }
         self.presence(agent_id).await
     }
 

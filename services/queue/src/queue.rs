@@ -2,9 +2,9 @@
 //! update written in the same transaction as the outbox event announcing it.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait, UpdateMany,
 };
 use std::sync::Arc;
@@ -15,11 +15,11 @@ use atenciones_proto::common::v1 as common;
 use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::queue::v1 as pb;
 
-use crate::attention::{self, Access, Direction, State, event};
+use crate::attention::{self, Access, Direction, Move, State, event};
 use crate::clients::Clients;
 use crate::entity::{
     agent, attention as attentions, attention_message, business_number, campaign, campaign_agent,
-    outbox,
+    outbox, vip_customer,
 };
 use crate::error::Error;
 use crate::presence::PresenceState;
@@ -33,6 +33,8 @@ pub struct Queue {
     clients: Clients,
     /// Wakes the history hand-off as soon as an attention finishes.
     finished: Arc<Notify>,
+    /// An agent silent for longer is gone (see `queue.heartbeat_timeout_seconds`).
+    pub(crate) heartbeat_timeout: chrono::Duration,
 }
 
 /// A message being recorded on an attention.
@@ -43,11 +45,18 @@ pub struct NewMessage {
 }
 
 impl Queue {
-    pub fn new(db: DatabaseConnection, clients: Clients, finished: Arc<Notify>) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        clients: Clients,
+        finished: Arc<Notify>,
+        heartbeat_timeout: std::time::Duration,
+    ) -> Self {
         Self {
             db,
             clients,
             finished,
+            heartbeat_timeout: chrono::Duration::from_std(heartbeat_timeout)
+                .unwrap_or(chrono::Duration::MAX),
         }
     }
 
@@ -74,15 +83,11 @@ impl Queue {
             .filter(|number| number.active)
             .ok_or_else(|| Error::NotFound(format!("business number {business_number_id}")))?;
         // A deactivated campaign queues nothing new; its number reads as unbound.
-        if !campaign::Entity::find_by_id(&number.campaign_id)
+        let campaign = campaign::Entity::find_by_id(&number.campaign_id)
             .one(&self.db)
             .await?
-            .is_some_and(|c| c.active)
-        {
-            return Err(Error::NotFound(format!(
-                "business number {business_number_id}"
-            )));
-        }
+            .filter(|c| c.active)
+            .ok_or_else(|| Error::NotFound(format!("business number {business_number_id}")))?;
         for _ in 0..RACE_RETRIES {
             if let Some(known) = self.attention_of_message(&message.id).await? {
                 return Ok((self.with_campaign_name(known).await?, false));
@@ -90,6 +95,7 @@ impl Queue {
             let active = self
                 .active_attention(business_number_id, &customer.id)
                 .await?;
+            let vip = is_vip(&self.db, &campaign.id, &customer.id).await?;
             // The form version is pinned at creation; ask for it before the
             // transaction so no network call happens while it is open.
             let form_id = match active {
@@ -113,6 +119,8 @@ impl Queue {
                 None => {
                     let id = Uuid::new_v4();
                     let now = Utc::now();
+                    let out_of_hours = crate::admin::business_hours(&campaign)
+                        .is_some_and(|hours| !hours.is_open(now));
                     let insert = attentions::Entity::insert(attentions::ActiveModel {
                         id: Set(id),
                         campaign_id: Set(number.campaign_id.clone()),
@@ -131,6 +139,15 @@ impl Queue {
                         created_at: Set(now),
                         opened_at: Set(None),
                         finished_at: Set(None),
+                        queued_at: Set(Some(now)),
+                        priority: Set(i32::from(vip)),
+                        offered_to: Set(None),
+                        offer_expires_at: Set(None),
+                        out_of_hours: Set(out_of_hours),
+                        orphaned: Set(false),
+                        overflowed: Set(false),
+                        tag: Set(None),
+                        transfer_note: Set(None),
                     })
                     .exec(&txn)
                     .await;
@@ -144,6 +161,8 @@ impl Queue {
                                 "reason": "inbound message",
                                 "to": State::Queued.as_str(),
                                 "message_id": message.id,
+                                "vip": vip,
+                                "out_of_hours": out_of_hours,
                             }),
                         )
                         .await
@@ -161,6 +180,9 @@ impl Queue {
             match outcome {
                 Ok((id, created)) => {
                     txn.commit().await?;
+                    if created {
+                        self.serve(&[campaign.id.as_str()]).await;
+                    }
                     let model = self.find(id).await?;
                     return Ok((self.with_campaign_name(model).await?, created));
                 }
@@ -203,31 +225,83 @@ impl Queue {
         self.with_campaign_name(model).await
     }
 
-    /// Queued attentions of the agent's campaigns, then the agent's open ones;
-    /// most recent activity first within each group.
-    pub async fn list(&self, agent_id: &str) -> Result<Vec<pb::Attention>, Error> {
+    /// Attentions offered to the agent (or to all), then the queue in serving
+    /// order, then the agent's open ones by latest activity; only those
+    /// matching `query` when one is given.
+    pub async fn list(&self, agent_id: &str, query: &str) -> Result<Vec<pb::Attention>, Error> {
         let campaigns = self.campaigns_of(agent_id).await?;
-        let queued = attentions::Entity::find()
+        let names = self.campaign_names().await?;
+        let search = self.search(&campaigns, query).await?;
+        let offered = attentions::Entity::find()
             .filter(attentions::Column::CampaignId.is_in(campaigns.clone()))
+            .filter(attentions::Column::State.eq(State::Offered.as_str()))
+            .filter(
+                Condition::any()
+                    .add(attentions::Column::OfferedTo.eq(agent_id))
+                    .add(attentions::Column::OfferedTo.is_null()),
+            )
+            .filter(search.clone())
+            .order_by_desc(attentions::Column::Priority)
+            .order_by_asc(attentions::Column::QueuedAt)
+            .all(&self.db)
+            .await?;
+        let queued = attentions::Entity::find()
+            .filter(attentions::Column::CampaignId.is_in(campaigns))
             .filter(attentions::Column::State.eq(State::Queued.as_str()))
-            .order_by_desc(attentions::Column::LastMessageAt)
+            .filter(search.clone())
+            .order_by_desc(attentions::Column::Priority)
+            .order_by_asc(attentions::Column::QueuedAt)
             .all(&self.db)
             .await?;
         let open = attentions::Entity::find()
             .filter(attentions::Column::AgentId.eq(agent_id))
             .filter(attentions::Column::State.eq(State::Open.as_str()))
+            .filter(search)
             .order_by_desc(attentions::Column::LastMessageAt)
             .all(&self.db)
             .await?;
-        let names = self.campaign_names().await?;
-        Ok(queued
+        Ok(offered
             .into_iter()
+            .chain(queued)
             .chain(open)
             .map(|model| {
                 let name = names.get(&model.campaign_id).cloned().unwrap_or_default();
                 attention::to_proto(model, name)
             })
             .collect())
+    }
+
+    /// Attentions whose customer name, number or tag (id or label) contains
+    /// `query`, ignoring case; everything for an empty query.
+    async fn search(&self, campaigns: &[String], query: &str) -> Result<Condition, Error> {
+        let query = query.trim().to_lowercase();
+        if query.is_empty() {
+            return Ok(Condition::all());
+        }
+        let escaped: String = query
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
+        let lower = |column: attentions::Column| Func::lower(Expr::col(column));
+        let tags: Vec<String> = campaign::Entity::find()
+            .filter(campaign::Column::Id.is_in(campaigns.to_vec()))
+            .all(&self.db)
+            .await?
+            .iter()
+            .flat_map(crate::admin::tags)
+            .filter(|tag| tag.label.to_lowercase().contains(&query))
+            .map(|tag| tag.id)
+            .collect();
+        Ok(Condition::any()
+            .add(Expr::expr(lower(attentions::Column::CustomerName)).like(pattern()))
+            .add(Expr::col(attentions::Column::CustomerWaId).like(pattern()))
+            .add(Expr::col(attentions::Column::CustomerId).like(pattern()))
+            .add(Expr::expr(lower(attentions::Column::Tag)).like(pattern()))
+            .add(attentions::Column::Tag.is_in(tags)))
     }
 
     /// The attention, if the agent may access it as asked.
@@ -243,16 +317,29 @@ impl Queue {
         self.with_campaign_name(model).await
     }
 
-    /// Claims a queued attention for the agent. Exactly one of several agents
-    /// opening it at once succeeds: the update only applies while it is queued.
+    /// Claims a queued attention for the agent, or accepts one offered to the
+    /// agent or to all. Exactly one of several agents opening it at once
+    /// succeeds: the update only applies while it is still queued or offered.
     pub async fn open(&self, attention_id: &str, agent_id: &str) -> Result<pb::Attention, Error> {
         let id = parse_id(attention_id)?;
         let model = self.find(id).await?;
         let campaigns = self.campaigns_of(agent_id).await?;
         let state = attention::authorize(&model, agent_id, &campaigns, Access::View)?;
-        if state == State::Queued {
+        let claim = match state {
+            State::Queued => Some(Move::Pick),
+            State::Offered => match model.offered_to.as_deref() {
+                Some(other) if other != agent_id => {
+                    return Err(Error::FailedPrecondition(
+                        "the attention is offered to another agent".into(),
+                    ));
+                }
+                _ => Some(Move::Accept),
+            },
+            State::Open | State::Finished => None,
+        };
+        if let Some(claim) = claim {
             let txn = self.db.begin().await?;
-            match self.claim(&txn, &model, agent_id).await {
+            match self.claim(&txn, &model, agent_id, claim).await {
                 Ok(true) => txn.commit().await?,
                 Ok(false) => txn.rollback().await?,
                 Err(error) => {
@@ -283,7 +370,7 @@ impl Queue {
             State::Finished => Err(Error::FailedPrecondition(
                 "the attention is finished".into(),
             )),
-            State::Queued => Err(Error::FailedPrecondition(
+            State::Queued | State::Offered => Err(Error::FailedPrecondition(
                 "the attention could not be opened; retry".into(),
             )),
         }
@@ -322,14 +409,13 @@ impl Queue {
         let close = attentions::Entity::update_many()
             .col_expr(attentions::Column::FinishedAt, Expr::value(Utc::now()))
             .filter(attentions::Column::AgentId.eq(agent_id));
-        let cause = Cause {
-            actor: agent_id,
-            reason: "finished by the agent",
-        };
-        let closed = transition(&txn, id, State::Open, State::Finished, &cause, close).await?;
+        let cause = Cause::new(agent_id, "finished by the agent");
+        let closed = transition(&txn, id, Move::Finish, &cause, close).await?;
         if closed {
             txn.commit().await?;
             self.finished.notify_one();
+            // The agent has a free slot: serve their queues at once.
+            self.serve(&campaigns).await;
         } else {
             txn.rollback().await?;
         }
@@ -355,50 +441,49 @@ impl Queue {
         })
     }
 
-    /// Claims a queued attention for the agent inside `txn`; false when another
-    /// call moved it first. The agent's row is locked first (a no-op update:
-    /// a row lock on PostgreSQL, the writer lock on SQLite), so two opens by one
-    /// agent count open attentions one after the other and capacity holds under
-    /// any concurrency and with several replicas. An offline agent matches
-    /// nothing and cannot open.
+    /// Claims a queued attention (`Pick`) or accepts an offer (`Accept`) for
+    /// the agent inside `txn`; false when another call moved it first. An
+    /// offline agent or one at capacity cannot open.
     async fn claim(
         &self,
         txn: &impl ConnectionTrait,
         model: &attentions::Model,
         agent_id: &str,
+        claim: Move,
     ) -> Result<bool, Error> {
-        let present = agent::Entity::update_many()
-            .col_expr(agent::Column::Presence, Expr::col(agent::Column::Presence))
-            .filter(agent::Column::Id.eq(agent_id))
-            .filter(agent::Column::Presence.ne(PresenceState::Offline.as_str()))
-            .exec(txn)
-            .await?
-            .rows_affected
-            == 1;
-        if !present {
-            return Err(Error::FailedPrecondition(
-                "you are offline: log in (set your presence) to open attentions".into(),
-            ));
+        match reserve_slot(txn, &model.campaign_id, agent_id).await? {
+            Slot::Free => {}
+            Slot::Offline => {
+                return Err(Error::FailedPrecondition(
+                    "you are offline: log in (set your presence) to open attentions".into(),
+                ));
+            }
+            Slot::Full { open, capacity } => {
+                return Err(Error::FailedPrecondition(format!(
+                    "at capacity: you have {open} open attentions (maximum {capacity})"
+                )));
+            }
         }
-        let capacity = capacity(txn, &model.campaign_id, agent_id).await?;
-        let open = attentions::Entity::find()
-            .filter(attentions::Column::AgentId.eq(agent_id))
-            .filter(attentions::Column::State.eq(State::Open.as_str()))
-            .count(txn)
-            .await?;
-        if open >= capacity {
-            return Err(Error::FailedPrecondition(format!(
-                "at capacity: you have {open} open attentions (maximum {capacity})"
-            )));
-        }
-        let open = attentions::Entity::update_many()
+        let mut open = attentions::Entity::update_many()
             .col_expr(attentions::Column::AgentId, Expr::value(agent_id))
-            .col_expr(attentions::Column::OpenedAt, Expr::value(Utc::now()));
-        let cause = Cause {
-            actor: agent_id,
-            reason: "opened by the agent",
+            .col_expr(attentions::Column::OpenedAt, Expr::value(Utc::now()))
+            .col_expr(attentions::Column::OfferedTo, Expr::value(None::<String>))
+            .col_expr(
+                attentions::Column::OfferExpiresAt,
+                Expr::value(None::<DateTime<Utc>>),
+            );
+        let reason = if claim == Move::Accept {
+            // Only the agent it is offered to, or anyone for an offer to all.
+            open = open.filter(
+                Condition::any()
+                    .add(attentions::Column::OfferedTo.eq(agent_id))
+                    .add(attentions::Column::OfferedTo.is_null()),
+            );
+            "offer accepted by the agent"
+        } else {
+            "picked from the queue by the agent"
         };
-        transition(txn, model.id, State::Queued, State::Open, &cause, open).await
+        transition(txn, model.id, claim, &Cause::new(agent_id, reason), open).await
     }
 
     pub(crate) async fn find(&self, id: Uuid) -> Result<attentions::Model, Error> {
@@ -430,7 +515,7 @@ impl Queue {
     }
 
     /// The agent's campaigns; NOT_FOUND for an unknown agent.
-    async fn campaigns_of(&self, agent_id: &str) -> Result<Vec<String>, Error> {
+    pub(crate) async fn campaigns_of(&self, agent_id: &str) -> Result<Vec<String>, Error> {
         if agent::Entity::find_by_id(agent_id)
             .one(&self.db)
             .await?
@@ -492,12 +577,26 @@ impl Queue {
     }
 }
 
-fn parse_id(attention_id: &str) -> Result<Uuid, Error> {
+pub(crate) fn parse_id(attention_id: &str) -> Result<Uuid, Error> {
     Uuid::parse_str(attention_id).map_err(|_| Error::invalid("attention_id", "must be a UUID"))
 }
 
 fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
     matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Whether the customer is VIP in the campaign, or in every campaign.
+pub(crate) async fn is_vip(
+    db: &impl ConnectionTrait,
+    campaign_id: &str,
+    customer_id: &str,
+) -> Result<bool, Error> {
+    Ok(vip_customer::Entity::find()
+        .filter(vip_customer::Column::CampaignId.is_in([campaign_id, ""]))
+        .filter(vip_customer::Column::CustomerId.eq(customer_id))
+        .one(db)
+        .await?
+        .is_some())
 }
 
 /// Marks a message as counted on the attention; fails with a unique violation
@@ -553,24 +652,41 @@ async fn touch(
 }
 
 /// Who moved an attention and why, for the event that records it.
-struct Cause<'a> {
+pub(crate) struct Cause<'a> {
     actor: &'a str,
     reason: &'a str,
+    detail: serde_json::Value,
 }
 
-/// The one way an attention changes state: the state machine must allow the
-/// move, `update` (the move's own columns and conditions) applies only while the
-/// attention is still in `from` — of concurrent movers exactly one wins — and
-/// the event is written in the same transaction. False when it lost the race.
-async fn transition(
+impl<'a> Cause<'a> {
+    pub fn new(actor: &'a str, reason: &'a str) -> Self {
+        Self {
+            actor,
+            reason,
+            detail: serde_json::Value::Null,
+        }
+    }
+
+    /// Adds what else the event's readers need (the agent offered to, the
+    /// transfer's target and note…).
+    pub fn with(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+/// The one way an attention changes state: `update` (the move's own columns
+/// and conditions) applies only while the attention is still in the move's
+/// source state — of concurrent movers exactly one wins — and the event is
+/// written in the same transaction. False when it lost the race.
+pub(crate) async fn transition(
     txn: &impl ConnectionTrait,
     id: Uuid,
-    from: State,
-    to: State,
+    kind: Move,
     cause: &Cause<'_>,
     update: UpdateMany<attentions::Entity>,
 ) -> Result<bool, Error> {
-    let kind = from.event_of_move(to)?;
+    let (from, to, event) = kind.definition();
     let moved = update
         .col_expr(attentions::Column::State, Expr::value(to.as_str()))
         .filter(attentions::Column::Id.eq(id))
@@ -580,20 +696,66 @@ async fn transition(
         .rows_affected
         == 1;
     if moved {
-        let payload = serde_json::json!({
+        let mut payload = serde_json::json!({
             "actor": cause.actor,
             "reason": cause.reason,
             "from": from.as_str(),
             "to": to.as_str(),
         });
-        record_event(txn, id, kind, payload).await?;
+        if let (Some(payload), serde_json::Value::Object(detail)) =
+            (payload.as_object_mut(), &cause.detail)
+        {
+            payload.extend(detail.clone());
+        }
+        record_event(txn, id, event, payload).await?;
     }
     Ok(moved)
 }
 
+/// Whether an agent can take one more open attention.
+pub(crate) enum Slot {
+    Free,
+    Offline,
+    Full { open: u64, capacity: u64 },
+}
+
+/// Checks, inside `txn`, that the agent can hold one more attention of
+/// `campaign_id`. The agent's row is locked first (a no-op update: a row lock
+/// on PostgreSQL, the writer lock on SQLite), so two claims for one agent
+/// count open attentions one after the other and capacity holds under any
+/// concurrency and with several replicas.
+pub(crate) async fn reserve_slot(
+    txn: &impl ConnectionTrait,
+    campaign_id: &str,
+    agent_id: &str,
+) -> Result<Slot, Error> {
+    let present = agent::Entity::update_many()
+        .col_expr(agent::Column::Presence, Expr::col(agent::Column::Presence))
+        .filter(agent::Column::Id.eq(agent_id))
+        .filter(agent::Column::Presence.ne(PresenceState::Offline.as_str()))
+        .exec(txn)
+        .await?
+        .rows_affected
+        == 1;
+    if !present {
+        return Ok(Slot::Offline);
+    }
+    let capacity = capacity(txn, campaign_id, agent_id).await?;
+    let open = attentions::Entity::find()
+        .filter(attentions::Column::AgentId.eq(agent_id))
+        .filter(attentions::Column::State.eq(State::Open.as_str()))
+        .count(txn)
+        .await?;
+    Ok(if open >= capacity {
+        Slot::Full { open, capacity }
+    } else {
+        Slot::Free
+    })
+}
+
 /// The agent's maximum open attentions when opening one of `campaign_id`: the
 /// agent's override there, else the campaign's default.
-async fn capacity(
+pub(crate) async fn capacity(
     txn: &impl ConnectionTrait,
     campaign_id: &str,
     agent_id: &str,

@@ -19,7 +19,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub telemetry: TelemetrySettings,
     pub gateway: GatewaySettings,
-    pub queue: ServiceSettings,
+    pub queue: QueueSettings,
     pub messaging: MessagingSettings,
     pub form: ServiceSettings,
     pub history: ServiceSettings,
@@ -67,6 +67,29 @@ pub struct ServiceSettings {
     pub listen: SocketAddr,
     pub url: String,
     pub database_url: String,
+}
+
+/// The queue service, and how its router watches the clock.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueSettings {
+    pub listen: SocketAddr,
+    pub url: String,
+    pub database_url: String,
+    /// An agent whose client sent no heartbeat for this long counts as gone.
+    pub heartbeat_timeout_seconds: u64,
+    /// How often the router checks deadlines (offers lapsing, overflow,
+    /// orphans) and re-serves every queue as a safety net.
+    pub routing_tick_ms: u64,
+}
+
+impl QueueSettings {
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_timeout_seconds)
+    }
+
+    pub fn routing_tick(&self) -> Duration {
+        Duration::from_millis(self.routing_tick_ms.max(10))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

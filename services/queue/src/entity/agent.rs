@@ -11,6 +11,10 @@ pub struct Model {
     pub presence: String,
     pub pause_reason: Option<String>,
     pub presence_changed_at: Option<DateTimeUtc>,
+    /// Latest heartbeat (or presence change) from the agent's client.
+    pub last_seen_at: Option<DateTimeUtc>,
+    /// Latest offer made to the agent; round robin serves the longest unoffered.
+    pub last_offered_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

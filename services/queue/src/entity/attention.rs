@@ -13,7 +13,7 @@ pub struct Model {
     pub customer_name: String,
     /// `inbound` or `outbound` (see `crate::attention::Direction`).
     pub direction: String,
-    /// `queued`, `open` or `finished` (see `crate::attention::State`).
+    /// `queued`, `offered`, `open` or `finished` (see `crate::attention::State`).
     pub state: String,
     pub agent_id: Option<String>,
     pub form_id: Option<String>,
@@ -23,6 +23,18 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub opened_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// When it last entered its queue; with `priority`, the serving order.
+    pub queued_at: Option<DateTimeUtc>,
+    /// 1 for a VIP customer, 0 otherwise; higher is served first.
+    pub priority: i32,
+    /// The one agent an `offered` attention waits for; none: offered to all.
+    pub offered_to: Option<String>,
+    pub offer_expires_at: Option<DateTimeUtc>,
+    pub out_of_hours: bool,
+    pub orphaned: bool,
+    pub overflowed: bool,
+    pub tag: Option<String>,
+    pub transfer_note: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,11 @@ pub struct Model {
     pub overflow_campaign_id: Option<String>,
     pub default_agent_capacity: i32,
     pub active: bool,
+    /// See `crate::hours::BusinessHours`; none: always open.
+    pub business_hours: Option<Json>,
+    pub orphan_grace_seconds: i32,
+    /// See `crate::admin::Tag`; a JSON list.
+    pub tags: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
