@@ -173,6 +173,28 @@ impl TestSuite {
             .expect("queue reachable")
     }
 
+    /// Starts another replica of the queue service on the suite's database
+    /// (it stops with the suite) and returns a client of it.
+    pub async fn queue_replica(&self) -> QueueServiceClient<Channel> {
+        let mut settings = self.settings.clone();
+        for (service, address) in [
+            (ServiceName::Messaging, self.addresses.messaging),
+            (ServiceName::Form, self.addresses.form),
+            (ServiceName::History, self.addresses.history),
+        ] {
+            settings.set_service_url(service, address.expect("role started"));
+        }
+        let running =
+            atenciones::start(settings, &[atenciones::Role::Queue], self.shutdown.clone())
+                .await
+                .expect("the replica starts");
+        let address = running.addresses.queue.expect("queue started");
+        tokio::spawn(running.wait(self.shutdown.clone()));
+        QueueServiceClient::connect(format!("http://{address}"))
+            .await
+            .expect("replica reachable")
+    }
+
     async fn gateway_channel(&self) -> Channel {
         Channel::from_shared(self.gateway_url())
             .expect("url")

@@ -1,0 +1,345 @@
+//! Two replicas of the queue service on one PostgreSQL database. Many agents
+//! open many attentions at once through both, and both routers offer at once:
+//! every attention is held by exactly one agent and no agent ever holds more
+//! than their capacity. Nothing of this lives in a replica's memory, so only
+//! the database's row locks and conditional updates make it hold.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tonic::transport::Channel;
+
+use atenciones_proto::common::v1 as common;
+use atenciones_proto::gateway::v1 as pb;
+use atenciones_proto::queue::v1 as queue_pb;
+use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
+use atenciones_tests::{Backend, Role, TestDatabase, TestSuite};
+
+type Queue = QueueServiceClient<Channel>;
+
+/// A campaign with its own number and `agents` agents (`<prefix>-<n>`), all
+/// logged in.
+async fn campaign_with_agents(
+    suite: &TestSuite,
+    queue: &mut Queue,
+    id: &str,
+    number: &str,
+    mode: queue_pb::AssignmentMode,
+    capacity: u32,
+    agents: usize,
+) -> Vec<String> {
+    let mut sofia = suite.admin("sofia", Role::Supervisor).await;
+    sofia
+        .save_campaign(pb::SaveCampaignRequest {
+            campaign: Some(queue_pb::Campaign {
+                id: id.into(),
+                name: id.into(),
+                assignment_mode: mode.into(),
+                accept_timeout_seconds: 600,
+                default_agent_capacity: capacity,
+                orphan_grace_seconds: 600,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("SaveCampaign");
+    sofia
+        .save_business_number(pb::SaveBusinessNumberRequest {
+            business_number: Some(queue_pb::BusinessNumber {
+                phone_number_id: number.into(),
+                display_phone_number: number.into(),
+                campaign_id: id.into(),
+                active: true,
+            }),
+        })
+        .await
+        .expect("SaveBusinessNumber");
+    let mut ids = Vec::new();
+    for n in 0..agents {
+        let agent = format!("{id}-{n:02}");
+        sofia
+            .save_agent(pb::SaveAgentRequest {
+                agent: Some(queue_pb::AgentSettings {
+                    id: agent.clone(),
+                    name: agent.clone(),
+                    campaigns: vec![queue_pb::AgentCampaign {
+                        campaign_id: id.into(),
+                        capacity: 0,
+                    }],
+                }),
+            })
+            .await
+            .expect("SaveAgent");
+        queue
+            .set_agent_presence(queue_pb::SetAgentPresenceRequest {
+                agent_id: agent.clone(),
+                state: queue_pb::PresenceState::Available.into(),
+                pause_reason: String::new(),
+            })
+            .await
+            .expect("log in");
+        ids.push(agent);
+    }
+    ids
+}
+
+/// `count` customers write to `number` at once, half through each replica.
+async fn customers_write(replicas: &[Queue; 2], number: &str, count: usize) -> Vec<String> {
+    let mut writes = JoinSet::new();
+    for n in 0..count {
+        let mut queue = replicas[n % 2].clone();
+        let number = number.to_owned();
+        writes.spawn(async move {
+            let customer = format!("549300{n:07}");
+            // Message ids are unique per WhatsApp: one per number and customer.
+            let message_id = format!("wamid.race.{number}.{n}");
+            queue
+                .record_inbound_message(queue_pb::RecordInboundMessageRequest {
+                    business_phone_number_id: number,
+                    customer: Some(common::Customer {
+                        id: customer.clone(),
+                        wa_id: customer.clone(),
+                        user_id: String::new(),
+                        name: customer,
+                    }),
+                    message_id,
+                    preview: "Hola".into(),
+                    time: None,
+                })
+                .await
+                .expect("RecordInboundMessage")
+                .into_inner()
+                .attention
+                .expect("attention")
+                .id
+        });
+    }
+    writes.join_all().await
+}
+
+async fn events(queue: &mut Queue) -> Vec<(String, String, serde_json::Value)> {
+    let mut all = Vec::new();
+    let mut after_id = 0;
+    loop {
+        let page = queue
+            .list_events(queue_pb::ListEventsRequest {
+                after_id,
+                limit: 1000,
+            })
+            .await
+            .expect("ListEvents")
+            .into_inner()
+            .events;
+        let Some(last) = page.last() else {
+            return all;
+        };
+        after_id = last.id;
+        all.extend(page.into_iter().map(|e| {
+            let payload = serde_json::from_str(&e.payload_json).expect("JSON payload");
+            (e.kind, e.attention_id, payload)
+        }));
+    }
+}
+
+/// Replays the event feed: the most attentions each agent held at once.
+fn most_held_at_once(events: &[(String, String, serde_json::Value)]) -> HashMap<String, usize> {
+    let mut holder: HashMap<&str, String> = HashMap::new();
+    let mut held: HashMap<String, usize> = HashMap::new();
+    let mut most: HashMap<String, usize> = HashMap::new();
+    for (kind, attention, payload) in events {
+        match kind.as_str() {
+            "attention.opened" => {
+                let agent = payload["actor"].as_str().unwrap_or_default().to_owned();
+                let count = held.entry(agent.clone()).or_default();
+                *count += 1;
+                let peak = most.entry(agent.clone()).or_default();
+                *peak = (*peak).max(*count);
+                holder.insert(attention, agent);
+            }
+            "attention.finished" => {
+                if let Some(agent) = holder.remove(attention.as_str()) {
+                    *held.entry(agent).or_default() -= 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    most
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_replicas_assign_each_attention_once_within_capacity() {
+    let Some(db) = TestDatabase::create(Backend::Postgres).await else {
+        return;
+    };
+    let suite = TestSuite::start_with(db, |settings| {
+        settings.database.max_connections = 8;
+        settings.queue.routing_tick_ms = 50;
+    })
+    .await;
+    let replicas = [suite.queue().await, suite.queue_replica().await];
+
+    // Agents pick by hand: 16 agents of capacity 3 race for 60 attentions,
+    // each trying every attention in its own order, through both replicas.
+    let mut first = replicas[0].clone();
+    let pickers = campaign_with_agents(
+        &suite,
+        &mut first,
+        "carrera",
+        "5550001230001",
+        queue_pb::AssignmentMode::Manual,
+        3,
+        16,
+    )
+    .await;
+    let attentions = customers_write(&replicas, "5550001230001", 60).await;
+    assert_eq!(attentions.iter().collect::<HashSet<_>>().len(), 60);
+    // Each agent opens four at a time, so one agent's opens race each other
+    // too (the capacity check), not only different agents' (the claim).
+    let mut races = JoinSet::new();
+    for (i, agent) in pickers.iter().enumerate() {
+        let mut order = attentions.clone();
+        order.rotate_left(i * 7 % attentions.len());
+        for lane in 0..4 {
+            let agent = agent.clone();
+            let replicas = replicas.clone();
+            let tries: Vec<String> = order.iter().skip(lane).step_by(4).cloned().collect();
+            races.spawn(async move {
+                let mut won = Vec::new();
+                for (n, id) in tries.into_iter().enumerate() {
+                    let mut queue = replicas[(n + lane) % 2].clone();
+                    let opened = queue
+                        .open_attention(queue_pb::OpenAttentionRequest {
+                            attention_id: id.clone(),
+                            agent_id: agent.clone(),
+                        })
+                        .await;
+                    match opened {
+                        Ok(_) => won.push(id),
+                        Err(status) => {
+                            assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}")
+                        }
+                    }
+                }
+                (agent, won)
+            });
+        }
+    }
+    let mut won_by: HashMap<String, Vec<String>> = HashMap::new();
+    for (agent, won) in races.join_all().await {
+        won_by.entry(agent).or_default().extend(won);
+    }
+    let mut holders: HashMap<String, String> = HashMap::new();
+    for (agent, won) in won_by {
+        assert!(won.len() <= 3, "{agent} holds {} (capacity 3)", won.len());
+        for id in won {
+            if let Some(other) = holders.insert(id.clone(), agent.clone()) {
+                panic!("{id} was opened by both {other} and {agent}");
+            }
+        }
+    }
+    // 48 slots for 60 attentions: every slot filled, each by one open.
+    assert_eq!(holders.len(), 48);
+
+    // Both routers offer a least-busy campaign while customers arrive through
+    // both replicas; agents accept and finish through either.
+    let workers = campaign_with_agents(
+        &suite,
+        &mut first,
+        "ronda",
+        "5550001230002",
+        queue_pb::AssignmentMode::LeastBusy,
+        2,
+        12,
+    )
+    .await;
+    let total = 80;
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut work = JoinSet::new();
+    for (i, agent) in workers.iter().enumerate() {
+        let agent = agent.clone();
+        let replicas = replicas.clone();
+        let done = done.clone();
+        work.spawn(async move {
+            let mut n = i;
+            while done.load(Ordering::SeqCst) < total {
+                n += 1;
+                let mut queue = replicas[n % 2].clone();
+                let list = queue
+                    .list_attentions(queue_pb::ListAttentionsRequest {
+                        agent_id: agent.clone(),
+                        query: String::new(),
+                    })
+                    .await
+                    .expect("list")
+                    .into_inner()
+                    .attentions;
+                let mine = list.into_iter().filter(|a| {
+                    a.state() == queue_pb::AttentionState::Offered && a.offered_to == agent
+                });
+                for offer in mine {
+                    n += 1;
+                    let mut queue = replicas[n % 2].clone();
+                    queue
+                        .open_attention(queue_pb::OpenAttentionRequest {
+                            attention_id: offer.id.clone(),
+                            agent_id: agent.clone(),
+                        })
+                        .await
+                        .expect("accept an offer made to me");
+                    queue
+                        .finish_attention(queue_pb::FinishAttentionRequest {
+                            attention_id: offer.id,
+                            agent_id: agent.clone(),
+                        })
+                        .await
+                        .expect("finish");
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+    }
+    let arrived = customers_write(&replicas, "5550001230002", total).await;
+    if tokio::time::timeout(Duration::from_secs(60), work.join_all())
+        .await
+        .is_err()
+    {
+        let snapshot = suite
+            .admin("sofia", Role::Supervisor)
+            .await
+            .get_campaign_snapshot(pb::GetCampaignSnapshotRequest {
+                campaign_id: "ronda".into(),
+            })
+            .await
+            .expect("snapshot");
+        panic!(
+            "not all finished ({} done): {snapshot:#?}",
+            done.load(Ordering::SeqCst)
+        );
+    }
+    assert_eq!(done.load(Ordering::SeqCst), total);
+
+    let events = events(&mut first).await;
+    let ours: HashSet<&String> = arrived.iter().collect();
+    let opened: Vec<&String> = events
+        .iter()
+        .filter(|(kind, id, _)| kind == "attention.opened" && ours.contains(id))
+        .map(|(_, id, _)| id)
+        .collect();
+    assert_eq!(opened.len(), total, "each opened exactly once");
+    assert_eq!(opened.iter().collect::<HashSet<_>>().len(), total);
+    let peaks = most_held_at_once(&events);
+    for (agent, peak) in &peaks {
+        let capacity = if agent.starts_with("ronda") { 2 } else { 3 };
+        assert!(
+            *peak <= capacity,
+            "{agent} held {peak} at once (capacity {capacity})"
+        );
+    }
+    assert!(workers.iter().any(|w| peaks.contains_key(w)));
+    suite.stop().await;
+}
