@@ -224,4 +224,58 @@ impl AdminService for Admin {
             .snapshot;
         Ok(Response::new(pb::GetCampaignSnapshotResponse { snapshot }))
     }
+
+    async fn list_campaigns(
+        &self,
+        request: Request<pb::ListCampaignsRequest>,
+    ) -> Result<Response<pb::ListCampaignsResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let list = self
+            .queue
+            .clone()
+            .list_campaigns(queue_pb::ListCampaignsRequest { actor_id })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::ListCampaignsResponse {
+            campaigns: list.campaigns,
+            business_numbers: list.business_numbers,
+        }))
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<pb::ListAgentsRequest>,
+    ) -> Result<Response<pb::ListAgentsResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let agents = self
+            .queue
+            .clone()
+            .list_agents(queue_pb::ListAgentsRequest { actor_id })
+            .await?
+            .into_inner()
+            .agents;
+        Ok(Response::new(pb::ListAgentsResponse { agents }))
+    }
+
+    async fn list_audit_entries(
+        &self,
+        request: Request<pb::ListAuditEntriesRequest>,
+    ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let r = request.into_inner();
+        let page = self
+            .queue
+            .clone()
+            .list_audit_entries(queue_pb::ListAuditEntriesRequest {
+                actor_id,
+                page_size: r.page_size,
+                page_token: r.page_token,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::ListAuditEntriesResponse {
+            entries: page.entries,
+            next_page_token: page.next_page_token,
+        }))
+    }
 }

@@ -508,3 +508,145 @@ async fn concurrent_opens_never_exceed_capacity(db: TestDatabase) {
     suite.stop().await;
 }
 on_both_databases!(concurrent_opens_never_exceed_capacity);
+
+async fn a_supervisor_reads_back_campaigns_agents_and_the_audit_trail(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
+    let mut sofia = suite.admin("sofia", Role::Supervisor).await;
+    sofia
+        .save_campaign(pb::SaveCampaignRequest {
+            campaign: Some(campaign("cobranzas")),
+        })
+        .await
+        .expect("SaveCampaign");
+    sofia
+        .save_business_number(pb::SaveBusinessNumberRequest {
+            business_number: Some(queue_pb::BusinessNumber {
+                phone_number_id: NUMBER.into(),
+                display_phone_number: NUMBER.into(),
+                campaign_id: "cobranzas".into(),
+                active: true,
+            }),
+        })
+        .await
+        .expect("SaveBusinessNumber");
+    sofia
+        .save_agent(agent("pedro", &[("cobranzas", 2)]))
+        .await
+        .expect("SaveAgent");
+    sofia
+        .set_vip_customer(pb::SetVipCustomerRequest {
+            campaign_id: "cobranzas".into(),
+            customer_id: "5491155550000".into(),
+            vip: true,
+        })
+        .await
+        .expect("SetVipCustomer");
+    // rita supervises only cobranzas.
+    sofia
+        .save_supervisor(pb::SaveSupervisorRequest {
+            supervisor: Some(queue_pb::Supervisor {
+                id: "rita".into(),
+                name: "Rita".into(),
+                campaign_ids: vec!["cobranzas".into()],
+            }),
+        })
+        .await
+        .expect("SaveSupervisor");
+
+    let campaigns = sofia
+        .list_campaigns(pb::ListCampaignsRequest {})
+        .await
+        .expect("ListCampaigns")
+        .into_inner();
+    let ids: Vec<_> = campaigns.campaigns.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["cobranzas", "soporte", "ventas"]);
+    assert!(
+        campaigns
+            .business_numbers
+            .iter()
+            .any(|n| n.phone_number_id == NUMBER && n.campaign_id == "cobranzas")
+    );
+
+    let mut rita = suite.admin("rita", Role::Supervisor).await;
+    let theirs = rita
+        .list_campaigns(pb::ListCampaignsRequest {})
+        .await
+        .expect("ListCampaigns")
+        .into_inner();
+    assert_eq!(
+        (theirs.campaigns.len(), theirs.business_numbers.len()),
+        (1, 1)
+    );
+    let agents = rita
+        .list_agents(pb::ListAgentsRequest {})
+        .await
+        .expect("ListAgents")
+        .into_inner()
+        .agents;
+    assert_eq!(agents.len(), 1);
+    let pedro = &agents[0];
+    let settings = pedro.settings.as_ref().expect("settings");
+    assert_eq!(
+        (settings.id.as_str(), settings.campaigns[0].capacity),
+        ("pedro", 2)
+    );
+    assert_eq!(
+        pedro.presence.as_ref().expect("presence").state(),
+        queue_pb::PresenceState::Offline
+    );
+
+    // rita sees the changes to her campaign, its number, agent and VIP
+    // marks — not sofia's other changes — newest first, a page at a time.
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = rita
+            .list_audit_entries(pb::ListAuditEntriesRequest {
+                page_size: 2,
+                page_token: page_token.clone(),
+            })
+            .await
+            .expect("ListAuditEntries")
+            .into_inner();
+        assert!(page.entries.len() <= 2);
+        seen.extend(page.entries.into_iter().map(|e| (e.id, e.action, e.target)));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0].0 > w[1].0),
+        "newest first, no repeats"
+    );
+    let actions: Vec<_> = seen
+        .iter()
+        .map(|(_, action, target)| format!("{action} {target}"))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "vip_customer.set cobranzas/5491155550000",
+            "agent.save pedro",
+            format!("business_number.save {NUMBER}").as_str(),
+            "campaign.save cobranzas",
+        ]
+    );
+    let error = rita
+        .list_audit_entries(pb::ListAuditEntriesRequest {
+            page_size: 0,
+            page_token: "not-a-token".into(),
+        })
+        .await
+        .expect_err("bad token");
+    assert_eq!(violations(&error), ["page_token"]);
+    let error = suite
+        .admin("ana", Role::Agent)
+        .await
+        .list_agents(pb::ListAgentsRequest {})
+        .await
+        .expect_err("agents read no roster");
+    assert_eq!(error.code(), Code::PermissionDenied);
+    suite.stop().await;
+}
+on_both_databases!(a_supervisor_reads_back_campaigns_agents_and_the_audit_trail);

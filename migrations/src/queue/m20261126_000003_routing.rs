@@ -37,8 +37,9 @@ impl MigrationTrait for Migration {
                     .table(Attentions::Table)
                     .col(Attentions::CampaignId)
                     .col(Attentions::State)
-                    .col(Attentions::Priority)
+                    .col((Attentions::Priority, IndexOrder::Desc))
                     .col(Attentions::QueuedAt)
+                    .col(Attentions::Id)
                     .to_owned(),
             )
             .await?;
@@ -161,6 +162,7 @@ fn columns() -> Vec<(DynIden, ColumnDef)> {
 #[derive(DeriveIden)]
 enum Attentions {
     Table,
+    Id,
     CampaignId,
     State,
     AgentId,

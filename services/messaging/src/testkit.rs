@@ -173,6 +173,9 @@ fake_queue_service! {
         transfer_attention(TransferAttentionRequest) -> TransferAttentionResponse;
         set_attention_tag(SetAttentionTagRequest) -> SetAttentionTagResponse;
         get_campaign_snapshot(GetCampaignSnapshotRequest) -> GetCampaignSnapshotResponse;
+        list_campaigns(ListCampaignsRequest) -> ListCampaignsResponse;
+        list_agents(ListAgentsRequest) -> ListAgentsResponse;
+        list_audit_entries(ListAuditEntriesRequest) -> ListAuditEntriesResponse;
 }
 
 // ---- Cloud API ----

@@ -349,7 +349,7 @@ impl TryFrom<Option<pb::AgentSettings>> for AgentSettings {
 }
 
 impl CampaignSettings {
-    fn from_model(m: &campaign::Model) -> Self {
+    pub(crate) fn from_model(m: &campaign::Model) -> Self {
         Self {
             id: m.id.clone(),
             name: m.name.clone(),
@@ -409,7 +409,7 @@ impl CampaignSettings {
 }
 
 impl NumberSettings {
-    fn from_model(m: &business_number::Model) -> Self {
+    pub(crate) fn from_model(m: &business_number::Model) -> Self {
         Self {
             phone_number_id: m.phone_number_id.clone(),
             display_phone_number: m.display_phone_number.clone(),
@@ -438,7 +438,7 @@ impl NumberSettings {
 }
 
 impl AgentSettings {
-    fn from_models(agent: &agent::Model, memberships: &[campaign_agent::Model]) -> Self {
+    pub(crate) fn from_models(agent: &agent::Model, memberships: &[campaign_agent::Model]) -> Self {
         Self {
             id: agent.id.clone(),
             name: agent.name.clone(),
@@ -899,6 +899,8 @@ impl Queue {
         )
         .await?;
         txn.commit().await?;
+        // Offers waiting for them go to someone else now, not at their deadline.
+        self.hand_back_offers(agent_id).await?;
         Ok(after)
     }
 

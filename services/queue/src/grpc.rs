@@ -335,4 +335,42 @@ impl QueueService for QueueApi {
             snapshot: Some(snapshot),
         }))
     }
+
+    async fn list_campaigns(
+        &self,
+        request: Request<pb::ListCampaignsRequest>,
+    ) -> Result<Response<pb::ListCampaignsResponse>, Status> {
+        let actor = request.into_inner().actor_id;
+        let (campaigns, business_numbers) = self.queue.list_campaigns(&actor).await?;
+        Ok(Response::new(pb::ListCampaignsResponse {
+            campaigns,
+            business_numbers,
+        }))
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<pb::ListAgentsRequest>,
+    ) -> Result<Response<pb::ListAgentsResponse>, Status> {
+        let agents = self
+            .queue
+            .list_agents(&request.into_inner().actor_id)
+            .await?;
+        Ok(Response::new(pb::ListAgentsResponse { agents }))
+    }
+
+    async fn list_audit_entries(
+        &self,
+        request: Request<pb::ListAuditEntriesRequest>,
+    ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
+        let r = request.into_inner();
+        let (entries, next_page_token) = self
+            .queue
+            .audit_entries(&r.actor_id, r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(pb::ListAuditEntriesResponse {
+            entries,
+            next_page_token,
+        }))
+    }
 }

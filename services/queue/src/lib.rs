@@ -14,6 +14,7 @@ mod handoff;
 mod hours;
 mod presence;
 mod queue;
+mod roster;
 mod routing;
 mod snapshot;
 mod transfer;

@@ -35,6 +35,7 @@ pub struct Queue {
     finished: Arc<Notify>,
     /// An agent silent for longer is gone (see `queue.heartbeat_timeout_seconds`).
     pub(crate) heartbeat_timeout: chrono::Duration,
+    pub(crate) passes: Arc<crate::routing::Passes>,
 }
 
 /// A message being recorded on an attention.
@@ -57,6 +58,7 @@ impl Queue {
             finished,
             heartbeat_timeout: chrono::Duration::from_std(heartbeat_timeout)
                 .unwrap_or(chrono::Duration::MAX),
+            passes: Arc::default(),
         }
     }
 
@@ -278,13 +280,7 @@ impl Queue {
         if query.is_empty() {
             return Ok(Condition::all());
         }
-        let escaped: String = query
-            .chars()
-            .flat_map(|c| match c {
-                '%' | '_' | '\\' => vec!['\\', c],
-                c => vec![c],
-            })
-            .collect();
+        let escaped = escape_like(&query);
         let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
         let lower = |column: attentions::Column| Func::lower(Expr::col(column));
         let tags: Vec<String> = campaign::Entity::find()
@@ -583,6 +579,16 @@ pub(crate) fn parse_id(attention_id: &str) -> Result<Uuid, Error> {
 
 fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
     matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// `text` with LIKE's wildcards escaped (by `\\`), to match it literally.
+pub(crate) fn escape_like(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
 }
 
 /// Whether the customer is VIP in the campaign, or in every campaign.

@@ -39,9 +39,11 @@ impl TestDatabase {
     /// A fresh database on `backend`, or `None` when PostgreSQL is not
     /// configured here (see [`Backend::Postgres`]).
     pub async fn create(backend: Backend) -> Option<Self> {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let postgres = match backend {
-            Backend::Sqlite => None,
+        match backend {
+            Backend::Sqlite => Some(Self {
+                dir: tempfile::tempdir().expect("temporary directory"),
+                postgres: None,
+            }),
             Backend::Postgres => {
                 let Some(admin_url) = std::env::var(URL_VAR).ok().filter(|url| !url.is_empty())
                 else {
@@ -54,19 +56,27 @@ impl TestDatabase {
                     );
                     return None;
                 };
-                let name = format!("{NAME_PREFIX}{}", Uuid::new_v4().simple());
-                let admin = Database::connect(&admin_url)
-                    .await
-                    .expect("PostgreSQL reachable");
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .expect("create database");
-                admin.close().await.expect("close");
-                Some(Postgres { admin_url, name })
+                Some(Self::create_postgres(admin_url).await)
             }
-        };
-        Some(Self { dir, postgres })
+        }
+    }
+
+    /// A fresh database on the PostgreSQL server at `admin_url` (benchmarks
+    /// use it with a default server).
+    pub async fn create_postgres(admin_url: String) -> Self {
+        let name = format!("{NAME_PREFIX}{}", Uuid::new_v4().simple());
+        let admin = Database::connect(&admin_url)
+            .await
+            .expect("PostgreSQL reachable");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        admin.close().await.expect("close");
+        Self {
+            dir: tempfile::tempdir().expect("temporary directory"),
+            postgres: Some(Postgres { admin_url, name }),
+        }
     }
 
     /// A temporary directory that lives as long as the database.

@@ -8,6 +8,8 @@ mod choice;
 mod deadlines;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -22,10 +24,31 @@ use crate::attention::{Move, State};
 use crate::entity::{agent, attention, campaign, campaign_agent, offer_refusal};
 use crate::error::Error;
 use crate::presence::PresenceState;
-use crate::queue::{Cause, Queue, capacity, parse_id, transition};
+use crate::queue::{Cause, Queue, parse_id, transition};
 
 pub use choice::Candidate;
 pub use deadlines::Router;
+
+/// Routing passes asked for and done, per campaign, in this process.
+#[derive(Default)]
+pub struct Passes(std::sync::Mutex<HashMap<String, Arc<CampaignPasses>>>);
+
+#[derive(Default)]
+struct CampaignPasses {
+    requested: AtomicU64,
+    /// The last request the latest finished pass covered; held while a pass runs.
+    completed: tokio::sync::Mutex<u64>,
+}
+
+impl Passes {
+    fn of(&self, campaign_id: &str) -> Arc<CampaignPasses> {
+        let mut passes = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        passes.entry(campaign_id.to_owned()).or_default().clone()
+    }
+}
 
 /// Who the router acts as in the events it writes.
 const ROUTER: &str = "router";
@@ -37,10 +60,30 @@ impl Queue {
     pub async fn serve(&self, campaigns: &[impl AsRef<str> + Sync]) {
         for campaign_id in campaigns {
             let campaign_id = campaign_id.as_ref();
-            if let Err(error) = self.route(campaign_id).await {
+            if let Err(error) = self.route_coalesced(campaign_id).await {
                 tracing::warn!(campaign_id, %error, "routing failed; the next tick retries");
             }
         }
+    }
+
+    /// A routing pass that started after this call was made, run by this call
+    /// or by a concurrent one. When many agents free slots at once, callers
+    /// waiting for a pass share the next one instead of queueing one each on
+    /// the campaign's lock. Only an optimisation within this process: every
+    /// pass reads the database, and replicas still serialize on the lock.
+    async fn route_coalesced(&self, campaign_id: &str) -> Result<(), Error> {
+        let pass = self.passes.of(campaign_id);
+        let mine = pass.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut completed = pass.completed.lock().await;
+        if *completed >= mine {
+            return Ok(());
+        }
+        // Every request counted so far was made after its caller committed,
+        // so the pass about to start sees what each of them changed.
+        let covers = pass.requested.load(Ordering::SeqCst);
+        self.route(campaign_id).await?;
+        *completed = covers;
+        Ok(())
     }
 
     /// One routing pass over the campaign's queue: waiting attentions, VIP
@@ -175,15 +218,19 @@ impl Queue {
         campaign: &campaign::Model,
         now: DateTime<Utc>,
     ) -> Result<Vec<Candidate>, Error> {
-        let members: Vec<String> = campaign_agent::Entity::find()
+        // Each member's capacity here: their override, else the campaign's.
+        let capacities: HashMap<String, u64> = campaign_agent::Entity::find()
             .filter(campaign_agent::Column::CampaignId.eq(&campaign.id))
             .all(txn)
             .await?
             .into_iter()
-            .map(|m| m.agent_id)
+            .map(|m| {
+                let capacity = m.capacity.unwrap_or(campaign.default_agent_capacity);
+                (m.agent_id, u64::try_from(capacity).unwrap_or(0))
+            })
             .collect();
         let agents = agent::Entity::find()
-            .filter(agent::Column::Id.is_in(members))
+            .filter(agent::Column::Id.is_in(capacities.keys().cloned()))
             .filter(agent::Column::Presence.eq(PresenceState::Available.as_str()))
             .filter(agent::Column::LastSeenAt.gte(now - self.heartbeat_timeout))
             .order_by_asc(agent::Column::Id)
@@ -192,18 +239,16 @@ impl Queue {
         let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
         let open = count_by(txn, attention::Column::AgentId, State::Open, &ids).await?;
         let offered = count_by(txn, attention::Column::OfferedTo, State::Offered, &ids).await?;
-        let mut candidates = Vec::with_capacity(agents.len());
-        for agent in agents {
-            let load = open.get(&agent.id).copied().unwrap_or(0)
-                + offered.get(&agent.id).copied().unwrap_or(0);
-            candidates.push(Candidate {
-                capacity: capacity(txn, &campaign.id, &agent.id).await?,
+        Ok(agents
+            .into_iter()
+            .map(|agent| Candidate {
+                load: open.get(&agent.id).copied().unwrap_or(0)
+                    + offered.get(&agent.id).copied().unwrap_or(0),
+                capacity: capacities.get(&agent.id).copied().unwrap_or(0),
                 id: agent.id,
-                load,
                 last_offered_at: agent.last_offered_at,
-            });
-        }
-        Ok(candidates)
+            })
+            .collect())
     }
 }
 
