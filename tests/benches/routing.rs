@@ -21,11 +21,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
-use atenciones_proto::common::v1 as common;
-use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
-use atenciones_tests::{Role, TestDatabase, TestSuite};
+use atenciones_tests::{TestDatabase, TestSuite, inbound};
 
 type Queue = QueueServiceClient<Channel>;
 
@@ -187,47 +185,18 @@ async fn exec(db: &DatabaseConnection, sql: &str) {
 }
 
 async fn set_up(suite: &TestSuite, agents: usize) {
-    let mut sofia = suite.admin("sofia", Role::Supervisor).await;
-    sofia
-        .save_campaign(pb::SaveCampaignRequest {
-            campaign: Some(queue_pb::Campaign {
-                id: CAMPAIGN.into(),
-                name: "Benchmark".into(),
-                assignment_mode: queue_pb::AssignmentMode::LeastBusy.into(),
-                accept_timeout_seconds: 3600,
-                default_agent_capacity: 5,
-                orphan_grace_seconds: 3600,
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("SaveCampaign");
-    sofia
-        .save_business_number(pb::SaveBusinessNumberRequest {
-            business_number: Some(queue_pb::BusinessNumber {
-                phone_number_id: NUMBER.into(),
-                display_phone_number: NUMBER.into(),
-                campaign_id: CAMPAIGN.into(),
-                active: true,
-            }),
-        })
-        .await
-        .expect("SaveBusinessNumber");
-    for n in 0..agents {
-        sofia
-            .save_agent(pb::SaveAgentRequest {
-                agent: Some(queue_pb::AgentSettings {
-                    id: agent(n),
-                    name: agent(n),
-                    campaigns: vec![queue_pb::AgentCampaign {
-                        campaign_id: CAMPAIGN.into(),
-                        capacity: 0,
-                    }],
-                }),
-            })
-            .await
-            .expect("SaveAgent");
-    }
+    let campaign = queue_pb::Campaign {
+        id: CAMPAIGN.into(),
+        name: "Benchmark".into(),
+        assignment_mode: queue_pb::AssignmentMode::LeastBusy.into(),
+        accept_timeout_seconds: 3600,
+        default_agent_capacity: 5,
+        orphan_grace_seconds: 3600,
+        ..Default::default()
+    };
+    let ids: Vec<String> = (0..agents).map(agent).collect();
+    let with_default: Vec<(&str, u32)> = ids.iter().map(|id| (id.as_str(), 0)).collect();
+    suite.configure(campaign, Some(NUMBER), &with_default).await;
 }
 
 fn agent(n: usize) -> String {
@@ -250,18 +219,7 @@ async fn write(queue: &Queue, from: usize, count: usize) {
                 }
                 let customer = format!("54911{n:08}");
                 queue
-                    .record_inbound_message(queue_pb::RecordInboundMessageRequest {
-                        business_phone_number_id: NUMBER.into(),
-                        customer: Some(common::Customer {
-                            id: customer.clone(),
-                            wa_id: customer.clone(),
-                            user_id: String::new(),
-                            name: customer,
-                        }),
-                        message_id: format!("wamid.bench.{n}"),
-                        preview: "Hola".into(),
-                        time: None,
-                    })
+                    .record_inbound_message(inbound(NUMBER, &customer, format!("wamid.bench.{n}")))
                     .await
                     .expect("RecordInboundMessage");
             }

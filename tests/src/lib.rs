@@ -15,9 +15,11 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
+use atenciones_proto::common::v1 as common;
 use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::gateway::v1::admin_service_client::AdminServiceClient;
 use atenciones_proto::gateway::v1::agent_desk_service_client::AgentDeskServiceClient;
+use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
 use atenciones_proto::queue::v1::{Attention, AttentionState};
 
@@ -314,6 +316,79 @@ impl TestSuite {
             .await
     }
 
+    /// As the demo supervisor sofia: saves `campaign`, binds `number` to it
+    /// (when given) and saves each agent with their capacity there (0: the
+    /// campaign's default), leaving them in that campaign only.
+    pub async fn configure(
+        &self,
+        campaign: queue_pb::Campaign,
+        number: Option<&str>,
+        agents: &[(&str, u32)],
+    ) {
+        let mut sofia = self.admin("sofia", Role::Supervisor).await;
+        let id = campaign.id.clone();
+        sofia
+            .save_campaign(pb::SaveCampaignRequest {
+                campaign: Some(campaign),
+            })
+            .await
+            .expect("SaveCampaign");
+        if let Some(number) = number {
+            sofia
+                .save_business_number(pb::SaveBusinessNumberRequest {
+                    business_number: Some(queue_pb::BusinessNumber {
+                        phone_number_id: number.into(),
+                        display_phone_number: number.into(),
+                        campaign_id: id.clone(),
+                        active: true,
+                    }),
+                })
+                .await
+                .expect("SaveBusinessNumber");
+        }
+        for (agent, capacity) in agents {
+            sofia
+                .save_agent(pb::SaveAgentRequest {
+                    agent: Some(queue_pb::AgentSettings {
+                        id: (*agent).into(),
+                        name: format!("Agent {agent}"),
+                        campaigns: vec![queue_pb::AgentCampaign {
+                            campaign_id: id.clone(),
+                            capacity: *capacity,
+                        }],
+                    }),
+                })
+                .await
+                .expect("SaveAgent");
+        }
+    }
+
+    /// The queue's whole event feed, in order: (kind, attention id, payload).
+    pub async fn events(&self) -> Vec<(String, String, serde_json::Value)> {
+        let mut queue = self.queue().await;
+        let mut all = Vec::new();
+        let mut after_id = 0;
+        loop {
+            let page = queue
+                .list_events(queue_pb::ListEventsRequest {
+                    after_id,
+                    limit: 1000,
+                })
+                .await
+                .expect("ListEvents")
+                .into_inner()
+                .events;
+            let Some(last) = page.last() else {
+                return all;
+            };
+            after_id = last.id;
+            all.extend(page.into_iter().map(|e| {
+                let payload = serde_json::from_str(&e.payload_json).expect("JSON payload");
+                (e.kind, e.attention_id, payload)
+            }));
+        }
+    }
+
     /// Rows of a table of `service`'s own database that match an SQL condition.
     pub async fn count_service_rows(
         &self,
@@ -364,6 +439,27 @@ pub fn violations(status: &Status) -> Vec<String> {
         .get_details_bad_request()
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
+}
+
+/// What messaging tells the queue when `customer` (name = number) writes
+/// to `number`; `message_id` must be unique, as WhatsApp's are.
+pub fn inbound(
+    number: &str,
+    customer: &str,
+    message_id: String,
+) -> queue_pb::RecordInboundMessageRequest {
+    queue_pb::RecordInboundMessageRequest {
+        business_phone_number_id: number.into(),
+        customer: Some(common::Customer {
+            id: customer.into(),
+            wa_id: customer.into(),
+            user_id: String::new(),
+            name: format!("Cliente {customer}"),
+        }),
+        message_id,
+        preview: "Hola".into(),
+        time: None,
+    }
 }
 
 /// `X-Hub-Signature-256` of `body` under the test app secret.

@@ -79,22 +79,10 @@ async fn customer_writes(suite: &TestSuite, number: &str, wa_id: &str, agent: &s
 }
 
 async fn kinds(suite: &TestSuite) -> Vec<(String, serde_json::Value)> {
-    suite
-        .queue()
-        .await
-        .list_events(queue_pb::ListEventsRequest {
-            after_id: 0,
-            limit: 0,
-        })
-        .await
-        .expect("ListEvents")
-        .into_inner()
-        .events
+    let events = suite.events().await;
+    events
         .into_iter()
-        .map(|e| {
-            let payload = serde_json::from_str(&e.payload_json).expect("JSON payload");
-            (e.kind, payload)
-        })
+        .map(|(kind, _, payload)| (kind, payload))
         .collect()
 }
 

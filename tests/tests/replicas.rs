@@ -12,67 +12,27 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
-use atenciones_proto::common::v1 as common;
-use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
-use atenciones_tests::{Backend, Role, TestDatabase, TestSuite};
+use atenciones_tests::{Backend, TestDatabase, TestSuite, inbound};
 
 type Queue = QueueServiceClient<Channel>;
 
-/// A campaign with its own number and `agents` agents (`<prefix>-<n>`), all
-/// logged in.
+/// A campaign with its own number and `agents` agents (`<id>-<n>`) of the
+/// campaign's default capacity, all logged in.
 async fn campaign_with_agents(
     suite: &TestSuite,
     queue: &mut Queue,
-    id: &str,
+    campaign: queue_pb::Campaign,
     number: &str,
-    mode: queue_pb::AssignmentMode,
-    capacity: u32,
     agents: usize,
 ) -> Vec<String> {
-    let mut sofia = suite.admin("sofia", Role::Supervisor).await;
-    sofia
-        .save_campaign(pb::SaveCampaignRequest {
-            campaign: Some(queue_pb::Campaign {
-                id: id.into(),
-                name: id.into(),
-                assignment_mode: mode.into(),
-                accept_timeout_seconds: 600,
-                default_agent_capacity: capacity,
-                orphan_grace_seconds: 600,
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("SaveCampaign");
-    sofia
-        .save_business_number(pb::SaveBusinessNumberRequest {
-            business_number: Some(queue_pb::BusinessNumber {
-                phone_number_id: number.into(),
-                display_phone_number: number.into(),
-                campaign_id: id.into(),
-                active: true,
-            }),
-        })
-        .await
-        .expect("SaveBusinessNumber");
-    let mut ids = Vec::new();
-    for n in 0..agents {
-        let agent = format!("{id}-{n:02}");
-        sofia
-            .save_agent(pb::SaveAgentRequest {
-                agent: Some(queue_pb::AgentSettings {
-                    id: agent.clone(),
-                    name: agent.clone(),
-                    campaigns: vec![queue_pb::AgentCampaign {
-                        campaign_id: id.into(),
-                        capacity: 0,
-                    }],
-                }),
-            })
-            .await
-            .expect("SaveAgent");
+    let ids: Vec<String> = (0..agents)
+        .map(|n| format!("{}-{n:02}", campaign.id))
+        .collect();
+    let with_default: Vec<(&str, u32)> = ids.iter().map(|id| (id.as_str(), 0)).collect();
+    suite.configure(campaign, Some(number), &with_default).await;
+    for agent in &ids {
         queue
             .set_agent_presence(queue_pb::SetAgentPresenceRequest {
                 agent_id: agent.clone(),
@@ -81,9 +41,20 @@ async fn campaign_with_agents(
             })
             .await
             .expect("log in");
-        ids.push(agent);
     }
     ids
+}
+
+fn campaign(id: &str, mode: queue_pb::AssignmentMode, capacity: u32) -> queue_pb::Campaign {
+    queue_pb::Campaign {
+        id: id.into(),
+        name: id.into(),
+        assignment_mode: mode.into(),
+        accept_timeout_seconds: 600,
+        default_agent_capacity: capacity,
+        orphan_grace_seconds: 600,
+        ..Default::default()
+    }
 }
 
 /// `count` customers write to `number` at once, half through each replica.
@@ -93,22 +64,10 @@ async fn customers_write(replicas: &[Queue; 2], number: &str, count: usize) -> V
         let mut queue = replicas[n % 2].clone();
         let number = number.to_owned();
         writes.spawn(async move {
-            let customer = format!("549300{n:07}");
             // Message ids are unique per WhatsApp: one per number and customer.
             let message_id = format!("wamid.race.{number}.{n}");
             queue
-                .record_inbound_message(queue_pb::RecordInboundMessageRequest {
-                    business_phone_number_id: number,
-                    customer: Some(common::Customer {
-                        id: customer.clone(),
-                        wa_id: customer.clone(),
-                        user_id: String::new(),
-                        name: customer,
-                    }),
-                    message_id,
-                    preview: "Hola".into(),
-                    time: None,
-                })
+                .record_inbound_message(inbound(&number, &format!("549300{n:07}"), message_id))
                 .await
                 .expect("RecordInboundMessage")
                 .into_inner()
@@ -118,30 +77,6 @@ async fn customers_write(replicas: &[Queue; 2], number: &str, count: usize) -> V
         });
     }
     writes.join_all().await
-}
-
-async fn events(queue: &mut Queue) -> Vec<(String, String, serde_json::Value)> {
-    let mut all = Vec::new();
-    let mut after_id = 0;
-    loop {
-        let page = queue
-            .list_events(queue_pb::ListEventsRequest {
-                after_id,
-                limit: 1000,
-            })
-            .await
-            .expect("ListEvents")
-            .into_inner()
-            .events;
-        let Some(last) = page.last() else {
-            return all;
-        };
-        after_id = last.id;
-        all.extend(page.into_iter().map(|e| {
-            let payload = serde_json::from_str(&e.payload_json).expect("JSON payload");
-            (e.kind, e.attention_id, payload)
-        }));
-    }
 }
 
 /// Replays the event feed: the most attentions each agent held at once.
@@ -185,16 +120,8 @@ async fn postgres_two_replicas_assign_each_attention_once_within_capacity() {
     // Agents pick by hand: 16 agents of capacity 3 race for 60 attentions,
     // each trying every attention in its own order, through both replicas.
     let mut first = replicas[0].clone();
-    let pickers = campaign_with_agents(
-        &suite,
-        &mut first,
-        "carrera",
-        "5550001230001",
-        queue_pb::AssignmentMode::Manual,
-        3,
-        16,
-    )
-    .await;
+    let carrera = campaign("carrera", queue_pb::AssignmentMode::Manual, 3);
+    let pickers = campaign_with_agents(&suite, &mut first, carrera, "5550001230001", 16).await;
     let attentions = customers_write(&replicas, "5550001230001", 60).await;
     assert_eq!(attentions.iter().collect::<HashSet<_>>().len(), 60);
     // Each agent opens four at a time, so one agent's opens race each other
@@ -246,16 +173,8 @@ async fn postgres_two_replicas_assign_each_attention_once_within_capacity() {
 
     // Both routers offer a least-busy campaign while customers arrive through
     // both replicas; agents accept and finish through either.
-    let workers = campaign_with_agents(
-        &suite,
-        &mut first,
-        "ronda",
-        "5550001230002",
-        queue_pb::AssignmentMode::LeastBusy,
-        2,
-        12,
-    )
-    .await;
+    let ronda = campaign("ronda", queue_pb::AssignmentMode::LeastBusy, 2);
+    let workers = campaign_with_agents(&suite, &mut first, ronda, "5550001230002", 12).await;
     let total = 80;
     let done = Arc::new(AtomicUsize::new(0));
     let mut work = JoinSet::new();
@@ -304,26 +223,12 @@ async fn postgres_two_replicas_assign_each_attention_once_within_capacity() {
         });
     }
     let arrived = customers_write(&replicas, "5550001230002", total).await;
-    if tokio::time::timeout(Duration::from_secs(60), work.join_all())
+    tokio::time::timeout(Duration::from_secs(60), work.join_all())
         .await
-        .is_err()
-    {
-        let snapshot = suite
-            .admin("sofia", Role::Supervisor)
-            .await
-            .get_campaign_snapshot(pb::GetCampaignSnapshotRequest {
-                campaign_id: "ronda".into(),
-            })
-            .await
-            .expect("snapshot");
-        panic!(
-            "not all finished ({} done): {snapshot:#?}",
-            done.load(Ordering::SeqCst)
-        );
-    }
+        .expect("every attention is offered, accepted and finished");
     assert_eq!(done.load(Ordering::SeqCst), total);
 
-    let events = events(&mut first).await;
+    let events = suite.events().await;
     let ours: HashSet<&String> = arrived.iter().collect();
     let opened: Vec<&String> = events
         .iter()

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use tonic::Code;
 
-use atenciones_proto::common::v1 as common;
 use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::queue::v1 as queue_pb;
-use atenciones_tests::{Role, TestDatabase, TestSuite, eventually, on_both_databases};
+use atenciones_tests::{Role, TestDatabase, TestSuite, eventually, inbound, on_both_databases};
 
 const NUMBER: &str = "5550009990001";
 const CAMPAIGN: &str = "ruteo";
@@ -30,45 +29,11 @@ fn campaign(mode: queue_pb::AssignmentMode) -> queue_pb::Campaign {
     }
 }
 
-/// Saves `campaign` (bound to its own number when it is [`CAMPAIGN`]) and
-/// its agents with their capacities, as the demo supervisor.
+/// Saves `campaign` (bound to the scenario's number when it is
+/// [`CAMPAIGN`]) and its agents with their capacities.
 async fn set_up(suite: &TestSuite, campaign: queue_pb::Campaign, agents: &[(&str, u32)]) {
-    let mut sofia = suite.admin("sofia", Role::Supervisor).await;
-    let id = campaign.id.clone();
-    sofia
-        .save_campaign(pb::SaveCampaignRequest {
-            campaign: Some(campaign),
-        })
-        .await
-        .expect("SaveCampaign");
-    if id == CAMPAIGN {
-        sofia
-            .save_business_number(pb::SaveBusinessNumberRequest {
-                business_number: Some(queue_pb::BusinessNumber {
-                    phone_number_id: NUMBER.into(),
-                    display_phone_number: NUMBER.into(),
-                    campaign_id: id.clone(),
-                    active: true,
-                }),
-            })
-            .await
-            .expect("SaveBusinessNumber");
-    }
-    for (agent, capacity) in agents {
-        sofia
-            .save_agent(pb::SaveAgentRequest {
-                agent: Some(queue_pb::AgentSettings {
-                    id: (*agent).into(),
-                    name: format!("Agent {agent}"),
-                    campaigns: vec![queue_pb::AgentCampaign {
-                        campaign_id: id.clone(),
-                        capacity: *capacity,
-                    }],
-                }),
-            })
-            .await
-            .expect("SaveAgent");
-    }
+    let number = (campaign.id == CAMPAIGN).then_some(NUMBER);
+    suite.configure(campaign, number, agents).await;
 }
 
 async fn log_in(suite: &TestSuite, agent: &str) {
@@ -95,21 +60,11 @@ async fn set_presence(suite: &TestSuite, agent: &str, state: queue_pb::PresenceS
 /// A customer writes to the scenario's number; returns the attention. The
 /// queue serves its campaign before answering, so an offer is already made.
 async fn arrives(suite: &TestSuite, wa_id: &str) -> queue_pb::Attention {
+    let message_id = format!("wamid.{wa_id}.{}", uuid_like());
     suite
         .queue()
         .await
-        .record_inbound_message(queue_pb::RecordInboundMessageRequest {
-            business_phone_number_id: NUMBER.into(),
-            customer: Some(common::Customer {
-                id: wa_id.into(),
-                wa_id: wa_id.into(),
-                user_id: String::new(),
-                name: format!("Cliente {wa_id}"),
-            }),
-            message_id: format!("wamid.{wa_id}.{}", uuid_like()),
-            preview: "Hola".into(),
-            time: None,
-        })
+        .record_inbound_message(inbound(NUMBER, wa_id, message_id))
         .await
         .expect("RecordInboundMessage")
         .into_inner()
@@ -158,33 +113,14 @@ async fn attention(suite: &TestSuite, agent: &str, id: &str) -> queue_pb::Attent
 
 /// Every offer so far, in order: (attention id, agent; empty for all).
 async fn offers(suite: &TestSuite) -> Vec<(String, String)> {
-    events(suite)
+    suite
+        .events()
         .await
         .into_iter()
         .filter(|(kind, _, _)| kind == "attention.offered")
         .map(|(_, id, payload)| {
             let agent = payload["agent_id"].as_str().unwrap_or_default().to_owned();
             (id, agent)
-        })
-        .collect()
-}
-
-async fn events(suite: &TestSuite) -> Vec<(String, String, serde_json::Value)> {
-    suite
-        .queue()
-        .await
-        .list_events(queue_pb::ListEventsRequest {
-            after_id: 0,
-            limit: 1000,
-        })
-        .await
-        .expect("ListEvents")
-        .into_inner()
-        .events
-        .into_iter()
-        .map(|e| {
-            let payload = serde_json::from_str(&e.payload_json).expect("JSON payload");
-            (e.kind, e.attention_id, payload)
         })
         .collect()
 }
@@ -469,7 +405,8 @@ async fn declined_and_lapsed_offers_go_back_to_the_head_of_the_queue(db: TestDat
     assert_eq!(attention(&suite, "d2", &c1.id).await.offered_to, "d2");
     // d2 lets it lapse: it is taken back with its place in the queue.
     eventually("the lapsed offer", || async {
-        let lapsed = events(&suite)
+        let lapsed = suite
+            .events()
             .await
             .into_iter()
             .any(|(kind, id, _)| kind == "attention.offer_expired" && id == c1.id);
@@ -835,7 +772,8 @@ async fn transfers_to_an_agent_and_to_a_campaign_keep_the_conversation_and_draft
         .await
         .expect_err("no target");
     assert_eq!(error.code(), Code::InvalidArgument);
-    let transferred: Vec<_> = events(&suite)
+    let transferred: Vec<_> = suite
+        .events()
         .await
         .into_iter()
         .filter(|(kind, a, _)| kind == "attention.transferred" && *a == id)
@@ -999,3 +937,48 @@ async fn tags_search_and_the_supervisor_snapshot(db: TestDatabase) {
     suite.stop().await;
 }
 on_both_databases!(tags_search_and_the_supervisor_snapshot);
+
+async fn marking_a_waiting_customer_vip_moves_them_ahead(db: TestDatabase) {
+    let suite = start(db).await;
+    set_up(
+        &suite,
+        campaign(queue_pb::AssignmentMode::Manual),
+        &[("w1", 3)],
+    )
+    .await;
+    let c1 = arrives(&suite, "5491250000001").await;
+    let c2 = arrives(&suite, "5491250000002").await;
+    let c3 = arrives(&suite, "5491250000003").await;
+    let mut sofia = suite.admin("sofia", Role::Supervisor).await;
+    let order = || async {
+        let listed = suite.attentions("w1").await;
+        listed.into_iter().map(|a| a.id).collect::<Vec<_>>()
+    };
+    let mark = |campaign_id: &str, vip: bool| pb::SetVipCustomerRequest {
+        campaign_id: campaign_id.into(),
+        customer_id: "5491250000003".into(),
+        vip,
+    };
+    sofia
+        .set_vip_customer(mark(CAMPAIGN, true))
+        .await
+        .expect("mark");
+    assert_eq!(order().await, [c3.id.clone(), c1.id.clone(), c2.id.clone()]);
+    // Marked everywhere too: removing the campaign's own mark keeps them ahead.
+    sofia
+        .set_vip_customer(mark("", true))
+        .await
+        .expect("mark everywhere");
+    sofia
+        .set_vip_customer(mark(CAMPAIGN, false))
+        .await
+        .expect("unmark here");
+    assert_eq!(order().await, [c3.id.clone(), c1.id.clone(), c2.id.clone()]);
+    sofia
+        .set_vip_customer(mark("", false))
+        .await
+        .expect("unmark everywhere");
+    assert_eq!(order().await, [c1.id, c2.id, c3.id]);
+    suite.stop().await;
+}
+on_both_databases!(marking_a_waiting_customer_vip_moves_them_ahead);

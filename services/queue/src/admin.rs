@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use chrono::Utc;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
 };
@@ -12,15 +13,15 @@ use serde::Serialize;
 
 use atenciones_proto::queue::v1 as pb;
 
-use crate::attention::event;
+use crate::attention::{State, event};
 use crate::entity::{
-    admin_audit, agent, business_number, campaign, campaign_agent, supervisor, supervisor_campaign,
-    vip_customer,
+    admin_audit, agent, attention, business_number, campaign, campaign_agent, supervisor,
+    supervisor_campaign, vip_customer,
 };
 use crate::error::{Error, Violations};
 use crate::hours::BusinessHours;
 use crate::presence::PresenceState;
-use crate::queue::{Queue, record_event};
+use crate::queue::{Queue, is_vip, record_event};
 
 /// Largest capacity a supervisor may give: far above any human's.
 const MAX_CAPACITY: u32 = 100;
@@ -824,6 +825,22 @@ impl Queue {
                 vip_customer::Entity::delete_by_id(key).exec(&txn).await?;
             }
             _ => {}
+        }
+        // The customer's waiting attentions take their new place in the
+        // queue at once (a mark in every campaign still counts where the
+        // campaign's own mark was removed, and the other way round).
+        for campaign_id in &scope {
+            let vip = is_vip(&txn, campaign_id, &mark.customer_id).await?;
+            attention::Entity::update_many()
+                .col_expr(attention::Column::Priority, Expr::value(i32::from(vip)))
+                .filter(attention::Column::CampaignId.eq(campaign_id))
+                .filter(attention::Column::CustomerId.eq(&mark.customer_id))
+                .filter(
+                    attention::Column::State
+                        .is_in([State::Queued.as_str(), State::Offered.as_str()]),
+                )
+                .exec(&txn)
+                .await?;
         }
         let before = VipMark {
             vip: was,
