@@ -5,6 +5,8 @@
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+use atenciones_proto::form::v1 as form_pb;
+use atenciones_proto::form::v1::form_service_client::FormServiceClient;
 use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::gateway::v1::admin_service_server::AdminService;
 use atenciones_proto::queue::v1 as queue_pb;
@@ -17,13 +19,15 @@ use crate::error::Error;
 #[derive(Clone)]
 pub struct Admin {
     queue: QueueServiceClient<Channel>,
+    form: FormServiceClient<Channel>,
 }
 
 impl Admin {
     pub fn new(settings: &Settings) -> Result<Self, tonic::transport::Error> {
-        let channel = atenciones_runtime::grpc::channel(&settings.service_url(ServiceName::Queue))?;
+        let channel = |service| atenciones_runtime::grpc::channel(&settings.service_url(service));
         Ok(Self {
-            queue: QueueServiceClient::new(channel),
+            queue: QueueServiceClient::new(channel(ServiceName::Queue)?),
+            form: FormServiceClient::new(channel(ServiceName::Form)?),
         })
     }
 }
@@ -277,5 +281,41 @@ impl AdminService for Admin {
             entries: page.entries,
             next_page_token: page.next_page_token,
         }))
+    }
+
+    async fn publish_form(
+        &self,
+        request: Request<pb::PublishFormRequest>,
+    ) -> Result<Response<pb::PublishFormResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let r = request.into_inner();
+        // The queue owns who supervises what.
+        let supervised = self
+            .queue
+            .clone()
+            .list_campaigns(queue_pb::ListCampaignsRequest { actor_id })
+            .await?
+            .into_inner()
+            .campaigns;
+        if !supervised.iter().any(|c| c.id == r.campaign_id) {
+            return Err(Error::PermissionDenied(format!(
+                "you do not supervise campaign {}",
+                r.campaign_id
+            ))
+            .into());
+        }
+        let form = self
+            .form
+            .clone()
+            .publish_form(form_pb::PublishFormRequest {
+                campaign_id: r.campaign_id,
+                direction: r.direction,
+                title: r.title,
+                fields: r.fields,
+            })
+            .await?
+            .into_inner()
+            .form;
+        Ok(Response::new(pb::PublishFormResponse { form }))
     }
 }

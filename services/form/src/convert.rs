@@ -7,8 +7,8 @@ use pb::field_value::Kind as PbValue;
 use uuid::Uuid;
 
 use crate::definition::{
-    ChoiceList, ChoiceOption, Direction, Field, FieldKind, Form, NumberLimits, PublishForm,
-    TextLimits, Violation,
+    ChoiceList, ChoiceOption, Direction, DispositionOption, DispositionTree, Field, FieldKind,
+    Form, NumberLimits, PublishForm, TextLimits, Violation,
 };
 use crate::draft::{Answer, AttentionId, Draft, Entries, Submission};
 use crate::error::Error;
@@ -84,6 +84,8 @@ fn field_from_proto(index: usize, field: pb::Field) -> Result<Field, Violation> 
     let text = |t: pb::TextField| TextLimits {
         min_length: t.min_length,
         max_length: t.max_length,
+        pattern: Some(t.pattern).filter(|p| !p.is_empty()),
+        pattern_description: t.pattern_description,
     };
     let kind = match field.kind {
         Some(PbKind::Text(t)) => FieldKind::Text(text(t)),
@@ -98,6 +100,11 @@ fn field_from_proto(index: usize, field: pb::Field) -> Result<Field, Violation> 
         Some(PbKind::Dropdown(c)) => FieldKind::Dropdown(choices(c)),
         Some(PbKind::Date(_)) => FieldKind::Date,
         Some(PbKind::Checkbox(_)) => FieldKind::Checkbox,
+        Some(PbKind::Email(_)) => FieldKind::Email,
+        Some(PbKind::Phone(_)) => FieldKind::Phone,
+        Some(PbKind::Disposition(d)) => FieldKind::Disposition(DispositionTree {
+            options: d.options.into_iter().map(disposition_from_proto).collect(),
+        }),
         None => {
             return Err(Violation::new(
                 format!("fields[{index}].kind"),
@@ -130,6 +137,8 @@ impl From<Field> for pb::Field {
         let text = |t: TextLimits| pb::TextField {
             min_length: t.min_length,
             max_length: t.max_length,
+            pattern: t.pattern.unwrap_or_default(),
+            pattern_description: t.pattern_description,
         };
         let kind = match field.kind {
             FieldKind::Text(t) => PbKind::Text(text(t)),
@@ -144,6 +153,11 @@ impl From<Field> for pb::Field {
             FieldKind::Dropdown(c) => PbKind::Dropdown(choices(c)),
             FieldKind::Date => PbKind::Date(pb::DateField {}),
             FieldKind::Checkbox => PbKind::Checkbox(pb::CheckboxField {}),
+            FieldKind::Email => PbKind::Email(pb::EmailField {}),
+            FieldKind::Phone => PbKind::Phone(pb::PhoneField {}),
+            FieldKind::Disposition(tree) => PbKind::Disposition(pb::DispositionField {
+                options: tree.options.into_iter().map(disposition_to_proto).collect(),
+            }),
         };
         Self {
             key: field.key,
@@ -153,6 +167,30 @@ impl From<Field> for pb::Field {
             default_value: field.default.map(Into::into),
             kind: Some(kind),
         }
+    }
+}
+
+fn disposition_from_proto(option: pb::DispositionOption) -> DispositionOption {
+    DispositionOption {
+        value: option.value,
+        label: option.label,
+        children: option
+            .children
+            .into_iter()
+            .map(disposition_from_proto)
+            .collect(),
+    }
+}
+
+fn disposition_to_proto(option: DispositionOption) -> pb::DispositionOption {
+    pb::DispositionOption {
+        value: option.value,
+        label: option.label,
+        children: option
+            .children
+            .into_iter()
+            .map(disposition_to_proto)
+            .collect(),
     }
 }
 

@@ -35,13 +35,63 @@ pub enum FieldKind {
     Dropdown(ChoiceList),
     Date,
     Checkbox,
+    Email,
+    Phone,
+    Disposition(DispositionTree),
 }
 
-/// Length limits in characters; 0 means no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Length limits in characters (0 means no limit) and an optional pattern
+/// the whole text must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextLimits {
     pub min_length: u32,
     pub max_length: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// What the pattern asks for, in the agent's words.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pattern_description: String,
+}
+
+/// Deepest disposition tree: result → reason → sub-reason.
+pub const MAX_DISPOSITION_DEPTH: usize = 3;
+
+/// The levels of a disposition, each option with the next level under it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispositionTree {
+    pub options: Vec<DispositionOption>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispositionOption {
+    pub value: String,
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<DispositionOption>,
+}
+
+impl DispositionTree {
+    /// The options along `path`, or the first step that is not an option
+    /// where it stands.
+    pub fn walk<'a>(&'a self, path: &[String]) -> Result<Vec<&'a DispositionOption>, usize> {
+        let mut level = &self.options;
+        let mut found = Vec::with_capacity(path.len());
+        for (depth, value) in path.iter().enumerate() {
+            let option = level.iter().find(|o| &o.value == value).ok_or(depth)?;
+            found.push(option);
+            level = &option.children;
+        }
+        Ok(found)
+    }
+}
+
+/// The compiled form of a text field's pattern: anchored, so the whole value
+/// must match, and size-limited, so a supervisor cannot publish a pattern
+/// that is costly to build.
+pub fn compile_pattern(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(1 << 20)
+        .build()
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -159,6 +209,23 @@ fn check_kind(kind: &FieldKind, path: &dyn Fn(&str) -> String) -> Vec<Violation>
                     "La longitud máxima no puede ser menor que la mínima.",
                 ));
             }
+            if let Some(pattern) = &limits.pattern {
+                if compile_pattern(pattern).is_err() {
+                    violations.push(Violation::new(
+                        path("pattern"),
+                        "La expresión regular no es válida.",
+                    ));
+                }
+                if limits.pattern_description.trim().is_empty() {
+                    violations.push(Violation::new(
+                        path("pattern_description"),
+                        "Explique qué formato pide el patrón.",
+                    ));
+                }
+            }
+        }
+        FieldKind::Disposition(tree) => {
+            check_disposition_level(&tree.options, &path("options"), 1, &mut violations);
         }
         FieldKind::Number(limits) => {
             for (name, bound) in [("min", limits.min), ("max", limits.max)] {
@@ -199,9 +266,53 @@ fn check_kind(kind: &FieldKind, path: &dyn Fn(&str) -> String) -> Vec<Violation>
                 }
             }
         }
-        FieldKind::Date | FieldKind::Checkbox => {}
+        FieldKind::Date | FieldKind::Checkbox | FieldKind::Email | FieldKind::Phone => {}
     }
     violations
+}
+
+/// One level of a disposition tree (`at` is its path, e.g.
+/// `fields[3].options[1].children`): not empty, values unique among
+/// siblings, no deeper than [`MAX_DISPOSITION_DEPTH`].
+fn check_disposition_level(
+    options: &[DispositionOption],
+    at: &str,
+    depth: usize,
+    violations: &mut Vec<Violation>,
+) {
+    if options.is_empty() {
+        violations.push(Violation::new(at, "Agregue al menos una opción."));
+    }
+    if depth > MAX_DISPOSITION_DEPTH {
+        violations.push(Violation::new(
+            at,
+            "La tipificación admite como máximo 3 niveles.",
+        ));
+        return;
+    }
+    let mut values = HashSet::new();
+    for (j, option) in options.iter().enumerate() {
+        let here = format!("{at}[{j}]");
+        if option.value.trim().is_empty() {
+            violations.push(Violation::new(
+                format!("{here}.value"),
+                "Indique el valor de la opción.",
+            ));
+        } else if !values.insert(option.value.as_str()) {
+            violations.push(Violation::new(
+                format!("{here}.value"),
+                format!("El valor «{}» ya está en otra opción.", option.value),
+            ));
+        }
+        if !option.children.is_empty() {
+            check_disposition_level(
+                &option.children,
+                &format!("{here}.children"),
+                depth + 1,
+                violations,
+            );
+        }
+    }
 }
 
 /// A new form version to publish: checked, not yet numbered.
@@ -305,6 +416,7 @@ mod tests {
                 FieldKind::Text(TextLimits {
                     min_length: 2,
                     max_length: 2,
+                    ..Default::default()
                 }),
             ),
             field(
@@ -340,6 +452,7 @@ mod tests {
                 FieldKind::Paragraph(TextLimits {
                     min_length: 5,
                     max_length: 0,
+                    ..Default::default()
                 }),
             ),
             field(
@@ -347,6 +460,7 @@ mod tests {
                 FieldKind::Text(TextLimits {
                     min_length: 5,
                     max_length: 4,
+                    ..Default::default()
                 }),
             ),
         ]);
@@ -430,5 +544,46 @@ mod tests {
         let json = serde_json::to_value(&definition).expect("serializes");
         let back: FormDefinition = serde_json::from_value(json).expect("deserializes");
         assert_eq!(back, definition);
+    }
+
+    #[test]
+    fn patterns_and_disposition_trees_are_checked_when_published() {
+        let option = |value: &str, children: Vec<DispositionOption>| DispositionOption {
+            value: value.into(),
+            label: value.to_uppercase(),
+            children,
+        };
+        let too_deep = option(
+            "a",
+            vec![option("b", vec![option("c", vec![option("d", vec![])])])],
+        );
+        let result = FormDefinition::new(vec![
+            field(
+                "poliza",
+                FieldKind::Text(TextLimits {
+                    pattern: Some("[A-Z".into()),
+                    ..Default::default()
+                }),
+            ),
+            field(
+                "tipificacion",
+                FieldKind::Disposition(DispositionTree {
+                    options: vec![too_deep, option("x", vec![]), option("x", vec![])],
+                }),
+            ),
+            field("vacia", FieldKind::Disposition(DispositionTree::default())),
+            field("correo", FieldKind::Email),
+            field("telefono", FieldKind::Phone),
+        ]);
+        assert_eq!(
+            paths(result),
+            [
+                "fields[0].pattern",
+                "fields[0].pattern_description",
+                "fields[1].options[0].children[0].children[0].children",
+                "fields[1].options[2].value",
+                "fields[2].options",
+            ]
+        );
     }
 }

@@ -185,6 +185,7 @@ mod tests {
                 FieldKind::Text(TextLimits {
                     min_length: 3,
                     max_length: 5,
+                    ..Default::default()
                 }),
             ),
             field("fecha", false, FieldKind::Date),

@@ -61,6 +61,7 @@ fn demo_forms() -> Result<Vec<PublishForm>, Error> {
             FieldKind::Paragraph(TextLimits {
                 min_length: 0,
                 max_length: 500,
+                ..Default::default()
             }),
         ),
         field(
@@ -78,6 +79,7 @@ fn demo_forms() -> Result<Vec<PublishForm>, Error> {
             FieldKind::Text(TextLimits {
                 min_length: 3,
                 max_length: 20,
+                ..Default::default()
             }),
         ),
         field("resuelto", "Resuelto", false, FieldKind::Checkbox),

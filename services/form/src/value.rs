@@ -4,7 +4,9 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::definition::{Field, FieldKind};
+use email_address::EmailAddress;
+
+use crate::definition::{Field, FieldKind, compile_pattern};
 
 /// A value as entered; which variant fits depends on the field kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,7 +57,50 @@ pub fn check_value(field: &Field, value: &Value) -> Result<(), String> {
                     characters(limits.max_length)
                 ));
             }
+            // The pattern compiled when the form was published.
+            if let Some(pattern) = &limits.pattern
+                && !compile_pattern(pattern).is_ok_and(|re| re.is_match(text))
+            {
+                return Err(format!(
+                    "No tiene el formato pedido: {}.",
+                    limits.pattern_description
+                ));
+            }
             Ok(())
+        }
+        (FieldKind::Email, Value::Text(text)) => {
+            let text = text.trim();
+            // A deliverable address also needs a dot in its domain.
+            let valid = text
+                .parse::<EmailAddress>()
+                .is_ok_and(|a| a.domain().contains('.'));
+            if text.is_empty() || valid {
+                Ok(())
+            } else {
+                Err("No es una dirección de correo válida (p. ej. ana@ejemplo.com).".into())
+            }
+        }
+        (FieldKind::Phone, Value::Text(text)) => {
+            if value.is_blank() || is_phone(text) {
+                Ok(())
+            } else {
+                Err(
+                    "Escriba el teléfono en formato internacional, p. ej. +54 9 11 5555-0000."
+                        .into(),
+                )
+            }
+        }
+        (FieldKind::Disposition(tree), Value::Choices(path)) => {
+            if path.is_empty() {
+                return Ok(());
+            }
+            match tree.walk(path) {
+                Err(depth) => Err(format!("«{}» no es una de las opciones.", path[depth])),
+                Ok(chosen) if chosen.last().is_some_and(|o| !o.children.is_empty()) => {
+                    Err("Complete la tipificación hasta el último nivel.".into())
+                }
+                Ok(_) => Ok(()),
+            }
         }
         (FieldKind::Number(limits), Value::Number(number)) => {
             if !number.is_finite() {
@@ -149,6 +194,20 @@ pub fn display(field: &Field, value: &Value) -> String {
             .map(|c| list.label_of(c))
             .collect::<Vec<_>>()
             .join(", "),
+        (FieldKind::Disposition(tree), Value::Choices(path)) => match tree.walk(path) {
+            Ok(chosen) => chosen
+                .iter()
+                .map(|o| {
+                    if o.label.is_empty() {
+                        o.value.as_str()
+                    } else {
+                        o.label.as_str()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" › "),
+            Err(_) => path.join(" › "),
+        },
         (_, Value::Text(text)) | (_, Value::Choice(text)) => text.clone(),
         (_, Value::Choices(choices)) => choices.join(", "),
         (_, Value::Number(number)) => format_number(*number),
@@ -202,13 +261,30 @@ fn expected(kind: &FieldKind) -> &'static str {
         FieldKind::MultipleChoice(_) => "una lista de opciones",
         FieldKind::Date => "una fecha",
         FieldKind::Checkbox => "una casilla marcada o no",
+        FieldKind::Email => "una dirección de correo",
+        FieldKind::Phone => "un teléfono",
+        FieldKind::Disposition(_) => "una tipificación",
     }
+}
+
+/// A leading `+` and 8 to 15 digits (E.164), with spaces, dashes, dots and
+/// parentheses allowed between them.
+fn is_phone(text: &str) -> bool {
+    let Some(rest) = text.trim().strip_prefix('+') else {
+        return false;
+    };
+    let digits = rest.chars().filter(char::is_ascii_digit).count();
+    rest.chars()
+        .all(|c| c.is_ascii_digit() || " -.()".contains(c))
+        && (8..=15).contains(&digits)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::definition::{ChoiceList, ChoiceOption, NumberLimits, TextLimits};
+    use crate::definition::{
+        ChoiceList, ChoiceOption, DispositionOption, DispositionTree, NumberLimits, TextLimits,
+    };
 
     fn field(kind: FieldKind) -> Field {
         Field {
@@ -245,6 +321,7 @@ mod tests {
         let f = field(FieldKind::Text(TextLimits {
             min_length: 3,
             max_length: 4,
+            ..Default::default()
         }));
         assert!(check_value(&f, &text("ñañ")).is_ok());
         assert!(check_value(&f, &text("ñaña")).is_ok());
@@ -265,6 +342,7 @@ mod tests {
         let f = field(FieldKind::Paragraph(TextLimits {
             min_length: 0,
             max_length: 0,
+            ..Default::default()
         }));
         assert!(check_value(&f, &text(&"x".repeat(10_000))).is_ok());
     }
@@ -429,5 +507,109 @@ mod tests {
             display(&date, &Value::Date("2026-11-26".into())),
             "26/11/2026"
         );
+    }
+
+    fn disposition() -> FieldKind {
+        let leaf = |value: &str, label: &str| DispositionOption {
+            value: value.into(),
+            label: label.into(),
+            children: vec![],
+        };
+        FieldKind::Disposition(DispositionTree {
+            options: vec![
+                DispositionOption {
+                    value: "contactado".into(),
+                    label: "Contactado".into(),
+                    children: vec![DispositionOption {
+                        value: "venta".into(),
+                        label: "Venta".into(),
+                        children: vec![leaf("contado", "Al contado"), leaf("cuotas", "En cuotas")],
+                    }],
+                },
+                leaf("no_contactado", "No contactado"),
+            ],
+        })
+    }
+
+    #[test]
+    fn a_pattern_must_match_the_whole_text() {
+        let f = field(FieldKind::Text(TextLimits {
+            pattern: Some("[A-Z]{3}[0-9]{6}".into()),
+            pattern_description: "3 letras y 6 dígitos".into(),
+            ..Default::default()
+        }));
+        assert!(check_value(&f, &text("ABC123456")).is_ok());
+        assert_eq!(
+            check_value(&f, &text("xABC123456")),
+            Err("No tiene el formato pedido: 3 letras y 6 dígitos.".into())
+        );
+        assert!(check_value(&f, &text("ABC1234567")).is_err());
+        assert!(check_value(&f, &text("")).is_ok());
+    }
+
+    #[test]
+    fn email_addresses_need_a_user_and_a_domain_with_a_dot() {
+        let f = field(FieldKind::Email);
+        for good in [
+            "ana@ejemplo.com",
+            "ana.perez+ventas@correo.ejemplo.com.ar",
+            " luis@x.io ",
+        ] {
+            assert!(check_value(&f, &text(good)).is_ok(), "{good}");
+        }
+        for bad in [
+            "ana",
+            "ana@",
+            "@ejemplo.com",
+            "ana@localhost",
+            "ana perez@ejemplo.com",
+        ] {
+            assert!(check_value(&f, &text(bad)).is_err(), "{bad}");
+        }
+        assert!(check_value(&f, &Value::Number(1.0)).is_err());
+    }
+
+    #[test]
+    fn phones_are_international_numbers() {
+        let f = field(FieldKind::Phone);
+        for good in ["+5491155550000", "+54 9 11 5555-0000", "+1 (415) 555.0100"] {
+            assert!(check_value(&f, &text(good)).is_ok(), "{good}");
+        }
+        for bad in [
+            "1155550000",
+            "+54 11",
+            "+54 9 11 5555 0000 12345",
+            "+54-11-CALL-NOW",
+        ] {
+            assert!(check_value(&f, &text(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_disposition_is_chosen_down_to_a_leaf() {
+        let f = field(disposition());
+        let path =
+            |values: &[&str]| Value::Choices(values.iter().map(|v| (*v).to_owned()).collect());
+        assert!(check_value(&f, &path(&["contactado", "venta", "cuotas"])).is_ok());
+        assert!(check_value(&f, &path(&["no_contactado"])).is_ok());
+        assert!(check_value(&f, &path(&[])).is_ok(), "blank until required");
+        assert_eq!(
+            check_value(&f, &path(&["contactado", "venta"])),
+            Err("Complete la tipificación hasta el último nivel.".into())
+        );
+        assert_eq!(
+            check_value(&f, &path(&["contactado", "reclamo"])),
+            Err("«reclamo» no es una de las opciones.".into())
+        );
+        assert!(check_value(&f, &path(&["no_contactado", "venta"])).is_err());
+        assert_eq!(
+            display(&f, &path(&["contactado", "venta", "contado"])),
+            "Contactado › Venta › Al contado"
+        );
+        let required = Field {
+            required: true,
+            ..field(disposition())
+        };
+        assert!(check_required(&required, Some(&path(&[]))).is_err());
     }
 }

@@ -119,6 +119,7 @@ fn full_form(campaign: &str) -> pb::PublishFormRequest {
                 Kind::Text(pb::TextField {
                     min_length: 2,
                     max_length: 10,
+                    ..Default::default()
                 }),
             ),
             field(
@@ -127,6 +128,7 @@ fn full_form(campaign: &str) -> pb::PublishFormRequest {
                 Kind::Paragraph(pb::TextField {
                     min_length: 0,
                     max_length: 50,
+                    ..Default::default()
                 }),
             ),
             field(
@@ -219,6 +221,7 @@ async fn publishing_a_bad_definition_reports_every_problem_with_its_path(db: Tes
                 Kind::Text(pb::TextField {
                     min_length: 5,
                     max_length: 2,
+                    ..Default::default()
                 }),
             ),
             field("a", false, Kind::Checkbox(pb::CheckboxField {})),
