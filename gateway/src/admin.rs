@@ -9,6 +9,8 @@ use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::form::v1::form_service_client::FormServiceClient;
 use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::gateway::v1::admin_service_server::AdminService;
+use atenciones_proto::history::v1 as history_pb;
+use atenciones_proto::history::v1::history_service_client::HistoryServiceClient;
 use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
 use atenciones_runtime::{ServiceName, Settings};
@@ -20,6 +22,7 @@ use crate::error::Error;
 pub struct Admin {
     queue: QueueServiceClient<Channel>,
     form: FormServiceClient<Channel>,
+    history: HistoryServiceClient<Channel>,
 }
 
 impl Admin {
@@ -28,6 +31,7 @@ impl Admin {
         Ok(Self {
             queue: QueueServiceClient::new(channel(ServiceName::Queue)?),
             form: FormServiceClient::new(channel(ServiceName::Form)?),
+            history: HistoryServiceClient::new(channel(ServiceName::History)?),
         })
     }
 }
@@ -317,5 +321,41 @@ impl AdminService for Admin {
             .into_inner()
             .form;
         Ok(Response::new(pb::PublishFormResponse { form }))
+    }
+
+    async fn search_campaign_history(
+        &self,
+        request: Request<pb::SearchCampaignHistoryRequest>,
+    ) -> Result<Response<pb::SearchCampaignHistoryResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let r = request.into_inner();
+        let supervised: Vec<String> = self
+            .queue
+            .clone()
+            .list_campaigns(queue_pb::ListCampaignsRequest { actor_id })
+            .await?
+            .into_inner()
+            .campaigns
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        if supervised.is_empty() {
+            return Ok(Response::new(pb::SearchCampaignHistoryResponse::default()));
+        }
+        let page = self
+            .history
+            .clone()
+            .search_attentions(history_pb::SearchAttentionsRequest {
+                filter: r.filter,
+                scope_campaign_ids: supervised,
+                page_size: r.page_size,
+                page_token: r.page_token,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::SearchCampaignHistoryResponse {
+            records: page.records,
+            next_page_token: page.next_page_token,
+        }))
     }
 }

@@ -709,4 +709,31 @@ impl AgentDeskService for AgentDesk {
             .attention;
         Ok(Response::new(pb::SetAttentionTagResponse { attention }))
     }
+
+    async fn search_history(
+        &self,
+        request: Request<pb::SearchHistoryRequest>,
+    ) -> Result<Response<pb::SearchHistoryResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let agent = self.agent(&caller).await?;
+        if agent.campaign_ids.is_empty() {
+            return Ok(Response::new(pb::SearchHistoryResponse::default()));
+        }
+        let page = self
+            .history
+            .clone()
+            .search_attentions(history_pb::SearchAttentionsRequest {
+                filter: r.filter,
+                scope_campaign_ids: agent.campaign_ids,
+                page_size: r.page_size,
+                page_token: r.page_token,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::SearchHistoryResponse {
+            records: page.records,
+            next_page_token: page.next_page_token,
+        }))
+    }
 }

@@ -9,9 +9,10 @@ use tonic::Code;
 use atenciones_proto::common::v1 as common;
 use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::gateway::v1 as pb;
+use atenciones_proto::history::v1 as history_pb;
 use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_tests::{
-    Role, TestDatabase, TestSuite, on_both_databases, text_webhook, violations,
+    Role, TestDatabase, TestSuite, eventually, on_both_databases, text_webhook, violations,
 };
 
 fn field(key: &str, required: bool, kind: form_pb::field::Kind) -> form_pb::Field {
@@ -205,6 +206,62 @@ async fn a_published_form_checks_every_field_type_on_save_and_finish(db: TestDat
     })
     .await
     .expect("finish");
+
+    // The finished attention is found in history by its form values, accents
+    // and case aside, by agents of the campaign and its supervisors only.
+    let filter = || history_pb::HistoryFilter {
+        query: "AL CONTADO".into(),
+        ..Default::default()
+    };
+    let found = eventually("the record in history", || async {
+        let records = suite
+            .desk("ana")
+            .await
+            .search_history(pb::SearchHistoryRequest {
+                filter: Some(filter()),
+                page_size: 0,
+                page_token: String::new(),
+            })
+            .await
+            .expect("SearchHistory")
+            .into_inner()
+            .records;
+        (!records.is_empty()).then_some(records)
+    })
+    .await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].attention_id, id);
+    let by = |subject: &'static str| {
+        let suite = &suite;
+        async move {
+            suite
+                .admin(subject, Role::Supervisor)
+                .await
+                .search_campaign_history(pb::SearchCampaignHistoryRequest {
+                    filter: Some(filter()),
+                    page_size: 0,
+                    page_token: String::new(),
+                })
+                .await
+                .expect("SearchCampaignHistory")
+                .into_inner()
+                .records
+                .len()
+        }
+    };
+    assert_eq!((by("sofia").await, by("rita").await), (1, 0));
+    let marta = suite
+        .desk("marta")
+        .await
+        .search_history(pb::SearchHistoryRequest {
+            filter: Some(filter()),
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await
+        .expect("SearchHistory")
+        .into_inner();
+    assert!(marta.records.is_empty(), "marta works soporte, not ventas");
     suite.stop().await;
 }
 on_both_databases!(a_published_form_checks_every_field_type_on_save_and_finish);

@@ -3,13 +3,17 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_history;
+mod m20261126_000002_search;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_create_history::Migration)]
+        vec![
+            Box::new(m20261126_000001_create_history::Migration),
+            Box::new(m20261126_000002_search::Migration),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

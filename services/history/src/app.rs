@@ -45,6 +45,17 @@ impl Application {
     /// Serves until `shutdown` is cancelled. Health is SERVING from the start:
     /// `build` already reached and migrated the database.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        // Records stored before search existed are indexed in the background.
+        let records = self.records.clone();
+        tokio::spawn(async move {
+            match records.index_unindexed().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, "history search: indexed older records"),
+                Err(error) => {
+                    tracing::warn!(%error, "history search: indexing older records failed")
+                }
+            }
+        });
         let service = HistoryServiceServer::new(HistoryGrpc::new(self.records));
         // build() has connected and migrated the database: ready.
         let routes = grpc::routes(service).await;

@@ -15,7 +15,7 @@ use crate::record::{
 };
 
 /// An optional time; out of range is a violation of `field`.
-fn time(
+pub(crate) fn time(
     value: Option<prost_types::Timestamp>,
     field: &str,
 ) -> Result<Option<DateTime<Utc>>, Violation> {

@@ -4,9 +4,11 @@ use atenciones_proto::history::v1 as pb;
 use pb::history_service_server::HistoryService;
 use tonic::{Request, Response, Status};
 
+use crate::convert::time;
 use crate::error::Error;
 use crate::page::{Cursor, page_size};
-use crate::record::{AttentionId, AttentionRecord, CustomerId};
+use crate::record::{AttentionId, AttentionRecord, CustomerId, Direction, Violation};
+use crate::search::{Search, terms};
 use crate::store::Records;
 
 pub struct HistoryGrpc {
@@ -75,6 +77,67 @@ impl HistoryService for HistoryGrpc {
             .map(pb::AttentionRecord::try_from)
             .collect::<Result<_, _>>()?;
         Ok(Response::new(pb::ListCustomerAttentionsResponse {
+            records,
+            next_page_token: page.next.map(|c| c.encode()).unwrap_or_default(),
+        }))
+    }
+
+    async fn search_attentions(
+        &self,
+        request: Request<pb::SearchAttentionsRequest>,
+    ) -> Result<Response<pb::SearchAttentionsResponse>, Status> {
+        let request = request.into_inner();
+        let filter = request.filter.unwrap_or_default();
+        let mut violations = Vec::new();
+        if request.scope_campaign_ids.is_empty() {
+            violations.push(Violation::new(
+                "scope_campaign_ids",
+                "Indique las campañas que puede ver quien busca.",
+            ));
+        }
+        let mut date = |value, field| {
+            time(value, field).unwrap_or_else(|violation| {
+                violations.push(violation);
+                None
+            })
+        };
+        let finished_from = date(filter.finished_from, "filter.finished_from");
+        let finished_to = date(filter.finished_to, "filter.finished_to");
+        let after = Cursor::decode(&request.page_token).unwrap_or_else(|violation| {
+            violations.push(violation);
+            None
+        });
+        if !violations.is_empty() {
+            return Err(Error::invalid(violations).into());
+        }
+        // Asked-for campaigns only within what the caller may see.
+        let campaign_ids = if filter.campaign_ids.is_empty() {
+            request.scope_campaign_ids
+        } else {
+            filter
+                .campaign_ids
+                .into_iter()
+                .filter(|c| request.scope_campaign_ids.contains(c))
+                .collect()
+        };
+        let search = Search {
+            terms: terms(&filter.query),
+            campaign_ids,
+            agent_id: Some(filter.agent_id).filter(|a| !a.is_empty()),
+            direction: Direction::from_proto(filter.direction),
+            finished_from,
+            finished_to,
+        };
+        let page = self
+            .records
+            .search(&search, page_size(request.page_size), after)
+            .await?;
+        let records = page
+            .records
+            .into_iter()
+            .map(pb::AttentionRecord::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(pb::SearchAttentionsResponse {
             records,
             next_page_token: page.next.map(|c| c.encode()).unwrap_or_default(),
         }))

@@ -8,6 +8,7 @@ pub mod error;
 mod grpc;
 pub mod page;
 pub mod record;
+pub mod search;
 pub mod store;
 
 pub use app::Application;

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait, TryInsertResult,
+    QueryOrder, QuerySelect, Select, TransactionTrait, TryInsertResult,
 };
 
 use crate::entity::{attention_record, transcript_message};
@@ -13,6 +13,7 @@ use crate::record::{
     AttentionId, AttentionRecord, Customer, CustomerId, Direction, MessageDirection, MessageError,
     MessageStatus, TranscriptMessage, UNSPECIFIED, truncate_to_micros,
 };
+use crate::search;
 
 /// Rows per INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
 const TRANSCRIPT_CHUNK: usize = 500;
@@ -39,6 +40,7 @@ impl Records {
     /// returns false, and no record is ever seen without its transcript.
     pub async fn record(&self, record: AttentionRecord) -> Result<bool, Error> {
         let attention_id = record.attention_id.as_str().to_owned();
+        let document = search::document(&record);
         let row = attention_record::ActiveModel {
             attention_id: Set(attention_id.clone()),
             campaign_id: Set(record.campaign_id),
@@ -74,6 +76,7 @@ impl Records {
             .await?;
         let created = matches!(inserted, TryInsertResult::Inserted(rows) if rows > 0);
         if created {
+            search::index(&txn, &attention_id, document).await?;
             let mut messages = messages.into_iter().peekable();
             while messages.peek().is_some() {
                 let chunk: Vec<_> = messages.by_ref().take(TRANSCRIPT_CHUNK).collect();
@@ -121,6 +124,19 @@ impl Records {
         if !campaign_ids.is_empty() {
             query = query.filter(Column::CampaignId.is_in(campaign_ids.iter().map(String::as_str)));
         }
+        self.page(query, page_size, after).await
+    }
+
+    /// One page of `query`'s records, most recently finished first, after
+    /// `after`. Keyset rather than offset, so records recorded meanwhile
+    /// neither repeat nor get skipped.
+    pub(crate) async fn page(
+        &self,
+        mut query: Select<attention_record::Entity>,
+        page_size: u64,
+        after: Option<Cursor>,
+    ) -> Result<Page, Error> {
+        use attention_record::Column;
         if let Some(after) = after {
             query = query.filter(
                 Condition::any()
@@ -150,6 +166,10 @@ impl Records {
             .map(record_from_row)
             .collect::<Result<_, _>>()?;
         Ok(Page { records, next })
+    }
+
+    pub(crate) fn connection(&self) -> &DatabaseConnection {
+        &self.db
     }
 }
 
@@ -181,7 +201,7 @@ fn message_row(
     })
 }
 
-fn record_from_row(row: attention_record::Model) -> Result<AttentionRecord, Error> {
+pub(crate) fn record_from_row(row: attention_record::Model) -> Result<AttentionRecord, Error> {
     let corrupt = |what: &str| Error::Corrupt(format!("record {}: {what}", row.attention_id));
     let attention_id = AttentionId::parse(row.attention_id.clone(), "attention_id")
         .map_err(|_| corrupt("blank attention id"))?;

@@ -388,3 +388,158 @@ async fn a_customers_attentions_are_listed_newest_finished_first_in_pages(db: Te
 }
 
 on_both_databases!(a_customers_attentions_are_listed_newest_finished_first_in_pages);
+
+async fn search(
+    client: &mut HistoryServiceClient<Channel>,
+    filter: pb::HistoryFilter,
+    scope: &[&str],
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .search_attentions(pb::SearchAttentionsRequest {
+                filter: Some(filter.clone()),
+                scope_campaign_ids: scope.iter().map(|c| (*c).to_owned()).collect(),
+                page_size: 2,
+                page_token,
+            })
+            .await
+            .expect("search")
+            .into_inner();
+        ids.extend(page.records.into_iter().map(|r| r.attention_id));
+        if page.next_page_token.is_empty() {
+            return ids;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+fn query(text: &str) -> pb::HistoryFilter {
+    pb::HistoryFilter {
+        query: text.into(),
+        ..Default::default()
+    }
+}
+
+async fn search_ignores_case_and_accents_and_filters_within_scope(db: TestDatabase) {
+    let mut service = Service::start(db).await;
+    let client = &mut service.client;
+    let mut envio = record("a-envio", "5491100000001", "ventas", at(1_764_200_000, 0));
+    envio.customer = Some(Customer {
+        name: "José Pérez".into(),
+        ..customer("5491100000001")
+    });
+    envio.transcript[0].text = "¿Cuándo llega el ENVÍO de mi pedido?".into();
+    let mut reclamo = record("b-reclamo", "5491100000002", "ventas", at(1_764_200_100, 0));
+    reclamo.agent_id = "luis".into();
+    reclamo.direction = Direction::Outbound.into();
+    if let Some(form) = &mut reclamo.form {
+        form.answers[0].display_value = "Reclamo por facturación".into();
+    }
+    let soporte = record(
+        "c-soporte",
+        "5491100000003",
+        "soporte",
+        at(1_764_200_200, 0),
+    );
+    for r in [envio, reclamo, soporte] {
+        assert!(store(client, r).await);
+    }
+    let scope = ["ventas", "soporte"];
+    // Accents and case do not matter, in either direction; every word must match.
+    assert_eq!(search(client, query("envio"), &scope).await, ["a-envio"]);
+    assert_eq!(
+        search(client, query("JOSE perez"), &scope).await,
+        ["a-envio"]
+    );
+    assert_eq!(
+        search(client, query("josé pedido"), &scope).await,
+        ["a-envio"]
+    );
+    assert!(
+        search(client, query("josé reclamo"), &scope)
+            .await
+            .is_empty()
+    );
+    // Form values, numbers and campaign names are searchable.
+    assert_eq!(
+        search(client, query("facturacion"), &scope).await,
+        ["b-reclamo"]
+    );
+    assert_eq!(
+        search(client, query("5491100000003"), &scope).await,
+        ["c-soporte"]
+    );
+    // Query syntax of either engine is just text.
+    assert_eq!(
+        search(client, query("\"envío\"* ("), &scope).await,
+        ["a-envio"]
+    );
+    assert!(
+        search(client, query("envio & !x | (y"), &scope)
+            .await
+            .is_empty()
+    );
+    // Newest finished first, paged two at a time without gaps or repeats.
+    assert_eq!(
+        search(client, query(""), &scope).await,
+        ["c-soporte", "b-reclamo", "a-envio"]
+    );
+    // The scope is a hard limit; filters narrow within it.
+    assert_eq!(
+        search(client, query(""), &["ventas"]).await,
+        ["b-reclamo", "a-envio"]
+    );
+    let only = |filter: pb::HistoryFilter| filter;
+    assert_eq!(
+        search(
+            client,
+            only(pb::HistoryFilter {
+                campaign_ids: vec!["soporte".into()],
+                ..query("")
+            }),
+            &["ventas"]
+        )
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        search(
+            client,
+            pb::HistoryFilter {
+                agent_id: "luis".into(),
+                ..query("")
+            },
+            &scope
+        )
+        .await,
+        ["b-reclamo"]
+    );
+    assert_eq!(
+        search(
+            client,
+            pb::HistoryFilter {
+                direction: Direction::Inbound.into(),
+                finished_from: at(1_764_200_000, 0),
+                finished_to: at(1_764_200_200, 0),
+                ..query("")
+            },
+            &scope
+        )
+        .await,
+        ["a-envio"]
+    );
+    let error = client
+        .search_attentions(pb::SearchAttentionsRequest {
+            filter: Some(query("x")),
+            scope_campaign_ids: vec![],
+            page_size: 0,
+            page_token: "zz".into(),
+        })
+        .await
+        .expect_err("no scope, bad token");
+    assert_eq!(violations(&error), ["scope_campaign_ids", "page_token"]);
+    service.stop().await;
+}
+on_both_databases!(search_ignores_case_and_accents_and_filters_within_scope);

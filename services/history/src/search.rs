@@ -1,0 +1,183 @@
+//! Full-text search over finished attentions. Each record gets one document
+//! (customer name and numbers, campaign, every message text, the form's
+//! labels and values) normalized here — lowercase, accents removed — and the
+//! query is normalized the same way, so both databases answer alike:
+//! `envio` finds `envío`, `JOSE` finds `José`. Matching is by whole words,
+//! every word of the query must appear.
+
+use chrono::{DateTime, Utc};
+use prost::Message;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
+    QuerySelect, Statement,
+};
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+use atenciones_proto::form::v1::Submission;
+
+use crate::entity::attention_record;
+use crate::error::Error;
+use crate::page::Cursor;
+use crate::record::{AttentionId, AttentionRecord, Direction};
+use crate::store::{Page, Records};
+
+/// Most words of a query that are matched; the rest are ignored.
+const MAX_TERMS: usize = 16;
+
+/// Lowercase, without accents (NFD, combining marks dropped).
+pub fn normalize(text: &str) -> String {
+    text.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The words of a query, normalized: runs of letters and digits.
+pub fn terms(query: &str) -> Vec<String> {
+    normalize(query)
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .take(MAX_TERMS)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The searchable text of a record.
+pub fn document(record: &AttentionRecord) -> String {
+    let mut parts = vec![
+        record.customer.name.clone(),
+        record.customer.wa_id.clone(),
+        record.customer.id.as_str().to_owned(),
+        record.campaign_name.clone(),
+        record.campaign_id.clone(),
+    ];
+    parts.extend(record.transcript.iter().map(|m| m.text.clone()));
+    if let Some(form) = record
+        .form
+        .as_deref()
+        .and_then(|bytes| Submission::decode(bytes).ok())
+    {
+        for answer in form.answers {
+            parts.push(answer.label);
+            parts.push(answer.display_value);
+        }
+    }
+    normalize(&parts.join("\n"))
+}
+
+/// Stores the record's document in the search index (inside the record's
+/// transaction).
+pub async fn index(
+    txn: &impl ConnectionTrait,
+    attention_id: &str,
+    document: String,
+) -> Result<(), sea_orm::DbErr> {
+    let backend = txn.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => {
+            "INSERT INTO history_search (attention_id, document) VALUES ($1, $2)"
+        }
+        _ => "INSERT INTO history_search (attention_id, document) VALUES (?, ?)",
+    };
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [attention_id.into(), document.into()],
+    ))
+    .await
+    .map(|_| ())
+}
+
+/// What a search asks for; every filter is optional except the campaigns,
+/// which the caller always scopes (an empty list finds nothing).
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub terms: Vec<String>,
+    pub campaign_ids: Vec<String>,
+    pub agent_id: Option<String>,
+    pub direction: Option<Direction>,
+    pub finished_from: Option<DateTime<Utc>>,
+    pub finished_to: Option<DateTime<Utc>>,
+}
+
+impl Records {
+    /// Records matching `search`, most recently finished first, a page at a
+    /// time (keyset pages: records arriving meanwhile neither repeat nor
+    /// shift the pages already read).
+    pub async fn search(
+        &self,
+        search: &Search,
+        page_size: u64,
+        after: Option<Cursor>,
+    ) -> Result<Page, Error> {
+        use attention_record::Column;
+        let mut query = attention_record::Entity::find()
+            .filter(Column::CampaignId.is_in(search.campaign_ids.iter().map(String::as_str)));
+        if !search.terms.is_empty() {
+            query = query.filter(self.matching(&search.terms));
+        }
+        if let Some(agent) = &search.agent_id {
+            query = query.filter(Column::AgentId.eq(agent.as_str()));
+        }
+        if let Some(direction) = search.direction {
+            query = query.filter(Column::Direction.eq(direction.as_str()));
+        }
+        if let Some(from) = search.finished_from {
+            query = query.filter(Column::FinishedAt.gte(from));
+        }
+        if let Some(to) = search.finished_to {
+            query = query.filter(Column::FinishedAt.lt(to));
+        }
+        self.page(query, page_size, after).await
+    }
+
+    /// Indexes every record that has no search document yet (records stored
+    /// before search existed); returns how many.
+    pub async fn index_unindexed(&self) -> Result<usize, Error> {
+        let missing: Vec<String> = attention_record::Entity::find()
+            .select_only()
+            .column(attention_record::Column::AttentionId)
+            .filter(Expr::cust(
+                "attention_id NOT IN (SELECT attention_id FROM history_search)",
+            ))
+            .into_tuple()
+            .all(self.connection())
+            .await?;
+        for id in &missing {
+            let record = self
+                .get(
+                    &AttentionId::parse(id.clone(), "attention_id").map_err(|_| {
+                        Error::Corrupt(format!("record with a blank attention id: {id:?}"))
+                    })?,
+                )
+                .await?;
+            index(self.connection(), id, document(&record)).await?;
+        }
+        Ok(missing.len())
+    }
+
+    /// Records whose document holds every term, through the database's
+    /// index. Terms are letters and digits only, so they cannot carry
+    /// operators of either query language.
+    fn matching(&self, terms: &[String]) -> Condition {
+        let (sql, value) = match self.connection().get_database_backend() {
+            DatabaseBackend::Postgres => (
+                // sea-query numbers `$1` among the query's other values.
+                "attention_id IN (SELECT attention_id FROM history_search \
+                 WHERE to_tsvector('simple', document) @@ plainto_tsquery('simple', $1))",
+                terms.join(" "),
+            ),
+            _ => (
+                "attention_id IN (SELECT attention_id FROM history_search WHERE history_search MATCH ?)",
+                terms
+                    .iter()
+                    .map(|t| format!("\"{t}\""))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        };
+        Condition::all().add(Expr::cust_with_values(sql, [value]))
+    }
+}
