@@ -783,6 +783,27 @@ async fn transfers_to_an_agent_and_to_a_campaign_keep_the_conversation_and_draft
         transferred,
         ["cliente pide descuento", "es un problema técnico"]
     );
+    // History tells who held it and how it changed hands.
+    finish(&suite, "marta", &id).await;
+    let record = eventually("the history record", || async {
+        suite
+            .desk("marta")
+            .await
+            .get_attention_record(pb::GetAttentionRecordRequest {
+                attention_id: id.clone(),
+            })
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().record)
+    })
+    .await;
+    assert_eq!(record.agent_ids, ["ana", "luis", "marta"]);
+    let hops: Vec<_> = record
+        .transfers
+        .iter()
+        .map(|t| (t.to_agent_id.as_str(), t.to_campaign_id.as_str()))
+        .collect();
+    assert_eq!(hops, [("luis", ""), ("", "soporte")]);
     suite.stop().await;
 }
 on_both_databases!(transfers_to_an_agent_and_to_a_campaign_keep_the_conversation_and_draft);

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_history;
 mod m20261126_000002_search;
+mod m20261126_000003_record_details;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_create_history::Migration),
             Box::new(m20261126_000002_search::Migration),
+            Box::new(m20261126_000003_record_details::Migration),
         ]
     }
 

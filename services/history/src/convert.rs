@@ -11,7 +11,7 @@ use prost::Message as _;
 use crate::error::Error;
 use crate::record::{
     AttentionId, AttentionRecord, Customer, CustomerId, Direction, MessageDirection, MessageError,
-    MessageStatus, TranscriptMessage, Violation,
+    MessageStatus, TranscriptMessage, Transfer, Violation,
 };
 
 /// An optional time; out of range is a violation of `field`.
@@ -149,6 +149,22 @@ impl TryFrom<pb::RecordAttentionRequest> for AttentionRecord {
             return Err(Error::invalid(problems.0));
         }
         let finished_at = finished_at.unwrap_or_else(Utc::now);
+        let first_response_at = transcript
+            .iter()
+            .find(|m| m.direction == Some(MessageDirection::Outbound))
+            .and_then(|m| m.sent_at);
+        let transfers = record
+            .transfers
+            .into_iter()
+            .map(|t| Transfer {
+                at: t.time.as_ref().and_then(from_timestamp),
+                from_agent_id: t.from_agent_id,
+                to_agent_id: t.to_agent_id,
+                from_campaign_id: t.from_campaign_id,
+                to_campaign_id: t.to_campaign_id,
+                note: t.note,
+            })
+            .collect();
         Ok(Self {
             attention_id,
             campaign_id: record.campaign_id,
@@ -168,6 +184,10 @@ impl TryFrom<pb::RecordAttentionRequest> for AttentionRecord {
             message_count: u32::try_from(transcript.len()).unwrap_or(u32::MAX),
             form: record.form.map(|form| form.encode_to_vec()),
             transcript,
+            tag: record.tag,
+            agent_ids: record.agent_ids,
+            transfers,
+            first_response_at,
         })
     }
 }
@@ -176,6 +196,8 @@ impl TryFrom<AttentionRecord> for pb::AttentionRecord {
     type Error = Error;
 
     fn try_from(record: AttentionRecord) -> Result<Self, Error> {
+        let waiting_seconds = record.waiting_seconds();
+        let handling_seconds = record.handling_seconds();
         let form = record
             .form
             .map(|bytes| Submission::decode(bytes.as_slice()))
@@ -232,6 +254,23 @@ impl TryFrom<AttentionRecord> for pb::AttentionRecord {
             transcript,
             form,
             message_count: record.message_count,
+            tag: record.tag,
+            agent_ids: record.agent_ids,
+            transfers: record
+                .transfers
+                .into_iter()
+                .map(|t| pb::Transfer {
+                    from_agent_id: t.from_agent_id,
+                    to_agent_id: t.to_agent_id,
+                    from_campaign_id: t.from_campaign_id,
+                    to_campaign_id: t.to_campaign_id,
+                    note: t.note,
+                    time: t.at.map(timestamp),
+                })
+                .collect(),
+            first_response_time: record.first_response_at.map(timestamp),
+            waiting_seconds,
+            handling_seconds,
         })
     }
 }

@@ -138,6 +138,41 @@ pub struct AttentionRecord {
     pub form: Option<Vec<u8>>,
     /// Oldest first; empty in list results.
     pub transcript: Vec<TranscriptMessage>,
+    pub tag: String,
+    /// Everyone who held it, in order; the last finished it.
+    pub agent_ids: Vec<String>,
+    pub transfers: Vec<Transfer>,
+    /// The first outbound message's time; kept so lists have it without
+    /// the transcript.
+    pub first_response_at: Option<DateTime<Utc>>,
+}
+
+/// One hand-over of the attention, to an agent or to a campaign's queue.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Transfer {
+    pub from_agent_id: String,
+    pub to_agent_id: String,
+    pub from_campaign_id: String,
+    pub to_campaign_id: String,
+    pub note: String,
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl AttentionRecord {
+    /// Seconds from the start until an agent first opened it.
+    pub fn waiting_seconds(&self) -> u32 {
+        seconds_between(self.created_at, self.opened_at.unwrap_or(self.finished_at))
+    }
+
+    /// Seconds from the first open until it was finished.
+    pub fn handling_seconds(&self) -> u32 {
+        self.opened_at
+            .map_or(0, |opened| seconds_between(opened, self.finished_at))
+    }
+}
+
+fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u32 {
+    u32::try_from((to - from).num_seconds().max(0)).unwrap_or(u32::MAX)
 }
 
 /// To the microsecond, what PostgreSQL keeps: a time read back then equals the

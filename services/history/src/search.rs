@@ -52,6 +52,7 @@ pub fn document(record: &AttentionRecord) -> String {
         record.customer.id.as_str().to_owned(),
         record.campaign_name.clone(),
         record.campaign_id.clone(),
+        record.tag.clone(),
     ];
     parts.extend(record.transcript.iter().map(|m| m.text.clone()));
     if let Some(form) = record
@@ -98,6 +99,7 @@ pub struct Search {
     pub campaign_ids: Vec<String>,
     pub agent_id: Option<String>,
     pub direction: Option<Direction>,
+    pub tag: Option<String>,
     pub finished_from: Option<DateTime<Utc>>,
     pub finished_to: Option<DateTime<Utc>>,
 }
@@ -120,6 +122,9 @@ impl Records {
         }
         if let Some(agent) = &search.agent_id {
             query = query.filter(Column::AgentId.eq(agent.as_str()));
+        }
+        if let Some(tag) = &search.tag {
+            query = query.filter(Column::Tag.eq(tag.as_str()));
         }
         if let Some(direction) = search.direction {
             query = query.filter(Column::Direction.eq(direction.as_str()));

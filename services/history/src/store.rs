@@ -61,6 +61,10 @@ impl Records {
             message_count: Set(i32::try_from(record.transcript.len()).unwrap_or(i32::MAX)),
             form: Set(record.form),
             recorded_at: Set(truncate_to_micros(Utc::now())),
+            tag: Set(record.tag),
+            agent_ids: Set(serde_json::to_value(&record.agent_ids).ok()),
+            transfers: Set(serde_json::to_value(&record.transfers).ok()),
+            first_response_at: Set(record.first_response_at.map(truncate_to_micros)),
         };
         let messages: Vec<_> = record
             .transcript
@@ -228,7 +232,18 @@ pub(crate) fn record_from_row(row: attention_record::Model) -> Result<AttentionR
         message_count,
         form: row.form,
         transcript: Vec::new(),
+        tag: row.tag,
+        agent_ids: json_list(row.agent_ids),
+        transfers: json_list(row.transfers),
+        first_response_at: row.first_response_at,
     })
+}
+
+/// A JSON list column; empty when unset (records stored before it existed).
+fn json_list<T: serde::de::DeserializeOwned>(value: Option<serde_json::Value>) -> Vec<T> {
+    value
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
 }
 
 fn message_from_row(row: transcript_message::Model) -> TranscriptMessage {

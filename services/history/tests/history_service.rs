@@ -148,6 +148,8 @@ fn record(
         ],
         form: Some(submission(id)),
         message_count: 0,
+        agent_ids: vec!["ana".into()],
+        ..Default::default()
     }
 }
 
@@ -433,6 +435,15 @@ async fn search_ignores_case_and_accents_and_filters_within_scope(db: TestDataba
     envio.transcript[0].text = "¿Cuándo llega el ENVÍO de mi pedido?".into();
     let mut reclamo = record("b-reclamo", "5491100000002", "ventas", at(1_764_200_100, 0));
     reclamo.agent_id = "luis".into();
+    reclamo.tag = "reclamo".into();
+    reclamo.agent_ids = vec!["ana".into(), "luis".into()];
+    reclamo.transfers = vec![pb::Transfer {
+        from_agent_id: "ana".into(),
+        to_agent_id: "luis".into(),
+        note: "descuento".into(),
+        time: at(1_764_200_050, 0),
+        ..Default::default()
+    }];
     reclamo.direction = Direction::Outbound.into();
     if let Some(form) = &mut reclamo.form {
         form.answers[0].display_value = "Reclamo por facturación".into();
@@ -530,6 +541,37 @@ async fn search_ignores_case_and_accents_and_filters_within_scope(db: TestDataba
         .await,
         ["a-envio"]
     );
+    assert_eq!(
+        search(
+            client,
+            pb::HistoryFilter {
+                tag: "reclamo".into(),
+                ..query("")
+            },
+            &scope
+        )
+        .await,
+        ["b-reclamo"]
+    );
+    // The record tells who held it, its transfers, and its times.
+    let stored = client
+        .get_attention_record(pb::GetAttentionRecordRequest {
+            attention_id: "b-reclamo".into(),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .record
+        .expect("record");
+    assert_eq!(stored.agent_ids, ["ana", "luis"]);
+    assert_eq!(stored.transfers[0].note, "descuento");
+    // Created at …000, first opened at …100.5, finished at …200100; the first
+    // outbound message (the second) at …202.
+    assert_eq!(
+        (stored.waiting_seconds, stored.handling_seconds),
+        (100, 1_764_200_100 - 1_764_115_100 - 1)
+    );
+    assert_eq!(stored.first_response_time, at(1_764_115_202, 0));
     let error = client
         .search_attentions(pb::SearchAttentionsRequest {
             filter: Some(query("x")),

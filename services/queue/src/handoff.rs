@@ -130,6 +130,12 @@ impl Handoff {
                 .submission
         };
         let transcript = self.transcript(&attention.id).await?;
+        let life = outbox::Entity::find()
+            .filter(outbox::Column::AttentionId.eq(event.attention_id))
+            .order_by_asc(outbox::Column::Id)
+            .all(&self.db)
+            .await?;
+        let path = Path::of(&life);
         let record = history_pb::AttentionRecord {
             attention_id: attention.id,
             campaign_id: attention.campaign_id,
@@ -139,11 +145,18 @@ impl Handoff {
             direction: attention.direction,
             agent_id: attention.agent_id,
             create_time: attention.create_time,
-            open_time: attention.open_time,
+            open_time: path.first_open.or(attention.open_time),
             finish_time: attention.finish_time,
             message_count: u32::try_from(transcript.len()).unwrap_or(u32::MAX),
             transcript,
             form,
+            tag: attention.tag,
+            agent_ids: path.agent_ids,
+            transfers: path.transfers,
+            // Computed by history.
+            first_response_time: None,
+            waiting_seconds: 0,
+            handling_seconds: 0,
         };
         self.clients
             .history()
@@ -192,5 +205,109 @@ impl Handoff {
         .exec(&self.db)
         .await?;
         Ok(())
+    }
+}
+
+/// Who held an attention and how it changed hands, read from its events.
+#[derive(Debug, Default, PartialEq)]
+struct Path {
+    first_open: Option<prost_types::Timestamp>,
+    agent_ids: Vec<String>,
+    transfers: Vec<history_pb::Transfer>,
+}
+
+impl Path {
+    fn of(events: &[outbox::Model]) -> Self {
+        let mut path = Self::default();
+        let text = |payload: &serde_json::Value, key: &str| {
+            payload[key].as_str().unwrap_or_default().to_owned()
+        };
+        for e in events {
+            let holder = match e.kind.as_str() {
+                event::OPENED => {
+                    let time = atenciones_proto::time::timestamp(e.created_at);
+                    path.first_open.get_or_insert(time);
+                    text(&e.payload, "actor")
+                }
+                event::TRANSFERRED => {
+                    path.transfers.push(history_pb::Transfer {
+                        from_agent_id: text(&e.payload, "from_agent_id"),
+                        to_agent_id: text(&e.payload, "to_agent_id"),
+                        from_campaign_id: text(&e.payload, "from_campaign_id"),
+                        to_campaign_id: text(&e.payload, "to_campaign_id"),
+                        note: text(&e.payload, "note"),
+                        time: Some(atenciones_proto::time::timestamp(e.created_at)),
+                    });
+                    text(&e.payload, "to_agent_id")
+                }
+                _ => continue,
+            };
+            if !holder.is_empty() && path.agent_ids.last() != Some(&holder) {
+                path.agent_ids.push(holder);
+            }
+        }
+        path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: i64, kind: &str, payload: serde_json::Value) -> outbox::Model {
+        outbox::Model {
+            id,
+            attention_id: uuid::Uuid::nil(),
+            kind: kind.into(),
+            payload,
+            created_at: chrono::DateTime::from_timestamp(1_000 + id, 0).unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn the_path_lists_holders_in_order_and_every_transfer() {
+        let events = [
+            event(
+                1,
+                event::QUEUED,
+                serde_json::json!({"actor": "5491100000000"}),
+            ),
+            event(2, event::OPENED, serde_json::json!({"actor": "ana"})),
+            event(
+                3,
+                event::TRANSFERRED,
+                serde_json::json!({
+                    "from_agent_id": "ana", "to_agent_id": "luis", "note": "descuento"
+                }),
+            ),
+            event(
+                4,
+                event::TRANSFERRED,
+                serde_json::json!({
+                    "from_agent_id": "luis", "from_campaign_id": "ventas",
+                    "to_campaign_id": "soporte", "note": "técnico"
+                }),
+            ),
+            event(5, event::OPENED, serde_json::json!({"actor": "marta"})),
+            event(6, event::FINISHED, serde_json::json!({"actor": "marta"})),
+        ];
+        let path = Path::of(&events);
+        assert_eq!(path.agent_ids, ["ana", "luis", "marta"]);
+        assert_eq!(path.first_open.map(|t| t.seconds), Some(1_002));
+        let notes: Vec<_> = path
+            .transfers
+            .iter()
+            .map(|t| {
+                (
+                    t.to_agent_id.as_str(),
+                    t.to_campaign_id.as_str(),
+                    t.note.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            notes,
+            [("luis", "", "descuento"), ("", "soporte", "técnico")]
+        );
     }
 }

@@ -23,6 +23,12 @@ pub struct Model {
     /// The form submission, protobuf-encoded.
     pub form: Option<Vec<u8>>,
     pub recorded_at: DateTimeUtc,
+    pub tag: String,
+    /// JSON list of agent ids, in the order they held the attention.
+    pub agent_ids: Option<Json>,
+    /// JSON list of `crate::record::Transfer`.
+    pub transfers: Option<Json>,
+    pub first_response_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
