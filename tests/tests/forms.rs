@@ -231,6 +231,22 @@ async fn a_published_form_checks_every_field_type_on_save_and_finish(db: TestDat
     .await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].attention_id, id);
+    let by_disposition = suite
+        .desk("ana")
+        .await
+        .search_history(pb::SearchHistoryRequest {
+            filter: Some(history_pb::HistoryFilter {
+                disposition: "contactado/venta".into(),
+                ..Default::default()
+            }),
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await
+        .expect("SearchHistory")
+        .into_inner()
+        .records;
+    assert_eq!(by_disposition.len(), 1);
     let by = |subject: &'static str| {
         let suite = &suite;
         async move {

@@ -1,5 +1,6 @@
 //! What a record tells beyond its transcript: the tag, every agent who held
-//! the attention, its transfers and when the business first answered.
+//! the attention, its transfers, when the business first answered and the
+//! form's disposition.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -45,6 +46,8 @@ fn columns() -> Vec<ColumnDef> {
         json_null(AttentionRecords::AgentIds).take(),
         json_null(AttentionRecords::Transfers).take(),
         timestamp_with_time_zone_null(AttentionRecords::FirstResponseAt).take(),
+        // The form's disposition path joined by `/`; empty when none.
+        string(AttentionRecords::Disposition).default("").take(),
     ]
 }
 
@@ -55,4 +58,5 @@ enum AttentionRecords {
     AgentIds,
     Transfers,
     FirstResponseAt,
+    Disposition,
 }

@@ -84,6 +84,17 @@ pub fn invalid_argument(message: impl Into<String>, violations: Vec<Violation>) 
     )
 }
 
+/// `text` with SQL LIKE's wildcards escaped by `\`, to match it literally
+/// (use with `ESCAPE '\'`).
+pub fn escape_like(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

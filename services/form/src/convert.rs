@@ -271,6 +271,7 @@ impl From<Submission> for pb::Submission {
             form_id: submission.form_id.to_string(),
             answers: submission.answers.into_iter().map(Into::into).collect(),
             submit_time: Some(timestamp(submission.submitted_at)),
+            disposition: submission.disposition,
         }
     }
 }

@@ -50,6 +50,10 @@ pub struct Submission {
     pub form_id: Uuid,
     pub answers: Vec<Answer>,
     pub submitted_at: DateTime<Utc>,
+    /// The path chosen in the first disposition field; empty when none
+    /// (and in submissions stored before dispositions existed).
+    #[serde(default)]
+    pub disposition: Vec<String>,
 }
 
 /// A submitted value with the label its field had in the version used.
@@ -109,6 +113,18 @@ impl FormDefinition {
 
     /// The answers of complete values, in form order. Blank fields are left
     /// out; a checkbox always has a state, so an untouched one answers "No".
+    /// The path chosen in the form's first disposition field, if any.
+    pub fn disposition(&self, values: &Values) -> Vec<String> {
+        self.fields()
+            .iter()
+            .find(|f| matches!(f.kind, FieldKind::Disposition(_)))
+            .and_then(|f| match values.get(&f.key) {
+                Some(Value::Choices(path)) => Some(path.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
     pub fn answers(&self, values: &Values) -> Vec<Answer> {
         self.fields()
             .iter()

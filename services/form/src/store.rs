@@ -228,6 +228,7 @@ impl Forms {
                 form_id,
                 answers: form.definition.answers(&values),
                 submitted_at: now,
+                disposition: form.definition.disposition(&values),
             };
             let stored = match revision {
                 None => {

@@ -126,6 +126,7 @@ impl HistoryService for HistoryGrpc {
             agent_id: Some(filter.agent_id).filter(|a| !a.is_empty()),
             direction: Direction::from_proto(filter.direction),
             tag: Some(filter.tag).filter(|t| !t.is_empty()),
+            disposition: Some(filter.disposition).filter(|d| !d.is_empty()),
             finished_from,
             finished_to,
         };

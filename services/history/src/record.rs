@@ -159,6 +159,21 @@ pub struct Transfer {
 }
 
 impl AttentionRecord {
+    /// The submitted form, if the record has one that decodes.
+    pub fn submission(&self) -> Option<atenciones_proto::form::v1::Submission> {
+        use prost::Message;
+        self.form
+            .as_deref()
+            .and_then(|bytes| atenciones_proto::form::v1::Submission::decode(bytes).ok())
+    }
+
+    /// The form's disposition path joined by `/`; empty when none.
+    pub fn disposition(&self) -> String {
+        self.submission()
+            .map(|s| s.disposition.join("/"))
+            .unwrap_or_default()
+    }
+
     /// Seconds from the start until an agent first opened it.
     pub fn waiting_seconds(&self) -> u32 {
         seconds_between(self.created_at, self.opened_at.unwrap_or(self.finished_at))

@@ -5,17 +5,15 @@
 //! `envio` finds `envío`, `JOSE` finds `José`. Matching is by whole words,
 //! every word of the query must appear.
 
+use atenciones_domain::escape_like;
 use chrono::{DateTime, Utc};
-use prost::Message;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
     QuerySelect, Statement,
 };
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
-
-use atenciones_proto::form::v1::Submission;
 
 use crate::entity::attention_record;
 use crate::error::Error;
@@ -55,11 +53,7 @@ pub fn document(record: &AttentionRecord) -> String {
         record.tag.clone(),
     ];
     parts.extend(record.transcript.iter().map(|m| m.text.clone()));
-    if let Some(form) = record
-        .form
-        .as_deref()
-        .and_then(|bytes| Submission::decode(bytes).ok())
-    {
+    if let Some(form) = record.submission() {
         for answer in form.answers {
             parts.push(answer.label);
             parts.push(answer.display_value);
@@ -100,6 +94,8 @@ pub struct Search {
     pub agent_id: Option<String>,
     pub direction: Option<Direction>,
     pub tag: Option<String>,
+    /// A disposition path prefix, values joined by `/`.
+    pub disposition: Option<String>,
     pub finished_from: Option<DateTime<Utc>>,
     pub finished_to: Option<DateTime<Utc>>,
 }
@@ -125,6 +121,14 @@ impl Records {
         }
         if let Some(tag) = &search.tag {
             query = query.filter(Column::Tag.eq(tag.as_str()));
+        }
+        if let Some(disposition) = &search.disposition {
+            let below = LikeExpr::new(format!("{}/%", escape_like(disposition))).escape('\\');
+            query = query.filter(
+                Condition::any()
+                    .add(Column::Disposition.eq(disposition.as_str()))
+                    .add(Expr::col(Column::Disposition).like(below)),
+            );
         }
         if let Some(direction) = search.direction {
             query = query.filter(Column::Direction.eq(direction.as_str()));

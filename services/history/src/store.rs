@@ -41,6 +41,7 @@ impl Records {
     pub async fn record(&self, record: AttentionRecord) -> Result<bool, Error> {
         let attention_id = record.attention_id.as_str().to_owned();
         let document = search::document(&record);
+        let disposition = record.disposition();
         let row = attention_record::ActiveModel {
             attention_id: Set(attention_id.clone()),
             campaign_id: Set(record.campaign_id),
@@ -65,6 +66,7 @@ impl Records {
             agent_ids: Set(serde_json::to_value(&record.agent_ids).ok()),
             transfers: Set(serde_json::to_value(&record.transfers).ok()),
             first_response_at: Set(record.first_response_at.map(truncate_to_micros)),
+            disposition: Set(disposition),
         };
         let messages: Vec<_> = record
             .transcript

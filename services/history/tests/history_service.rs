@@ -99,6 +99,7 @@ fn submission(attention_id: &str) -> form::Submission {
             display_value: "Compra".into(),
         }],
         submit_time: at(1_764_115_300, 0),
+        disposition: vec!["contactado".into(), "venta".into()],
     }
 }
 
@@ -448,6 +449,9 @@ async fn search_ignores_case_and_accents_and_filters_within_scope(db: TestDataba
     if let Some(form) = &mut reclamo.form {
         form.answers[0].display_value = "Reclamo por facturación".into();
     }
+    if let Some(form) = &mut reclamo.form {
+        form.disposition = vec!["no_contactado".into()];
+    }
     let soporte = record(
         "c-soporte",
         "5491100000003",
@@ -551,6 +555,28 @@ async fn search_ignores_case_and_accents_and_filters_within_scope(db: TestDataba
             &scope
         )
         .await,
+        ["b-reclamo"]
+    );
+    // A disposition filter takes whole levels from the top.
+    let disposition = |path: &str| pb::HistoryFilter {
+        disposition: path.into(),
+        ..query("")
+    };
+    assert_eq!(
+        search(client, disposition("contactado"), &scope).await,
+        ["c-soporte", "a-envio"]
+    );
+    assert_eq!(
+        search(client, disposition("contactado/venta"), &scope).await,
+        ["c-soporte", "a-envio"]
+    );
+    assert!(
+        search(client, disposition("contac"), &scope)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        search(client, disposition("no_contactado"), &scope).await,
         ["b-reclamo"]
     );
     // The record tells who held it, its transfers, and its times.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use atenciones_domain::escape_like;
 use atenciones_proto::common::v1 as common;
 use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::queue::v1 as pb;
@@ -579,16 +580,6 @@ pub(crate) fn parse_id(attention_id: &str) -> Result<Uuid, Error> {
 
 fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
     matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
-}
-
-/// `text` with LIKE's wildcards escaped (by `\\`), to match it literally.
-pub(crate) fn escape_like(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| match c {
-            '%' | '_' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect()
 }
 
 /// Whether the customer is VIP in the campaign, or in every campaign.

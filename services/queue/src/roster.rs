@@ -13,7 +13,9 @@ use crate::admin::{AgentSettings, CampaignSettings, NumberSettings};
 use crate::entity::{admin_audit, agent, business_number, campaign, campaign_agent};
 use crate::error::Error;
 use crate::presence;
-use crate::queue::{Queue, escape_like};
+use atenciones_domain::escape_like;
+
+use crate::queue::Queue;
 
 /// Largest page of the audit trail.
 const MAX_AUDIT_PAGE: u64 = 500;

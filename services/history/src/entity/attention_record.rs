@@ -29,6 +29,8 @@ pub struct Model {
     /// JSON list of `crate::record::Transfer`.
     pub transfers: Option<Json>,
     pub first_response_at: Option<DateTimeUtc>,
+    /// The form's disposition path joined by `/`; empty when none.
+    pub disposition: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
