@@ -18,11 +18,14 @@ impl MigrationTrait for Migration {
             DatabaseBackend::Postgres => &[
                 "CREATE TABLE history_search (attention_id TEXT PRIMARY KEY, document TEXT NOT NULL)",
                 "CREATE INDEX history_search_document ON history_search USING GIN (to_tsvector('simple', document))",
+                // Searches read newest first across customers.
+                "CREATE INDEX attention_records_finished ON attention_records (finished_at DESC, attention_id DESC)",
             ],
             // unicode61 folds case and, with remove_diacritics, accents: the
             // same as the service's own normalization, kept as a second guard.
             _ => &[
                 "CREATE VIRTUAL TABLE history_search USING fts5(attention_id UNINDEXED, document, tokenize = 'unicode61 remove_diacritics 2')",
+                "CREATE INDEX attention_records_finished ON attention_records (finished_at DESC, attention_id DESC)",
             ],
         };
         for statement in statements {
@@ -32,10 +35,10 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared("DROP TABLE history_search")
-            .await
-            .map(|_| ())
+        let db = manager.get_connection();
+        db.execute_unprepared("DROP INDEX attention_records_finished")
+            .await?;
+        db.execute_unprepared("DROP TABLE history_search").await?;
+        Ok(())
     }
 }

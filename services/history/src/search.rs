@@ -114,7 +114,7 @@ impl Records {
         let mut query = attention_record::Entity::find()
             .filter(Column::CampaignId.is_in(search.campaign_ids.iter().map(String::as_str)));
         if !search.terms.is_empty() {
-            query = query.filter(self.matching(&search.terms));
+            query = query.filter(self.matching(&search.terms).await?);
         }
         if let Some(agent) = &search.agent_id {
             query = query.filter(Column::AgentId.eq(agent.as_str()));
@@ -170,23 +170,46 @@ impl Records {
     /// Records whose document holds every term, through the database's
     /// index. Terms are letters and digits only, so they cannot carry
     /// operators of either query language.
-    fn matching(&self, terms: &[String]) -> Condition {
-        let (sql, value) = match self.connection().get_database_backend() {
-            DatabaseBackend::Postgres => (
-                // sea-query numbers `$1` among the query's other values.
-                "attention_id IN (SELECT attention_id FROM history_search \
-                 WHERE to_tsvector('simple', document) @@ plainto_tsquery('simple', $1))",
-                terms.join(" "),
-            ),
-            _ => (
-                "attention_id IN (SELECT attention_id FROM history_search WHERE history_search MATCH ?)",
-                terms
-                    .iter()
-                    .map(|t| format!("\"{t}\""))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-        };
-        Condition::all().add(Expr::cust_with_values(sql, [value]))
+    ///
+    /// On PostgreSQL no single plan suits every query. A rare word is best
+    /// found through the GIN index first: its records are then fetched by id
+    /// and sorted. A common one is best found by walking records newest first
+    /// and stopping after a page (sorting tens of thousands of matches takes
+    /// hundreds of milliseconds). A capped look-up through the index tells
+    /// which one this query is, and gives the ids when they are few.
+    async fn matching(&self, terms: &[String]) -> Result<Condition, Error> {
+        const FEW: usize = 5_000;
+        let db = self.connection();
+        if db.get_database_backend() != DatabaseBackend::Postgres {
+            let query = terms
+                .iter()
+                .map(|t| format!("\"{t}\""))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let sql = "attention_id IN (SELECT attention_id FROM history_search \
+                       WHERE history_search MATCH ?)";
+            return Ok(Condition::all().add(Expr::cust_with_values(sql, [query])));
+        }
+        let query = terms.join(" ");
+        let probe = Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT attention_id FROM history_search \
+             WHERE to_tsvector('simple', document) @@ plainto_tsquery('simple', $1) LIMIT $2",
+            [query.clone().into(), (FEW as i64).into()],
+        );
+        let ids: Vec<String> = db
+            .query_all_raw(probe)
+            .await?
+            .iter()
+            .filter_map(|row| row.try_get_by_index(0).ok())
+            .collect();
+        if ids.len() < FEW {
+            return Ok(Condition::all().add(attention_record::Column::AttentionId.is_in(ids)));
+        }
+        // sea-query numbers `$1` among the query's other values.
+        let sql = "EXISTS (SELECT 1 FROM history_search s \
+                   WHERE s.attention_id = attention_records.attention_id \
+                   AND to_tsvector('simple', s.document) @@ plainto_tsquery('simple', $1))";
+        Ok(Condition::all().add(Expr::cust_with_values(sql, [query])))
     }
 }
