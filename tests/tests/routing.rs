@@ -205,24 +205,40 @@ async fn least_busy_offers_to_the_agent_with_fewest_attentions(db: TestDatabase)
 }
 on_both_databases!(least_busy_offers_to_the_agent_with_fewest_attentions);
 
-async fn round_robin_takes_turns(db: TestDatabase) {
-    let suite = start(db).await;
-    set_up(
-        &suite,
-        campaign(queue_pb::AssignmentMode::RoundRobin),
-        &[("r1", 5), ("r2", 5), ("r3", 5)],
-    )
-    .await;
-    for agent in ["r1", "r2", "r3"] {
-        log_in(&suite, agent).await;
+/// Sets up a campaign in `mode` with `agents`, logs them all in, lets
+/// `count` customers (numbers from `prefix`) write, and returns who was
+/// offered each, in arrival order ("none" for nobody).
+async fn offers_in(
+    suite: &TestSuite,
+    mode: queue_pb::AssignmentMode,
+    agents: &[(&str, u32)],
+    prefix: &str,
+    count: usize,
+) -> Vec<String> {
+    set_up(suite, campaign(mode), agents).await;
+    for (agent, _) in agents {
+        log_in(suite, agent).await;
     }
     let mut arrived = Vec::new();
-    for n in 1..=7 {
-        arrived.push(arrives(&suite, &format!("549120000000{n}")).await);
+    for n in 1..=count {
+        arrived.push(arrives(suite, &format!("{prefix}{n:02}")).await);
     }
     let refs: Vec<_> = arrived.iter().collect();
+    offered_agents(suite, &refs).await
+}
+
+async fn round_robin_takes_turns(db: TestDatabase) {
+    let suite = start(db).await;
+    let agents = [("r1", 5), ("r2", 5), ("r3", 5)];
     assert_eq!(
-        offered_agents(&suite, &refs).await,
+        offers_in(
+            &suite,
+            queue_pb::AssignmentMode::RoundRobin,
+            &agents,
+            "5491200000",
+            7
+        )
+        .await,
         ["r1", "r2", "r3", "r1", "r2", "r3", "r1"]
     );
     suite.stop().await;
@@ -231,21 +247,15 @@ on_both_databases!(round_robin_takes_turns);
 
 async fn random_offers_only_to_agents_with_room(db: TestDatabase) {
     let suite = start(db).await;
-    set_up(
+    let agents = [("x1", 1), ("x2", 2), ("x3", 3)];
+    let mut offered = offers_in(
         &suite,
-        campaign(queue_pb::AssignmentMode::Random),
-        &[("x1", 1), ("x2", 2), ("x3", 3)],
+        queue_pb::AssignmentMode::Random,
+        &agents,
+        "5491300000",
+        8,
     )
     .await;
-    for agent in ["x1", "x2", "x3"] {
-        log_in(&suite, agent).await;
-    }
-    let mut arrived = Vec::new();
-    for n in 1..=8 {
-        arrived.push(arrives(&suite, &format!("549130000000{n}")).await);
-    }
-    let refs: Vec<_> = arrived.iter().collect();
-    let mut offered = offered_agents(&suite, &refs).await;
     offered.sort();
     // Six slots in all, each agent up to their capacity; two stay queued.
     assert_eq!(
