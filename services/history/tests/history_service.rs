@@ -8,6 +8,7 @@ use atenciones_proto::messaging::v1::{Message, MessageDirection, MessageError, M
 use atenciones_runtime::{CancellationToken, Settings};
 use atenciones_test_support::{TestDatabase, on_both_databases};
 use prost_types::Timestamp;
+use sea_orm::ConnectionTrait;
 use tokio::net::TcpListener;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -18,7 +19,7 @@ struct Service {
     client: HistoryServiceClient<Channel>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _database: TestDatabase,
+    database: TestDatabase,
 }
 
 impl Service {
@@ -40,14 +41,25 @@ impl Service {
             client,
             shutdown,
             server,
-            _database: database,
+            database,
         }
     }
 
     /// Stops the server and checks it stopped cleanly; then drops its database.
     async fn stop(self) {
+        self.halt().await;
+    }
+
+    /// Stops the server and starts it again on the same database.
+    async fn restart(self) -> Self {
+        let database = self.halt().await;
+        Self::start(database).await
+    }
+
+    async fn halt(self) -> TestDatabase {
         self.shutdown.cancel();
         self.server.await.expect("server task").expect("server ran");
+        self.database
     }
 }
 
@@ -611,3 +623,39 @@ async fn search_ignores_case_and_accents_and_filters_within_scope(db: TestDataba
     service.stop().await;
 }
 on_both_databases!(search_ignores_case_and_accents_and_filters_within_scope);
+
+async fn records_stored_before_search_existed_are_indexed_at_start(db: TestDatabase) {
+    let mut service = Service::start(db).await;
+    assert!(
+        store(
+            &mut service.client,
+            record("antiguo", "5491100000009", "ventas", at(1_764_300_000, 0))
+        )
+        .await
+    );
+    // As if it had been stored before the search index existed.
+    service
+        .database
+        .connect("history")
+        .await
+        .execute_unprepared("DELETE FROM history_search")
+        .await
+        .expect("clear the index");
+    assert!(
+        search(&mut service.client, query("comprar"), &["ventas"])
+            .await
+            .is_empty()
+    );
+    let mut service = service.restart().await;
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = search(&mut service.client, query("comprar"), &["ventas"]).await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(found, ["antiguo"]);
+    service.stop().await;
+}
+on_both_databases!(records_stored_before_search_existed_are_indexed_at_start);
