@@ -36,6 +36,21 @@ impl Admin {
     }
 }
 
+impl Admin {
+    /// Ids of the campaigns the supervisor supervises; the queue owns who
+    /// supervises what.
+    async fn supervised(&self, actor_id: String) -> Result<Vec<String>, Status> {
+        let campaigns = self
+            .queue
+            .clone()
+            .list_campaigns(queue_pb::ListCampaignsRequest { actor_id })
+            .await?
+            .into_inner()
+            .campaigns;
+        Ok(campaigns.into_iter().map(|c| c.id).collect())
+    }
+}
+
 /// The calling supervisor's id; agents and reporters administer nothing.
 fn supervisor<T>(request: &Request<T>) -> Result<String, Error> {
     let identity = request
@@ -293,15 +308,7 @@ impl AdminService for Admin {
     ) -> Result<Response<pb::PublishFormResponse>, Status> {
         let actor_id = supervisor(&request)?;
         let r = request.into_inner();
-        // The queue owns who supervises what.
-        let supervised = self
-            .queue
-            .clone()
-            .list_campaigns(queue_pb::ListCampaignsRequest { actor_id })
-            .await?
-            .into_inner()
-            .campaigns;
-        if !supervised.iter().any(|c| c.id == r.campaign_id) {
+        if !self.supervised(actor_id).await?.contains(&r.campaign_id) {
             return Err(Error::PermissionDenied(format!(
                 "you do not supervise campaign {}",
                 r.campaign_id
@@ -329,16 +336,7 @@ impl AdminService for Admin {
     ) -> Result<Response<pb::SearchCampaignHistoryResponse>, Status> {
         let actor_id = supervisor(&request)?;
         let r = request.into_inner();
-        let supervised: Vec<String> = self
-            .queue
-            .clone()
-            .list_campaigns(queue_pb::ListCampaignsRequest { actor_id })
-            .await?
-            .into_inner()
-            .campaigns
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+        let supervised = self.supervised(actor_id).await?;
         if supervised.is_empty() {
             return Ok(Response::new(pb::SearchCampaignHistoryResponse::default()));
         }

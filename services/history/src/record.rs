@@ -167,13 +167,6 @@ impl AttentionRecord {
             .and_then(|bytes| atenciones_proto::form::v1::Submission::decode(bytes).ok())
     }
 
-    /// The form's disposition path joined by `/`; empty when none.
-    pub fn disposition(&self) -> String {
-        self.submission()
-            .map(|s| s.disposition.join("/"))
-            .unwrap_or_default()
-    }
-
     /// Seconds from the start until an agent first opened it.
     pub fn waiting_seconds(&self) -> u32 {
         seconds_between(self.created_at, self.opened_at.unwrap_or(self.finished_at))

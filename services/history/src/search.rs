@@ -6,6 +6,7 @@
 //! every word of the query must appear.
 
 use atenciones_domain::escape_like;
+use atenciones_proto::form::v1::Submission;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{
@@ -42,8 +43,8 @@ pub fn terms(query: &str) -> Vec<String> {
         .collect()
 }
 
-/// The searchable text of a record.
-pub fn document(record: &AttentionRecord) -> String {
+/// The searchable text of a record, with `form`, its decoded submission.
+pub fn document(record: &AttentionRecord, form: Option<&Submission>) -> String {
     let mut parts = vec![
         record.customer.name.clone(),
         record.customer.wa_id.clone(),
@@ -53,11 +54,9 @@ pub fn document(record: &AttentionRecord) -> String {
         record.tag.clone(),
     ];
     parts.extend(record.transcript.iter().map(|m| m.text.clone()));
-    if let Some(form) = record.submission() {
-        for answer in form.answers {
-            parts.push(answer.label);
-            parts.push(answer.display_value);
-        }
+    for answer in form.iter().flat_map(|f| &f.answers) {
+        parts.push(answer.label.clone());
+        parts.push(answer.display_value.clone());
     }
     normalize(&parts.join("\n"))
 }
@@ -162,7 +161,12 @@ impl Records {
                     })?,
                 )
                 .await?;
-            index(self.connection(), id, document(&record)).await?;
+            index(
+                self.connection(),
+                id,
+                document(&record, record.submission().as_ref()),
+            )
+            .await?;
         }
         Ok(missing.len())
     }

@@ -40,8 +40,10 @@ impl Records {
     /// returns false, and no record is ever seen without its transcript.
     pub async fn record(&self, record: AttentionRecord) -> Result<bool, Error> {
         let attention_id = record.attention_id.as_str().to_owned();
-        let document = search::document(&record);
-        let disposition = record.disposition();
+        let form = record.submission();
+        let document = search::document(&record, form.as_ref());
+        // The form's disposition path joined by `/`; empty when none.
+        let disposition = form.map(|f| f.disposition.join("/")).unwrap_or_default();
         let row = attention_record::ActiveModel {
             attention_id: Set(attention_id.clone()),
             campaign_id: Set(record.campaign_id),

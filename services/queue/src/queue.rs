@@ -98,15 +98,15 @@ impl Queue {
             let active = self
                 .active_attention(business_number_id, &customer.id)
                 .await?;
-            let vip = is_vip(&self.db, &campaign.id, &customer.id).await?;
-            // The form version is pinned at creation; ask for it before the
-            // transaction so no network call happens while it is open.
-            let form_id = match active {
-                Some(_) => None,
-                None => {
+            // What a new attention needs is read before the transaction, so
+            // nothing else waits on it (and no network call happens in it).
+            let (vip, form_id) = match active {
+                Some(_) => (false, None),
+                None => (
+                    is_vip(&self.db, &campaign.id, &customer.id).await?,
                     self.current_form(&number.campaign_id, Direction::Inbound)
-                        .await?
-                }
+                        .await?,
+                ),
             };
             let txn = self.db.begin().await?;
             let outcome = match active {
