@@ -1,10 +1,12 @@
-//! Tables of the history service: finished attentions and their transcripts.
+//! Tables of the history service: finished attentions and their transcripts,
+//! lifecycle events for reports, retention and erasures.
 
 use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_history;
 mod m20261126_000002_search;
 mod m20261126_000003_record_details;
+mod m20261126_000004_reports;
 
 pub struct Migrator;
 
@@ -15,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_history::Migration),
             Box::new(m20261126_000002_search::Migration),
             Box::new(m20261126_000003_record_details::Migration),
+            Box::new(m20261126_000004_reports::Migration),
         ]
     }
 

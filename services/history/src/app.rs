@@ -1,6 +1,7 @@
 //! Wiring: database, schema, gRPC server.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use atenciones_proto::history::v1::history_service_server::HistoryServiceServer;
@@ -14,6 +15,7 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     records: Records,
+    retention_sweep: Duration,
 }
 
 impl Application {
@@ -35,6 +37,7 @@ impl Application {
             listener,
             address,
             records: Records::new(db),
+            retention_sweep: settings.history.retention_sweep(),
         })
     }
 
@@ -56,11 +59,33 @@ impl Application {
                 }
             }
         });
+        tokio::spawn(sweep_retention(
+            self.records.clone(),
+            self.retention_sweep,
+            shutdown.clone(),
+        ));
         let service = HistoryServiceServer::new(HistoryGrpc::new(self.records));
         // build() has connected and migrated the database: ready.
         let routes = grpc::routes(service).await;
         tracing::info!(address = %self.address, "history service listening");
         grpc::serve(self.listener, routes, shutdown).await?;
         Ok(())
+    }
+}
+
+/// Deletes transcripts past their campaign's retention now and then; every
+/// replica may sweep, a record already stripped is skipped.
+async fn sweep_retention(records: Records, every: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match records.sweep_retention(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "history retention: transcripts deleted"),
+            Err(error) => tracing::warn!(%error, "history retention sweep failed"),
+        }
     }
 }

@@ -8,11 +8,13 @@ use atenciones_proto::time::{from_timestamp, timestamp};
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 
+use crate::activity::Event;
 use crate::error::Error;
 use crate::record::{
     AttentionId, AttentionRecord, Customer, CustomerId, Direction, MessageDirection, MessageError,
     MessageStatus, TranscriptMessage, Transfer, Violation,
 };
+use crate::report;
 
 /// An optional time; out of range is a violation of `field`.
 pub(crate) fn time(
@@ -272,6 +274,134 @@ impl TryFrom<AttentionRecord> for pb::AttentionRecord {
             waiting_seconds,
             handling_seconds,
         })
+    }
+}
+
+/// The events of a request; every bad one is reported, by its index.
+pub(crate) fn events(request: pb::RecordAttentionEventsRequest) -> Result<Vec<Event>, Error> {
+    let mut problems = Problems::default();
+    let events = request
+        .events
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let field = |name: &str| format!("events[{i}].{name}");
+            if e.id <= 0 {
+                problems
+                    .0
+                    .push(Violation::new(field("id"), "Falta el id del evento."));
+            }
+            if e.kind.is_empty() {
+                problems
+                    .0
+                    .push(Violation::new(field("kind"), "Falta el tipo del evento."));
+            }
+            let attention_id =
+                problems.check(AttentionId::parse(e.attention_id, &field("attention_id")));
+            let required = |value, name: &str| match time(value, &field(name)) {
+                Ok(None) => Err(Violation::new(field(name), "Falta la fecha.")),
+                other => other,
+            };
+            let created =
+                problems.check(required(e.attention_create_time, "attention_create_time"));
+            let time = problems.check(required(e.time, "time"));
+            let payload = problems.check(
+                serde_json::from_str(if e.payload_json.is_empty() {
+                    "{}"
+                } else {
+                    &e.payload_json
+                })
+                .map_err(|_| Violation::new(field("payload_json"), "No es JSON válido.")),
+            );
+            Some(Event {
+                id: e.id,
+                kind: e.kind,
+                attention_id: attention_id?.into_string(),
+                campaign_id: e.campaign_id,
+                direction: Direction::from_proto(e.direction),
+                attention_created_at: created??,
+                time: time??,
+                actor: e.actor,
+                agent_id: e.agent_id,
+                payload: payload?,
+            })
+        })
+        .collect();
+    if problems.0.is_empty() {
+        Ok(events)
+    } else {
+        Err(Error::invalid(problems.0))
+    }
+}
+
+/// A report's filter, narrowed to `scope` (the campaigns the caller may see).
+pub(crate) fn report_filter(
+    filter: Option<pb::ReportFilter>,
+    scope: Vec<String>,
+) -> Result<report::Filter, Error> {
+    let filter = filter.unwrap_or_default();
+    let mut problems = Problems::default();
+    if scope.is_empty() {
+        problems.0.push(Violation::new(
+            "scope_campaign_ids",
+            "Indique las campañas que puede ver quien pide el reporte.",
+        ));
+    }
+    let mut required = |value, name: &str| {
+        let field = format!("filter.{name}");
+        problems.check(match time(value, &field) {
+            Ok(None) => Err(Violation::new(field, "Indique la fecha.")),
+            other => other,
+        })
+    };
+    let from = required(filter.start_from, "start_from").flatten();
+    let to = required(filter.start_to, "start_to").flatten();
+    if let (Some(from), Some(to)) = (from, to)
+        && to <= from
+    {
+        problems.0.push(Violation::new(
+            "filter.start_to",
+            "La fecha final debe ser posterior a la inicial.",
+        ));
+    }
+    let (Some(start_from), Some(start_to), true) = (from, to, problems.0.is_empty()) else {
+        return Err(Error::invalid(problems.0));
+    };
+    let campaign_ids = if filter.campaign_ids.is_empty() {
+        scope
+    } else {
+        filter
+            .campaign_ids
+            .into_iter()
+            .filter(|c| scope.contains(c))
+            .collect()
+    };
+    Ok(report::Filter {
+        start_from,
+        start_to,
+        campaign_ids,
+        agent_ids: filter.agent_ids,
+    })
+}
+
+impl From<&report::Row> for pb::ReportRow {
+    #[allow(clippy::cast_sign_loss)] // counts are never negative
+    fn from(row: &report::Row) -> Self {
+        let count = |n: i64| n.max(0) as u64;
+        Self {
+            campaign_id: row.campaign_id.clone(),
+            agent_id: row.agent_id.clone(),
+            total: count(row.total),
+            waiting: count(row.waiting),
+            open: count(row.open),
+            finished: count(row.finished),
+            reassigned: count(row.reassigned),
+            orphaned: count(row.orphaned),
+            messages_received: count(row.messages_received),
+            messages_sent: count(row.messages_sent),
+            average_first_response_seconds: row.average_first_response(),
+            average_handling_seconds: row.average_handling(),
+        }
     }
 }
 

@@ -4,12 +4,21 @@ use atenciones_proto::history::v1 as pb;
 use pb::history_service_server::HistoryService;
 use tonic::{Request, Response, Status};
 
-use crate::convert::time;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::convert::{events, report_filter, time};
 use crate::error::Error;
 use crate::page::{Cursor, page_size};
+use crate::privacy::Erasure;
 use crate::record::{AttentionId, AttentionRecord, CustomerId, Direction, Violation};
+use crate::report::{self, csv_lines};
 use crate::search::{Search, terms};
 use crate::store::Records;
+
+/// Chunks of an export waiting for a slow client; the export reads the
+/// database no faster than the client takes them.
+const EXPORT_BUFFER: usize = 2;
 
 pub struct HistoryGrpc {
     records: Records,
@@ -21,8 +30,124 @@ impl HistoryGrpc {
     }
 }
 
+/// Writes the export's CSV into `chunks`, a page at a time; stops quietly
+/// when the client has gone.
+async fn export(
+    records: &Records,
+    filter: &report::Filter,
+    layout: pb::ReportLayout,
+    chunks: &mpsc::Sender<Result<pb::ExportReportResponse, Status>>,
+) -> Result<(), Error> {
+    let send = |csv: Vec<u8>| chunks.send(Ok(pb::ExportReportResponse { csv }));
+    if layout != pb::ReportLayout::Attentions {
+        let rows = records.report(filter).await?;
+        let _ = send(csv_lines::summary(&rows, &report::total(&rows))).await;
+        return Ok(());
+    }
+    if send(csv_lines::attention_header()).await.is_err() {
+        return Ok(());
+    }
+    let mut after = None;
+    loop {
+        let page = records.report_attentions(filter, after).await?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = Some((last.created_at, last.attention_id.clone()));
+        let full = page.len() as u64 == report::EXPORT_PAGE;
+        if send(csv_lines::attentions(&page)).await.is_err() || !full {
+            return Ok(());
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl HistoryService for HistoryGrpc {
+    type ExportReportStream = ReceiverStream<Result<pb::ExportReportResponse, Status>>;
+
+    async fn record_attention_events(
+        &self,
+        request: Request<pb::RecordAttentionEventsRequest>,
+    ) -> Result<Response<pb::RecordAttentionEventsResponse>, Status> {
+        let recorded = self
+            .records
+            .record_events(events(request.into_inner())?)
+            .await?;
+        Ok(Response::new(pb::RecordAttentionEventsResponse {
+            recorded,
+        }))
+    }
+
+    async fn get_report(
+        &self,
+        request: Request<pb::GetReportRequest>,
+    ) -> Result<Response<pb::GetReportResponse>, Status> {
+        let request = request.into_inner();
+        let filter = report_filter(request.filter, request.scope_campaign_ids)?;
+        let rows = self.records.report(&filter).await?;
+        Ok(Response::new(pb::GetReportResponse {
+            total: Some((&report::total(&rows)).into()),
+            rows: rows.iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn export_report(
+        &self,
+        request: Request<pb::ExportReportRequest>,
+    ) -> Result<Response<Self::ExportReportStream>, Status> {
+        let request = request.into_inner();
+        let layout = request.layout();
+        let filter = report_filter(request.filter, request.scope_campaign_ids)?;
+        let records = self.records.clone();
+        let (chunks, stream) = mpsc::channel(EXPORT_BUFFER);
+        tokio::spawn(async move {
+            if let Err(error) = export(&records, &filter, layout, &chunks).await {
+                let _ = chunks.send(Err(error.into())).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(stream)))
+    }
+
+    async fn set_retention(
+        &self,
+        request: Request<pb::SetRetentionRequest>,
+    ) -> Result<Response<pb::SetRetentionResponse>, Status> {
+        let request = request.into_inner();
+        self.records
+            .set_retention(&request.campaign_id, request.days)
+            .await?;
+        Ok(Response::new(pb::SetRetentionResponse {}))
+    }
+
+    async fn list_retentions(
+        &self,
+        request: Request<pb::ListRetentionsRequest>,
+    ) -> Result<Response<pb::ListRetentionsResponse>, Status> {
+        let retentions = self
+            .records
+            .retentions(&request.into_inner().campaign_ids)
+            .await?
+            .into_iter()
+            .map(|r| pb::Retention {
+                campaign_id: r.campaign_id,
+                days: u32::try_from(r.days).unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListRetentionsResponse { retentions }))
+    }
+
+    async fn erase_customer(
+        &self,
+        request: Request<pb::EraseCustomerRequest>,
+    ) -> Result<Response<pb::EraseCustomerResponse>, Status> {
+        let r = request.into_inner();
+        let erasure = Erasure::parse(r.customer_id, r.actor, r.reason)?;
+        let (erasure_id, erased) = self.records.erase_customer(erasure).await?;
+        Ok(Response::new(pb::EraseCustomerResponse {
+            erased_records: u32::try_from(erased).unwrap_or(u32::MAX),
+            erasure_id,
+        }))
+    }
     async fn record_attention(
         &self,
         request: Request<pb::RecordAttentionRequest>,

@@ -84,6 +84,27 @@ pub async fn index(
     .map(|_| ())
 }
 
+/// Replaces the record's document (after retention or erasure removed what
+/// it was built from).
+pub async fn reindex(
+    txn: &impl ConnectionTrait,
+    attention_id: &str,
+    document: String,
+) -> Result<(), sea_orm::DbErr> {
+    let backend = txn.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => "DELETE FROM history_search WHERE attention_id = $1",
+        _ => "DELETE FROM history_search WHERE attention_id = ?",
+    };
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [attention_id.into()],
+    ))
+    .await?;
+    index(txn, attention_id, document).await
+}
+
 /// What a search asks for; every filter is optional except the campaigns,
 /// which the caller always scopes (an empty list finds nothing).
 #[derive(Debug, Clone, Default)]

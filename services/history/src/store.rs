@@ -69,6 +69,8 @@ impl Records {
             transfers: Set(serde_json::to_value(&record.transfers).ok()),
             first_response_at: Set(record.first_response_at.map(truncate_to_micros)),
             disposition: Set(disposition),
+            transcript_deleted_at: Set(None),
+            erased_at: Set(None),
         };
         let messages: Vec<_> = record
             .transcript

@@ -20,7 +20,8 @@ pub enum State {
     Finished,
 }
 
-/// Outbox event kinds: one per attention move, and presence changes.
+/// Outbox event kinds: one per attention move, one per message linked to an
+/// attention, and presence changes.
 pub mod event {
     pub const QUEUED: &str = "attention.queued";
     pub const OFFERED: &str = "attention.offered";
@@ -31,6 +32,8 @@ pub mod event {
     pub const TRANSFERRED: &str = "attention.transferred";
     pub const ORPHANED: &str = "attention.orphaned";
     pub const OVERFLOWED: &str = "attention.overflowed";
+    pub const MESSAGE_RECEIVED: &str = "attention.message_received";
+    pub const MESSAGE_SENT: &str = "attention.message_sent";
     pub const PRESENCE: &str = "agent.presence";
 }
 

@@ -1,8 +1,10 @@
-//! Hands finished attentions to the history service. It follows the outbox
-//! from its own stored offset, so a record is delivered even if history was
-//! down when the agent finished, or this process died right after the commit.
-//! Delivery is at-least-once; history stores each attention once.
+//! Hands the attentions' life to the history service: every lifecycle event
+//! (for reports) and, when one finishes, its record. It follows the outbox
+//! from its own stored offset, so nothing is missed even if history was down
+//! when it happened, or this process died right after the commit. Delivery is
+//! at-least-once; history stores each event and each attention once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,14 +15,16 @@ use sea_orm::{
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::history::v1 as history_pb;
 use atenciones_proto::messaging::v1 as messaging_pb;
+use atenciones_proto::time::timestamp;
 
-use crate::attention::event;
+use crate::attention::{Direction, event};
 use crate::clients::Clients;
-use crate::entity::{outbox, outbox_offset};
+use crate::entity::{attention, outbox, outbox_offset};
 use crate::error::Error;
 use crate::queue::Queue;
 
@@ -73,6 +77,46 @@ impl Handoff {
         }
     }
 
+    /// Sends the batch's attention events, each with what reports group by:
+    /// the attention's campaign, direction and start, and who holds it now.
+    async fn forward(&self, events: &[outbox::Model]) -> Result<(), Error> {
+        let events: Vec<_> = events.iter().filter(|e| !e.attention_id.is_nil()).collect();
+        if events.is_empty() {
+            return Ok(());
+        }
+        let attentions: HashMap<Uuid, attention::Model> = attention::Entity::find()
+            .filter(attention::Column::Id.is_in(events.iter().map(|e| e.attention_id)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect();
+        let events = events
+            .into_iter()
+            .filter_map(|e| {
+                let attention = attentions.get(&e.attention_id)?;
+                Some(history_pb::AttentionEvent {
+                    id: e.id,
+                    kind: e.kind.clone(),
+                    attention_id: e.attention_id.to_string(),
+                    campaign_id: attention.campaign_id.clone(),
+                    direction: Direction::parse(&attention.direction)
+                        .map_or(0, |d| d.to_proto().into()),
+                    attention_create_time: Some(timestamp(attention.created_at)),
+                    time: Some(timestamp(e.created_at)),
+                    actor: e.payload["actor"].as_str().unwrap_or_default().to_owned(),
+                    agent_id: attention.agent_id.clone().unwrap_or_default(),
+                    payload_json: e.payload.to_string(),
+                })
+            })
+            .collect();
+        self.clients
+            .history()
+            .record_attention_events(history_pb::RecordAttentionEventsRequest { events })
+            .await?;
+        Ok(())
+    }
+
     /// Delivers every finished attention past the offset, in order, moving the
     /// offset after each one so a failure resumes exactly there.
     async fn deliver_pending(&self) -> Result<(), Error> {
@@ -96,6 +140,7 @@ impl Handoff {
             let mut advanced = false;
             let mut holding = false;
             let full = events.len() as u64 == BATCH;
+            self.forward(&events).await?;
             for event in events {
                 if event.kind == event::FINISHED {
                     self.deliver(&event).await?;
@@ -225,7 +270,7 @@ impl Path {
         for e in events {
             let holder = match e.kind.as_str() {
                 event::OPENED => {
-                    let time = atenciones_proto::time::timestamp(e.created_at);
+                    let time = timestamp(e.created_at);
                     path.first_open.get_or_insert(time);
                     text(&e.payload, "actor")
                 }
@@ -236,7 +281,7 @@ impl Path {
                         from_campaign_id: text(&e.payload, "from_campaign_id"),
                         to_campaign_id: text(&e.payload, "to_campaign_id"),
                         note: text(&e.payload, "note"),
-                        time: Some(atenciones_proto::time::timestamp(e.created_at)),
+                        time: Some(timestamp(e.created_at)),
                     });
                     text(&e.payload, "to_agent_id")
                 }

@@ -175,7 +175,7 @@ impl Queue {
                 }
             };
             let outcome = match outcome {
-                Ok((id, created)) => link_message(&txn, &message.id, id, Direction::Inbound)
+                Ok((id, created)) => link_message(&txn, &message, id, Direction::Inbound)
                     .await
                     .map(|()| (id, created)),
                 Err(e) => Err(e),
@@ -214,7 +214,7 @@ impl Queue {
         if self.attention_of_message(&message.id).await?.is_none() {
             let txn = self.db.begin().await?;
             let result = async {
-                link_message(&txn, &message.id, id, Direction::Outbound).await?;
+                link_message(&txn, &message, id, Direction::Outbound).await?;
                 touch(&txn, id, &message, Direction::Outbound, None).await
             }
             .await;
@@ -598,20 +598,35 @@ pub(crate) async fn is_vip(
 
 /// Marks a message as counted on the attention; fails with a unique violation
 /// when it already was.
+/// Links a message to its attention, once (the message id is unique), with
+/// an outbox event so reports count messages of open attentions too.
 async fn link_message(
     txn: &impl ConnectionTrait,
-    message_id: &str,
+    message: &NewMessage,
     attention_id: Uuid,
     direction: Direction,
 ) -> Result<(), sea_orm::DbErr> {
     attention_message::Entity::insert(attention_message::ActiveModel {
-        message_id: Set(message_id.to_owned()),
+        message_id: Set(message.id.clone()),
         attention_id: Set(attention_id),
         direction: Set(direction.as_str().to_owned()),
     })
     .exec(txn)
+    .await?;
+    let kind = match direction {
+        Direction::Inbound => event::MESSAGE_RECEIVED,
+        Direction::Outbound => event::MESSAGE_SENT,
+    };
+    record_event(
+        txn,
+        attention_id,
+        kind,
+        serde_json::json!({
+            "message_id": message.id,
+            "time": message.time.to_rfc3339(),
+        }),
+    )
     .await
-    .map(|_| ())
 }
 
 /// Moves the list preview forward (never back to an older message) and counts

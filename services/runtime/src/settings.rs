@@ -22,7 +22,7 @@ pub struct Settings {
     pub queue: QueueSettings,
     pub messaging: MessagingSettings,
     pub form: ServiceSettings,
-    pub history: ServiceSettings,
+    pub history: HistorySettings,
     pub whatsapp: WhatsAppSettings,
     pub media: MediaSettings,
 }
@@ -89,6 +89,22 @@ impl QueueSettings {
 
     pub fn routing_tick(&self) -> Duration {
         Duration::from_millis(self.routing_tick_ms.max(10))
+    }
+}
+
+/// The history service, and how often it deletes transcripts past their
+/// campaign's retention.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistorySettings {
+    pub listen: SocketAddr,
+    pub url: String,
+    pub database_url: String,
+    pub retention_sweep_seconds: u64,
+}
+
+impl HistorySettings {
+    pub fn retention_sweep(&self) -> Duration {
+        Duration::from_secs(self.retention_sweep_seconds.max(1))
     }
 }
 

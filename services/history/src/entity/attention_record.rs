@@ -31,6 +31,10 @@ pub struct Model {
     pub first_response_at: Option<DateTimeUtc>,
     /// The form's disposition path joined by `/`; empty when none.
     pub disposition: String,
+    /// When retention deleted its transcript and form answers.
+    pub transcript_deleted_at: Option<DateTimeUtc>,
+    /// When its customer's data was erased on request.
+    pub erased_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
