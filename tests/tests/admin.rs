@@ -201,6 +201,7 @@ async fn a_supervisor_sets_up_a_campaign_whose_new_agent_works_its_customers(db:
         .collect();
     let expected = [
         ("attention.queued", "5491155550000"),
+        ("attention.message_received", "5491155550000"),
         ("agent.presence", "pedro"),
         // The campaign is least busy: logging in gets pedro the offer.
         ("attention.offered", "router"),

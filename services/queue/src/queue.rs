@@ -175,9 +175,11 @@ impl Queue {
                 }
             };
             let outcome = match outcome {
-                Ok((id, created)) => link_message(&txn, &message, id, Direction::Inbound)
-                    .await
-                    .map(|()| (id, created)),
+                Ok((id, created)) => {
+                    link_message(&txn, &message, id, Direction::Inbound, &customer.id)
+                        .await
+                        .map(|()| (id, created))
+                }
                 Err(e) => Err(e),
             };
             match outcome {
@@ -214,7 +216,7 @@ impl Queue {
         if self.attention_of_message(&message.id).await?.is_none() {
             let txn = self.db.begin().await?;
             let result = async {
-                link_message(&txn, &message, id, Direction::Outbound).await?;
+                link_message(&txn, &message, id, Direction::Outbound, "").await?;
                 touch(&txn, id, &message, Direction::Outbound, None).await
             }
             .await;
@@ -600,11 +602,14 @@ pub(crate) async fn is_vip(
 /// when it already was.
 /// Links a message to its attention, once (the message id is unique), with
 /// an outbox event so reports count messages of open attentions too.
+/// `actor` is the customer for an inbound message; the queue does not know
+/// who sent an outbound one.
 async fn link_message(
     txn: &impl ConnectionTrait,
     message: &NewMessage,
     attention_id: Uuid,
     direction: Direction,
+    actor: &str,
 ) -> Result<(), sea_orm::DbErr> {
     attention_message::Entity::insert(attention_message::ActiveModel {
         message_id: Set(message.id.clone()),
@@ -622,6 +627,7 @@ async fn link_message(
         attention_id,
         kind,
         serde_json::json!({
+            "actor": actor,
             "message_id": message.id,
             "time": message.time.to_rfc3339(),
         }),
