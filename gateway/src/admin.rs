@@ -49,6 +49,23 @@ impl Admin {
             .campaigns;
         Ok(campaigns.into_iter().map(|c| c.id).collect())
     }
+
+    /// PERMISSION_DENIED unless the supervisor supervises `campaign_id`.
+    async fn check_supervises(&self, actor_id: String, campaign_id: &str) -> Result<(), Status> {
+        if self
+            .supervised(actor_id)
+            .await?
+            .iter()
+            .any(|c| c == campaign_id)
+        {
+            Ok(())
+        } else {
+            Err(
+                Error::PermissionDenied(format!("you do not supervise campaign {campaign_id}"))
+                    .into(),
+            )
+        }
+    }
 }
 
 /// The calling supervisor's id; agents and reporters administer nothing.
@@ -308,13 +325,7 @@ impl AdminService for Admin {
     ) -> Result<Response<pb::PublishFormResponse>, Status> {
         let actor_id = supervisor(&request)?;
         let r = request.into_inner();
-        if !self.supervised(actor_id).await?.contains(&r.campaign_id) {
-            return Err(Error::PermissionDenied(format!(
-                "you do not supervise campaign {}",
-                r.campaign_id
-            ))
-            .into());
-        }
+        self.check_supervises(actor_id, &r.campaign_id).await?;
         let form = self
             .form
             .clone()
@@ -354,6 +365,118 @@ impl AdminService for Admin {
         Ok(Response::new(pb::SearchCampaignHistoryResponse {
             records: page.records,
             next_page_token: page.next_page_token,
+        }))
+    }
+
+    type ExportCampaignReportStream = tonic::codegen::BoxStream<pb::ExportCampaignReportResponse>;
+
+    async fn get_campaign_report(
+        &self,
+        request: Request<pb::GetCampaignReportRequest>,
+    ) -> Result<Response<pb::GetCampaignReportResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let r = request.into_inner();
+        let supervised = self.supervised(actor_id).await?;
+        if supervised.is_empty() {
+            return Ok(Response::new(pb::GetCampaignReportResponse::default()));
+        }
+        let report = self
+            .history
+            .clone()
+            .get_report(history_pb::GetReportRequest {
+                filter: r.filter,
+                scope_campaign_ids: supervised,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::GetCampaignReportResponse {
+            rows: report.rows,
+            total: report.total,
+        }))
+    }
+
+    async fn export_campaign_report(
+        &self,
+        request: Request<pb::ExportCampaignReportRequest>,
+    ) -> Result<Response<Self::ExportCampaignReportStream>, Status> {
+        use futures::StreamExt;
+        let actor_id = supervisor(&request)?;
+        let r = request.into_inner();
+        let supervised = self.supervised(actor_id).await?;
+        // Passed through chunk by chunk: the gateway holds no more than one.
+        let chunks = self
+            .history
+            .clone()
+            .export_report(history_pb::ExportReportRequest {
+                filter: r.filter,
+                scope_campaign_ids: supervised,
+                layout: r.layout,
+            })
+            .await?
+            .into_inner()
+            .map(|chunk| chunk.map(|c| pb::ExportCampaignReportResponse { csv: c.csv }));
+        Ok(Response::new(Box::pin(chunks)))
+    }
+
+    async fn set_history_retention(
+        &self,
+        request: Request<pb::SetHistoryRetentionRequest>,
+    ) -> Result<Response<pb::SetHistoryRetentionResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let r = request.into_inner();
+        self.check_supervises(actor_id, &r.campaign_id).await?;
+        self.history
+            .clone()
+            .set_retention(history_pb::SetRetentionRequest {
+                campaign_id: r.campaign_id,
+                days: r.days,
+            })
+            .await?;
+        Ok(Response::new(pb::SetHistoryRetentionResponse {}))
+    }
+
+    async fn list_history_retentions(
+        &self,
+        request: Request<pb::ListHistoryRetentionsRequest>,
+    ) -> Result<Response<pb::ListHistoryRetentionsResponse>, Status> {
+        let actor_id = supervisor(&request)?;
+        let supervised = self.supervised(actor_id).await?;
+        if supervised.is_empty() {
+            return Ok(Response::new(pb::ListHistoryRetentionsResponse::default()));
+        }
+        let retentions = self
+            .history
+            .clone()
+            .list_retentions(history_pb::ListRetentionsRequest {
+                campaign_ids: supervised,
+            })
+            .await?
+            .into_inner()
+            .retentions;
+        Ok(Response::new(pb::ListHistoryRetentionsResponse {
+            retentions,
+        }))
+    }
+
+    async fn erase_customer_data(
+        &self,
+        request: Request<pb::EraseCustomerDataRequest>,
+    ) -> Result<Response<pb::EraseCustomerDataResponse>, Status> {
+        let actor = supervisor(&request)?;
+        let r = request.into_inner();
+        let erased = self
+            .history
+            .clone()
+            .erase_customer(history_pb::EraseCustomerRequest {
+                customer_id: r.customer_id,
+                actor,
+                reason: r.reason,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::EraseCustomerDataResponse {
+            erased_records: erased.erased_records,
+            erasure_id: erased.erasure_id,
         }))
     }
 }

@@ -32,8 +32,9 @@ const CONSUMER: &str = "history";
 const BATCH: u64 = 100;
 /// Longest wait between retries while history (or a service it needs) is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Even with no wake-up, look again this often (events from other replicas).
-const POLL: Duration = Duration::from_secs(5);
+/// Even with no wake-up, look again this often: events of other replicas,
+/// and every lifecycle event reports count (only finishing wakes it).
+const POLL: Duration = Duration::from_secs(1);
 /// Longer than any transaction that writes an outbox event stays open.
 const COMMIT_LAG: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
