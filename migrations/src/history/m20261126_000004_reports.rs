@@ -1,7 +1,9 @@
 //! Reports and privacy: the lifecycle events of every attention and one
 //! anonymous activity row per attention that reports count from; retention
-//! per campaign; erasure records; and on a record, when its transcript was
-//! deleted (retention) or its customer erased.
+//! per campaign; erasure records; on a record, when its transcript was
+//! deleted (retention) or its customer erased; and on a transcript message,
+//! its structured content (media reference, location, contacts, reply
+//! context, reactions).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -116,10 +118,27 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        // The message as the messaging service gave it (protobuf bytes).
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(TranscriptMessages::Table)
+                    .add_column(blob_null(TranscriptMessages::Content))
+                    .to_owned(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(TranscriptMessages::Table)
+                    .drop_column(TranscriptMessages::Content)
+                    .to_owned(),
+            )
+            .await?;
         for column in [
             AttentionRecords::ErasedAt,
             AttentionRecords::TranscriptDeletedAt,
@@ -197,6 +216,12 @@ enum CustomerErasures {
     Reason,
     Records,
     ErasedAt,
+}
+
+#[derive(DeriveIden)]
+enum TranscriptMessages {
+    Table,
+    Content,
 }
 
 #[derive(DeriveIden)]

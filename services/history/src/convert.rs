@@ -114,7 +114,9 @@ impl TryFrom<pb::RecordAttentionRequest> for AttentionRecord {
             .filter_map(|(i, message)| {
                 let sent_at =
                     problems.check(time(message.time, &format!("record.transcript[{i}].time")))?;
+                let content = Some(message.encode_to_vec());
                 Some(TranscriptMessage {
+                    content,
                     message_id: message.id,
                     wamid: message.wamid,
                     direction: message_direction(message.direction),
@@ -214,7 +216,8 @@ impl TryFrom<AttentionRecord> for pb::AttentionRecord {
             user_id: record.customer.user_id,
             name: record.customer.name,
         };
-        // The transcript is stored without what every message shares with its record.
+        // The stored message gives the structured content; the columns, what
+        // history reads and searches, are written over it.
         let transcript = record
             .transcript
             .into_iter()
@@ -235,8 +238,9 @@ impl TryFrom<AttentionRecord> for pb::AttentionRecord {
                 }),
                 time: m.sent_at.map(timestamp),
                 agent_id: m.agent_id,
-                // Structured content, reactions and reply context are not kept in history yet.
-                ..Default::default()
+                ..m.content
+                    .and_then(|bytes| messaging::Message::decode(bytes.as_slice()).ok())
+                    .unwrap_or_default()
             })
             .collect();
         Ok(Self {

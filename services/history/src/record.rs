@@ -118,6 +118,10 @@ pub struct TranscriptMessage {
     pub error: Option<MessageError>,
     pub agent_id: String,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The message as the messaging service gave it, encoded: media
+    /// reference, location, contacts, reply context, reactions. History keeps
+    /// and returns it; the fields above are what it reads.
+    pub content: Option<Vec<u8>>,
 }
 
 /// A finished attention. `form` is the submission exactly as the form service

@@ -208,6 +208,7 @@ fn message_row(
         error_detail: Set(error_detail),
         agent_id: Set(message.agent_id),
         sent_at: Set(message.sent_at.map(truncate_to_micros)),
+        content: Set(message.content),
     })
 }
 
@@ -268,5 +269,6 @@ fn message_from_row(row: transcript_message::Model) -> TranscriptMessage {
         error,
         agent_id: row.agent_id,
         sent_at: row.sent_at,
+        content: row.content,
     }
 }

@@ -4,7 +4,7 @@ mod common;
 
 use atenciones_proto::common::v1::{Customer, Direction};
 use atenciones_proto::history::v1::{self as pb, history_service_client::HistoryServiceClient};
-use atenciones_proto::messaging::v1::{MessageDirection, MessageStatus};
+use atenciones_proto::messaging::v1::{MediaContent, MessageDirection, MessageStatus, message};
 use atenciones_test_support::{TestDatabase, on_both_databases};
 use sea_orm::ConnectionTrait;
 use tonic::Code;
@@ -15,12 +15,23 @@ use common::{Service, at, customer, record, store, submission, violations};
 async fn a_record_is_stored_once_with_its_transcript_and_form(db: TestDatabase) {
     let service = Service::start(db).await;
     let mut client = service.client.clone();
-    let original = record(
+    let mut original = record(
         "a-1",
         "5491100000001",
         "ventas",
         at(1_764_115_400, 123_456_789),
     );
+    // A photo with a caption: its media reference is kept, not only the text.
+    let photo = &mut original.transcript[0];
+    photo.r#type = "image".into();
+    photo.content = Some(message::Content::Media(MediaContent {
+        kind: "image".into(),
+        media_id: "media-7".into(),
+        mime_type: "image/jpeg".into(),
+        caption: "Hola, quiero comprar".into(),
+        ..Default::default()
+    }));
+    photo.forwarded = true;
     assert!(store(&mut client, original.clone()).await);
 
     let mut changed = original.clone();
@@ -63,6 +74,13 @@ async fn a_record_is_stored_once_with_its_transcript_and_form(db: TestDatabase) 
     assert_eq!(failed.business_phone_number_id, "1122334455667");
     assert_eq!(failed.time, at(1_764_115_202, 0));
     assert_eq!(stored.transcript[0].error, None);
+    assert_eq!(stored.transcript[0], {
+        let mut photo = original.transcript[0].clone();
+        photo.attention_id = "a-1".into();
+        photo.business_phone_number_id = "1122334455667".into();
+        photo.customer = Some(customer("5491100000001"));
+        photo
+    });
 
     let missing = client
         .get_attention_record(pb::GetAttentionRecordRequest {

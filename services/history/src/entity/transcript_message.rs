@@ -22,6 +22,9 @@ pub struct Model {
     pub error_detail: Option<String>,
     pub agent_id: String,
     pub sent_at: Option<DateTimeUtc>,
+    /// The message as the messaging service gave it (protobuf bytes): its
+    /// structured content. The columns above stay authoritative.
+    pub content: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
