@@ -1,6 +1,8 @@
 //! AgentDeskService: each call checks the caller, then fans out to the services.
 //! The gateway keeps no state of its own.
 
+use std::collections::HashMap;
+
 use futures::StreamExt;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -113,6 +115,51 @@ impl AgentDesk {
             })
             .await?;
         Ok(message)
+    }
+
+    /// History keeps each message's delivery status as it was at finish; a
+    /// receipt can arrive later, and messaging, which owns delivery, has the
+    /// current one. Without messaging the record is shown as history has it.
+    async fn with_current_statuses(
+        &self,
+        mut record: history_pb::AttentionRecord,
+    ) -> history_pb::AttentionRecord {
+        let mut current = HashMap::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .messaging
+                .clone()
+                .list_messages(messaging_pb::ListMessagesRequest {
+                    attention_id: record.attention_id.clone(),
+                    page_size: 500,
+                    page_token,
+                })
+                .await;
+            let page = match page {
+                Ok(page) => page.into_inner(),
+                Err(status) => {
+                    tracing::warn!(%status, "history record shown with the statuses it had at finish");
+                    return record;
+                }
+            };
+            current.extend(
+                page.messages
+                    .into_iter()
+                    .map(|m| (m.id, (m.status, m.error))),
+            );
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        for message in &mut record.transcript {
+            if let Some((status, error)) = current.remove(&message.id) {
+                message.status = status;
+                message.error = error;
+            }
+        }
+        record
     }
 
     /// Blue ticks for the customer, in the background: opening an attention
@@ -590,7 +637,7 @@ impl AgentDeskService for AgentDesk {
             .into());
         }
         Ok(Response::new(pb::GetAttentionRecordResponse {
-            record: Some(record),
+            record: Some(self.with_current_statuses(record).await),
         }))
     }
 

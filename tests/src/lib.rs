@@ -19,6 +19,7 @@ use atenciones_proto::common::v1 as common;
 use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::gateway::v1::admin_service_client::AdminServiceClient;
 use atenciones_proto::gateway::v1::agent_desk_service_client::AgentDeskServiceClient;
+use atenciones_proto::history::v1 as history_pb;
 use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
 use atenciones_proto::queue::v1::{Attention, AttentionState};
@@ -294,6 +295,59 @@ impl TestSuite {
                     .into_iter()
                     .find(|a| a.state() == AttentionState::Queued)
                     .map(|a| a.id)
+            }
+        })
+        .await
+    }
+
+    /// A demo ventas customer's whole attention with `agent`: the customer's
+    /// `inbound` webhook, open, one reply, the form's required `motivo`, and
+    /// Finish. Returns the attention id once history holds its record.
+    pub async fn serve_and_finish(&self, inbound: &[u8], agent: &str) -> String {
+        let id = self.queued_attention(inbound, agent).await;
+        self.open(agent, &id).await;
+        let mut desk = self.desk(agent).await;
+        desk.send_text(pb::SendTextRequest {
+            attention_id: id.clone(),
+            text: "Hola, ¿en qué puedo ayudarle?".into(),
+            idempotency_key: format!("{id}-reply"),
+            ..Default::default()
+        })
+        .await
+        .expect("reply");
+        let motivo = atenciones_proto::form::v1::FieldValue {
+            kind: Some(atenciones_proto::form::v1::field_value::Kind::Choice(
+                "compra".into(),
+            )),
+        };
+        desk.save_form_draft(pb::SaveFormDraftRequest {
+            attention_id: id.clone(),
+            values: [("motivo".to_owned(), motivo)].into(),
+        })
+        .await
+        .expect("draft");
+        desk.finish_attention(pb::FinishAttentionRequest {
+            attention_id: id.clone(),
+        })
+        .await
+        .expect("finish");
+        self.record(agent, &id).await;
+        id
+    }
+
+    /// The history record of a finished attention, once history has it.
+    pub async fn record(&self, agent: &str, attention_id: &str) -> history_pb::AttentionRecord {
+        let desk = self.desk(agent).await;
+        eventually("the history record", || {
+            let mut desk = desk.clone();
+            async move {
+                desk.get_attention_record(pb::GetAttentionRecordRequest {
+                    attention_id: attention_id.to_owned(),
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .record
             }
         })
         .await

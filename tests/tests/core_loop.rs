@@ -11,7 +11,7 @@ use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::messaging::v1::{MessageDirection, MessageStatus};
 use atenciones_proto::queue::v1::{Attention, AttentionState};
 use atenciones_tests::{
-    TestDatabase, TestSuite, eventually, fixture, on_both_databases, text_webhook,
+    TestDatabase, TestSuite, eventually, fixture, on_both_databases, status_webhook, text_webhook,
 };
 
 /// `inbound_text.json`: "Test Name" (972987654321) writes "Body Text" to 1122334455667 (campaign ventas).
@@ -412,3 +412,41 @@ async fn agent_opens_replies_fills_the_form_and_finishes(db: TestDatabase) {
     suite.stop().await;
 }
 on_both_databases!(agent_opens_replies_fills_the_form_and_finishes);
+
+async fn a_receipt_after_finish_updates_the_records_status_not_its_content(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
+    let inbound = text_webhook(VENTAS_NUMBER, CUSTOMER, "Test Name", "wamid.f1", "Hola");
+    let id = suite.serve_and_finish(&inbound, "ana").await;
+    let before = suite.record("ana", &id).await;
+    let reply = before
+        .transcript
+        .iter()
+        .find(|m| m.direction() == MessageDirection::Outbound)
+        .expect("the reply")
+        .clone();
+    assert_eq!(reply.status(), MessageStatus::Accepted);
+
+    let read = status_webhook(VENTAS_NUMBER, CUSTOMER, &reply.wamid, "read", None);
+    assert_eq!(suite.post_webhook(&read).await.status(), 200);
+    let after = eventually("the receipt in the record", || async {
+        let record = suite.record("ana", &id).await;
+        let status = record
+            .transcript
+            .iter()
+            .find(|m| m.id == reply.id)?
+            .status();
+        (status == MessageStatus::Read).then_some(record)
+    })
+    .await;
+    let texts = |r: &atenciones_proto::history::v1::AttentionRecord| {
+        r.transcript
+            .iter()
+            .map(|m| m.text.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(texts(&after), texts(&before), "the content never changes");
+    assert_eq!(after.message_count, before.message_count);
+    suite.stop().await;
+}
+
+on_both_databases!(a_receipt_after_finish_updates_the_records_status_not_its_content);

@@ -2,11 +2,8 @@
 //! fed by the real lifecycle of attentions (queue outbox → history), on
 //! SQLite and PostgreSQL.
 
-use std::collections::HashMap;
-
 use tonic::Code;
 
-use atenciones_proto::form::v1::{FieldValue, field_value};
 use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::history::v1 as history_pb;
 use atenciones_tests::{
@@ -43,7 +40,6 @@ async fn supervisors_report_open_and_finished_attentions_and_erase_a_customer(db
     let suite = TestSuite::start(db).await;
     // One customer is served and finished by ana; another one waits.
     let first = text_webhook(VENTAS_NUMBER, "5491100000001", "Ada", "wamid.r1", "Hola");
-    let id = suite.queued_attention(&first, "ana").await;
     let second = text_webhook(
         VENTAS_NUMBER,
         "5491100000002",
@@ -51,31 +47,8 @@ async fn supervisors_report_open_and_finished_attentions_and_erase_a_customer(db
         "wamid.r2",
         "Buenas",
     );
+    let id = suite.serve_and_finish(&first, "ana").await;
     assert_eq!(suite.post_webhook(&second).await.status(), 200);
-    suite.open("ana", &id).await;
-    let mut ana = suite.desk("ana").await;
-    ana.send_text(pb::SendTextRequest {
-        attention_id: id.clone(),
-        text: "Hola Ada".into(),
-        idempotency_key: "r-1".into(),
-        ..Default::default()
-    })
-    .await
-    .expect("reply");
-    let motivo = FieldValue {
-        kind: Some(field_value::Kind::Choice("compra".into())),
-    };
-    ana.save_form_draft(pb::SaveFormDraftRequest {
-        attention_id: id.clone(),
-        values: HashMap::from([("motivo".to_owned(), motivo)]),
-    })
-    .await
-    .expect("draft");
-    ana.finish_attention(pb::FinishAttentionRequest {
-        attention_id: id.clone(),
-    })
-    .await
-    .expect("finish");
 
     let sofia = suite.admin("sofia", Role::Supervisor).await;
     let expected = [
@@ -164,16 +137,6 @@ async fn supervisors_report_open_and_finished_attentions_and_erase_a_customer(db
     );
 
     // Erasure: the record stays, anonymous; the report keeps its numbers.
-    eventually("the history record", || {
-        let mut ana = ana.clone();
-        let id = id.clone();
-        async move {
-            ana.get_attention_record(pb::GetAttentionRecordRequest { attention_id: id })
-                .await
-                .ok()
-        }
-    })
-    .await;
     let erased = sofia
         .clone()
         .erase_customer_data(pb::EraseCustomerDataRequest {
@@ -184,15 +147,7 @@ async fn supervisors_report_open_and_finished_attentions_and_erase_a_customer(db
         .expect("erased")
         .into_inner();
     assert_eq!(erased.erased_records, 1);
-    let record = ana
-        .get_attention_record(pb::GetAttentionRecordRequest {
-            attention_id: id.clone(),
-        })
-        .await
-        .expect("record")
-        .into_inner()
-        .record
-        .expect("record");
+    let record = suite.record("ana", &id).await;
     let customer = record.customer.expect("customer");
     assert_eq!(
         (customer.id.as_str(), customer.name.as_str()),
