@@ -70,9 +70,18 @@ impl SuiteProcess {
     /// Starts `binary run` with `env` (and nothing else of this process's
     /// `ATENCIONES_*` or `RUST_LOG`) and waits until it listens.
     pub async fn start(binary: &Path, env: &HashMap<String, String>) -> Self {
+        Self::start_roles(binary, env, &[]).await
+    }
+
+    /// As [`SuiteProcess::start`], running only `roles` (all when empty): a
+    /// deployment split over processes, each of which can die on its own.
+    pub async fn start_roles(binary: &Path, env: &HashMap<String, String>, roles: &[&str]) -> Self {
         let mut command = Command::new(binary);
+        command.arg("run");
+        if !roles.is_empty() {
+            command.arg("--role").arg(roles.join(","));
+        }
         command
-            .arg("run")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
