@@ -501,3 +501,85 @@ async fn records_stored_before_search_existed_are_indexed_at_start(db: TestDatab
     service.stop().await;
 }
 on_both_databases!(records_stored_before_search_existed_are_indexed_at_start);
+
+/// Pages of a search while records keep arriving: new ones (finished now)
+/// land before the pages already read, late ones (finished long ago, e.g.
+/// delivered when history came back) after them. Either way no record is
+/// repeated and none already there is skipped; the order stays newest first.
+async fn pages_neither_repeat_nor_skip_while_records_arrive(db: TestDatabase) {
+    let service = Service::start(db).await;
+    let mut client = service.client.clone();
+    let finish = |n: i64| at(1_764_000_000 + n * 60, 0);
+    for n in 0..40 {
+        assert!(
+            store(
+                &mut client,
+                record(&format!("r-{n:02}"), "c", "ventas", finish(n))
+            )
+            .await
+        );
+    }
+    let mut seen: Vec<(String, i64)> = Vec::new();
+    let mut page_token = String::new();
+    let mut arrivals = 0;
+    loop {
+        let page = client
+            .search_attentions(pb::SearchAttentionsRequest {
+                filter: Some(pb::HistoryFilter {
+                    query: "comprar".into(),
+                    ..Default::default()
+                }),
+                scope_campaign_ids: vec!["ventas".into()],
+                page_size: 7,
+                page_token,
+            })
+            .await
+            .expect("page")
+            .into_inner();
+        seen.extend(page.records.iter().map(|r| {
+            let finished = r.finish_time.as_ref().map_or(0, |t| t.seconds);
+            (r.attention_id.clone(), finished)
+        }));
+        // Between pages: one newer than everything, one older than everything.
+        arrivals += 1;
+        let newer = record(
+            &format!("new-{arrivals}"),
+            "c",
+            "ventas",
+            finish(1_000 + arrivals),
+        );
+        let late = record(
+            &format!("late-{arrivals}"),
+            "c",
+            "ventas",
+            finish(-1_000 - arrivals),
+        );
+        assert!(store(&mut client, newer).await);
+        assert!(store(&mut client, late).await);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let ids: Vec<_> = seen.iter().map(|(id, _)| id.as_str()).collect();
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no repeats: {ids:?}");
+    for n in 0..40 {
+        assert!(
+            ids.contains(&format!("r-{n:02}").as_str()),
+            "r-{n:02} not skipped"
+        );
+    }
+    assert!(
+        !ids.iter().any(|id| id.starts_with("new-")),
+        "newer ones belong before page one"
+    );
+    assert!(
+        ids.contains(&"late-1"),
+        "a late record older than the cursor is read later"
+    );
+    assert!(seen.windows(2).all(|w| w[0].1 >= w[1].1), "newest first");
+    service.stop().await;
+}
+
+on_both_databases!(pages_neither_repeat_nor_skip_while_records_arrive);
