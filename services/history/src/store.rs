@@ -21,6 +21,9 @@ const TRANSCRIPT_CHUNK: usize = 500;
 #[derive(Clone)]
 pub struct Records {
     db: DatabaseConnection,
+    /// PostgreSQL search: a query with fewer matches than this is fetched by
+    /// id, one with more by walking records newest first (see `search`).
+    pub(crate) probe_cap: usize,
 }
 
 /// One page of a customer's records.
@@ -31,7 +34,10 @@ pub struct Page {
 
 impl Records {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            probe_cap: crate::search::PROBE_CAP,
+        }
     }
 
     /// Stores a finished attention once. The record row is inserted with ON
