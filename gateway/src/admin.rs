@@ -51,9 +51,9 @@ impl Admin {
     }
 
     /// PERMISSION_DENIED unless the supervisor supervises `campaign_id`.
-    async fn check_supervises(&self, actor_id: String, campaign_id: &str) -> Result<(), Status> {
+    async fn check_supervises(&self, actor_id: &str, campaign_id: &str) -> Result<(), Status> {
         if self
-            .supervised(actor_id)
+            .supervised(actor_id.to_owned())
             .await?
             .iter()
             .any(|c| c == campaign_id)
@@ -325,7 +325,7 @@ impl AdminService for Admin {
     ) -> Result<Response<pb::PublishFormResponse>, Status> {
         let actor_id = supervisor(&request)?;
         let r = request.into_inner();
-        self.check_supervises(actor_id, &r.campaign_id).await?;
+        self.check_supervises(&actor_id, &r.campaign_id).await?;
         let form = self
             .form
             .clone()
@@ -334,6 +334,7 @@ impl AdminService for Admin {
                 direction: r.direction,
                 title: r.title,
                 fields: r.fields,
+                actor: actor_id,
             })
             .await?
             .into_inner()
@@ -424,7 +425,7 @@ impl AdminService for Admin {
     ) -> Result<Response<pb::SetHistoryRetentionResponse>, Status> {
         let actor_id = supervisor(&request)?;
         let r = request.into_inner();
-        self.check_supervises(actor_id, &r.campaign_id).await?;
+        self.check_supervises(&actor_id, &r.campaign_id).await?;
         self.history
             .clone()
             .set_retention(history_pb::SetRetentionRequest {

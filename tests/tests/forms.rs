@@ -117,6 +117,10 @@ async fn a_published_form_checks_every_field_type_on_save_and_finish(db: TestDat
         .form
         .expect("form");
     assert_eq!(form.fields.len(), 4);
+    assert_eq!(
+        form.published_by, "sofia",
+        "the version says who published it"
+    );
     // Only supervisors, and only of their campaigns.
     suite
         .configure(

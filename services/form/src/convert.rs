@@ -233,6 +233,7 @@ impl From<Form> for pb::Form {
                 .map(Into::into)
                 .collect(),
             create_time: Some(timestamp(form.created_at)),
+            published_by: form.published_by,
         }
     }
 }

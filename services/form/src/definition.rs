@@ -371,6 +371,7 @@ pub struct Form {
     pub title: String,
     pub definition: FormDefinition,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    pub published_by: String,
 }
 
 #[cfg(test)]

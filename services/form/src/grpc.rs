@@ -25,8 +25,10 @@ impl FormService for FormGrpc {
         &self,
         request: Request<pb::PublishFormRequest>,
     ) -> Result<Response<pb::PublishFormResponse>, Status> {
-        let new = PublishForm::try_from(request.into_inner())?;
-        let form = self.forms.publish(new).await?;
+        let request = request.into_inner();
+        let publisher = request.actor.clone();
+        let new = PublishForm::try_from(request)?;
+        let form = self.forms.publish(new, &publisher).await?;
         Ok(Response::new(pb::PublishFormResponse {
             form: Some(form.into()),
         }))

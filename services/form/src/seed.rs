@@ -12,7 +12,7 @@ pub async fn seed_demo(forms: &Forms) -> Result<(), Error> {
         return Ok(());
     }
     for new in demo_forms()? {
-        let form = forms.publish(new).await?;
+        let form = forms.publish(new, "").await?;
         tracing::info!(campaign = %form.campaign_id, form_id = %form.id, "demo form published");
     }
     Ok(())

@@ -39,7 +39,8 @@ impl Forms {
     /// Stores `new` as the next version of its campaign's form. Two publishers
     /// racing compute the same number; the unique key lets one win and the
     /// other retries once with the next number.
-    pub async fn publish(&self, new: PublishForm) -> Result<Form, Error> {
+    /// Publishes the next version, recording `publisher` on it.
+    pub async fn publish(&self, new: PublishForm, publisher: &str) -> Result<Form, Error> {
         for _ in 0..2 {
             let version = match self.latest(&new.campaign_id, new.direction).await? {
                 Some(latest) => latest.version + 1,
@@ -53,6 +54,7 @@ impl Forms {
                 title: new.title.clone(),
                 definition: new.definition.clone(),
                 created_at: now(),
+                published_by: publisher.to_owned(),
             };
             let row = form::ActiveModel {
                 id: Set(form.id),
@@ -62,6 +64,7 @@ impl Forms {
                 title: Set(form.title.clone()),
                 definition: Set(to_json(&form.definition)?),
                 created_at: Set(form.created_at),
+                published_by: Set(form.published_by.clone()),
             };
             let inserted = form::Entity::insert(row)
                 .on_conflict_do_nothing_on([
@@ -344,6 +347,7 @@ fn form_from_row(row: form::Model) -> Result<Form, Error> {
         title: row.title,
         definition,
         created_at: row.created_at,
+        published_by: row.published_by,
     })
 }
 

@@ -103,6 +103,7 @@ fn publish_request(campaign: &str, fields: Vec<pb::Field>) -> pb::PublishFormReq
         direction: Direction::Inbound.into(),
         title: "Encuesta".into(),
         fields,
+        actor: "sofia".into(),
     }
 }
 

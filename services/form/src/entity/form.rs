@@ -14,6 +14,8 @@ pub struct Model {
     /// The serialized [`crate::definition::FormDefinition`].
     pub definition: Json,
     pub created_at: DateTimeUtc,
+    /// Supervisor who published it; empty for the demo forms.
+    pub published_by: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
