@@ -108,6 +108,9 @@ impl MigrationTrait for Migration {
         for mut column in [
             timestamp_with_time_zone_null(AttentionRecords::TranscriptDeletedAt).take(),
             timestamp_with_time_zone_null(AttentionRecords::ErasedAt).take(),
+            // When the messaging service confirmed it purged the messages and
+            // files too; until then every sweep asks it again.
+            timestamp_with_time_zone_null(AttentionRecords::MessagingPurgedAt).take(),
         ] {
             manager
                 .alter_table(
@@ -140,6 +143,7 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for column in [
+            AttentionRecords::MessagingPurgedAt,
             AttentionRecords::ErasedAt,
             AttentionRecords::TranscriptDeletedAt,
         ] {
@@ -229,4 +233,5 @@ enum AttentionRecords {
     Table,
     TranscriptDeletedAt,
     ErasedAt,
+    MessagingPurgedAt,
 }

@@ -1,14 +1,18 @@
 //! Wiring: database, schema, gRPC server.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use atenciones_proto::history::v1::history_service_server::HistoryServiceServer;
+use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
 use atenciones_runtime::{CancellationToken, ServiceName, Settings, database, grpc};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::grpc::HistoryGrpc;
+use crate::privacy::Messaging;
 use crate::store::Records;
 
 pub struct Application {
@@ -16,6 +20,7 @@ pub struct Application {
     address: SocketAddr,
     records: Records,
     retention_sweep: Duration,
+    messaging: Messaging,
 }
 
 impl Application {
@@ -38,6 +43,9 @@ impl Application {
             address,
             records: Records::new(db),
             retention_sweep: settings.history.retention_sweep(),
+            messaging: MessagingServiceClient::new(grpc::channel(
+                &settings.service_url(ServiceName::Messaging),
+            )?),
         })
     }
 
@@ -59,12 +67,17 @@ impl Application {
                 }
             }
         });
-        tokio::spawn(sweep_retention(
-            self.records.clone(),
-            self.retention_sweep,
+        let sweep_now = Arc::new(Notify::new());
+        tokio::spawn(sweep(
+            Sweep {
+                records: self.records.clone(),
+                messaging: self.messaging,
+                every: self.retention_sweep,
+                now: sweep_now.clone(),
+            },
             shutdown.clone(),
         ));
-        let service = HistoryServiceServer::new(HistoryGrpc::new(self.records));
+        let service = HistoryServiceServer::new(HistoryGrpc::new(self.records, sweep_now));
         // build() has connected and migrated the database: ready.
         let routes = grpc::routes(service).await;
         tracing::info!(address = %self.address, "history service listening");
@@ -73,19 +86,36 @@ impl Application {
     }
 }
 
-/// Deletes transcripts past their campaign's retention now and then; every
-/// replica may sweep, a record already stripped is skipped.
-async fn sweep_retention(records: Records, every: Duration, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval(every);
+/// The privacy sweep's parts.
+struct Sweep {
+    records: Records,
+    messaging: Messaging,
+    every: Duration,
+    /// Wakes the sweep at once (an erasure was just made).
+    now: Arc<Notify>,
+}
+
+/// Now and then (and at once after an erasure), deletes transcripts past
+/// their campaign's retention and has messaging purge what history has
+/// stripped. Every replica may sweep: a record already stripped is skipped,
+/// a purge repeated is harmless.
+async fn sweep(mut sweep: Sweep, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(sweep.every);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
+            _ = sweep.now.notified() => {}
         }
-        match records.sweep_retention(chrono::Utc::now()).await {
+        match sweep.records.sweep_retention(chrono::Utc::now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(records = n, "history retention: transcripts deleted"),
             Err(error) => tracing::warn!(%error, "history retention sweep failed"),
+        }
+        match sweep.records.purge_in_messaging(&mut sweep.messaging).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "messages and files purged in messaging"),
+            Err(error) => tracing::warn!(%error, "purging in messaging failed; retried next sweep"),
         }
     }
 }

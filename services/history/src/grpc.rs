@@ -4,7 +4,9 @@ use atenciones_proto::history::v1 as pb;
 use pb::history_service_server::HistoryService;
 use tonic::{Request, Response, Status};
 
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::convert::{events, report_filter, time};
@@ -22,11 +24,13 @@ const EXPORT_BUFFER: usize = 2;
 
 pub struct HistoryGrpc {
     records: Records,
+    /// Wakes the privacy sweep, which has messaging purge an erasure's messages.
+    sweep_now: Arc<Notify>,
 }
 
 impl HistoryGrpc {
-    pub fn new(records: Records) -> Self {
-        Self { records }
+    pub fn new(records: Records, sweep_now: Arc<Notify>) -> Self {
+        Self { records, sweep_now }
     }
 }
 
@@ -143,6 +147,7 @@ impl HistoryService for HistoryGrpc {
         let r = request.into_inner();
         let erasure = Erasure::parse(r.customer_id, r.actor, r.reason)?;
         let (erasure_id, erased) = self.records.erase_customer(erasure).await?;
+        self.sweep_now.notify_one();
         Ok(Response::new(pb::EraseCustomerResponse {
             erased_records: u32::try_from(erased).unwrap_or(u32::MAX),
             erasure_id,

@@ -1,20 +1,29 @@
 //! Privacy: transcripts kept only for their campaign's retention, and one
 //! customer's data erased on request. Both leave the record itself (campaign,
 //! agents, times, counts, disposition) and the activity rows reports count
-//! from, so reports keep their numbers.
+//! from, so reports keep their numbers. History strips its own copy in one
+//! transaction, then has the messaging service purge the messages and media
+//! files, retrying on every sweep until messaging confirms.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
     QueryFilter, QuerySelect, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 
+use atenciones_proto::messaging::v1::PurgeAttentionsRequest;
+use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
+
 use crate::entity::{attention_record, campaign_retention, customer_erasure, transcript_message};
 use crate::error::Error;
 use crate::record::{Customer, CustomerId, Violation};
 use crate::search;
 use crate::store::{Records, record_from_row};
+
+/// The messaging service, which holds the messages and files themselves.
+pub type Messaging = MessagingServiceClient<tonic::transport::Channel>;
 
 /// Longest retention accepted: a hundred years.
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
@@ -176,6 +185,47 @@ impl Records {
         txn.commit().await?;
         tracing::info!(erasure = %id, records = count, "customer data erased from history");
         Ok((id, count))
+    }
+}
+
+impl Records {
+    /// Asks the messaging service to purge the messages and files of records
+    /// history has stripped, until it has confirmed every one; returns how
+    /// many it confirmed. A failure leaves the rest for the next sweep.
+    pub async fn purge_in_messaging(&self, messaging: &mut Messaging) -> Result<usize, Error> {
+        use attention_record::Column;
+        let mut confirmed = 0;
+        loop {
+            let due = attention_record::Entity::find()
+                .filter(Column::TranscriptDeletedAt.is_not_null())
+                .filter(Column::MessagingPurgedAt.is_null())
+                .limit(SWEEP_BATCH)
+                .all(self.connection())
+                .await?;
+            if due.is_empty() {
+                return Ok(confirmed);
+            }
+            let (erased, expired): (Vec<_>, Vec<_>) =
+                due.into_iter().partition(|r| r.erased_at.is_some());
+            for (records, erase_customer) in [(erased, true), (expired, false)] {
+                if records.is_empty() {
+                    continue;
+                }
+                let ids: Vec<String> = records.into_iter().map(|r| r.attention_id).collect();
+                messaging
+                    .purge_attentions(PurgeAttentionsRequest {
+                        attention_ids: ids.clone(),
+                        erase_customer,
+                    })
+                    .await?;
+                attention_record::Entity::update_many()
+                    .col_expr(Column::MessagingPurgedAt, Expr::value(Utc::now()))
+                    .filter(Column::AttentionId.is_in(ids.iter().map(String::as_str)))
+                    .exec(self.connection())
+                    .await?;
+                confirmed += ids.len();
+            }
+        }
     }
 }
 

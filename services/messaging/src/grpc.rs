@@ -257,6 +257,29 @@ impl MessagingService for MessagingGrpc {
             next_page_token: next.map(|t| t.encode()).unwrap_or_default(),
         }))
     }
+
+    async fn purge_attentions(
+        &self,
+        request: Request<pb::PurgeAttentionsRequest>,
+    ) -> Result<Response<pb::PurgeAttentionsResponse>, Status> {
+        let request = request.into_inner();
+        let mut check = Check::default();
+        let ids: Vec<Uuid> = request
+            .attention_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| check.uuid(&format!("attention_ids[{i}]"), id))
+            .collect();
+        check.finish()?;
+        let purged = self
+            .messaging
+            .purge(&self.media, &ids, request.erase_customer)
+            .await?;
+        Ok(Response::new(pb::PurgeAttentionsResponse {
+            messages: purged.messages,
+            files: purged.files,
+        }))
+    }
 }
 
 pub(crate) fn attention_id(value: &str) -> Result<Uuid, Violation> {

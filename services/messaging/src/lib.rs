@@ -16,6 +16,7 @@ mod notification;
 mod outbound;
 mod processor;
 mod proto;
+mod purge;
 mod sender;
 pub mod signature;
 mod store;

@@ -128,6 +128,16 @@ impl Messaging {
         Self { db, graph, sender }
     }
 
+    /// See [`crate::purge::purge`].
+    pub async fn purge(
+        &self,
+        media: &crate::media::Media,
+        attention_ids: &[Uuid],
+        erase_customer: bool,
+    ) -> Result<crate::purge::Purged, Error> {
+        crate::purge::purge(&self.db, media, attention_ids, erase_customer).await
+    }
+
     /// Sends a message once per idempotency key. It is stored PENDING before
     /// WhatsApp is called, so a crash, a timeout or an outage leaves a record
     /// that the background sender completes; a repeated key returns that

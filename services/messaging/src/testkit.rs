@@ -18,9 +18,12 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::domain;
+use crate::entity::media;
 use crate::error::Error;
 use crate::graph::Graph;
-use crate::media::{Limits, Media, Storage};
+use crate::media::{Limits, Media, Storage, track_inbound};
+use crate::notification::{self, Item};
 
 pub const SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
@@ -245,6 +248,45 @@ pub async fn media_harness(test_db: TestDatabase) -> MediaHarness {
         db,
         graph,
         _test_db: test_db,
+    }
+}
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/whatsapp");
+/// The media id of `inbound_image.json`.
+pub const FIXTURE_MEDIA: &str = "65463453";
+
+/// 150 kB of image-like bytes.
+pub fn image() -> Vec<u8> {
+    (0..150_000).map(|i| (i % 253) as u8).collect()
+}
+
+impl MediaHarness {
+    /// Stores the messages of a webhook body as the processor does and
+    /// records their files; returns the first message's file.
+    pub async fn receive(&self, body: &[u8]) -> media::Model {
+        let items = notification::parse(body, domain::now()).expect("parses");
+        let mut first = None;
+        for item in items {
+            if let Item::Message(inbound) = item {
+                let stored = crate::store::store_inbound(&self.db, &inbound)
+                    .await
+                    .expect("stored");
+                track_inbound(&self.db, &stored).await.expect("tracked");
+                first.get_or_insert(stored.id);
+            }
+        }
+        let message_id = first.expect("a message");
+        crate::media::of_messages(&self.db, &[message_id])
+            .await
+            .expect("files")
+            .remove(&message_id)
+            .expect("a file")
+    }
+
+    /// [`MediaHarness::receive`] of a fixture.
+    pub async fn fixture(&self, name: &str) -> media::Model {
+        let body = std::fs::read(format!("{FIXTURES}/{name}")).expect("fixture");
+        self.receive(&body).await
     }
 }
 

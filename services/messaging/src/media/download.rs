@@ -228,46 +228,11 @@ mod tests {
 
     use super::*;
     use crate::entity::media::{Column, Entity};
-    use crate::media::track_inbound;
-    use crate::notification::{self, Item};
-    use crate::testkit::{self, MediaHarness as Harness, media_harness as harness};
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/whatsapp");
-    /// The media id of `inbound_image.json`.
-    const FIXTURE_MEDIA: &str = "65463453";
-
-    fn image() -> Vec<u8> {
-        (0..150_000).map(|i| (i % 253) as u8).collect()
-    }
+    use crate::testkit::{
+        self, FIXTURE_MEDIA, MediaHarness as Harness, image, media_harness as harness,
+    };
 
     impl Harness {
-        /// Stores the messages of a webhook body as the processor does and
-        /// records their files; returns the first message's file.
-        async fn receive(&self, body: &[u8]) -> media::Model {
-            let items = notification::parse(body, domain::now()).expect("parses");
-            let mut first = None;
-            for item in items {
-                if let Item::Message(inbound) = item {
-                    let stored = crate::store::store_inbound(&self.db, &inbound)
-                        .await
-                        .expect("stored");
-                    track_inbound(&self.db, &stored).await.expect("tracked");
-                    first.get_or_insert(stored.id);
-                }
-            }
-            let message_id = first.expect("a message");
-            crate::media::of_messages(&self.db, &[message_id])
-                .await
-                .expect("files")
-                .remove(&message_id)
-                .expect("a file")
-        }
-
-        async fn fixture(&self, name: &str) -> media::Model {
-            let body = std::fs::read(format!("{FIXTURES}/{name}")).expect("fixture");
-            self.receive(&body).await
-        }
-
         async fn reload(&self, id: Uuid) -> media::Model {
             store::find(&self.db, id)
                 .await

@@ -223,6 +223,34 @@ impl Media {
         store::link_message(&self.db, media_id, message_id).await
     }
 
+    #[cfg(test)]
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Deletes the files of these messages or attentions, object first, then
+    /// row, so a failure halfway leaves rows a retry finds. Returns how many.
+    pub async fn delete_files(
+        &self,
+        message_ids: &[Uuid],
+        attention_ids: &[Uuid],
+    ) -> Result<u32, Error> {
+        use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
+        let files = media::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(media::Column::MessageId.is_in(message_ids.iter().copied()))
+                    .add(media::Column::AttentionId.is_in(attention_ids.iter().copied())),
+            )
+            .all(&self.db)
+            .await?;
+        for file in &files {
+            self.storage.delete(&Storage::file(file.id)).await?;
+            media::Entity::delete_by_id(file.id).exec(&self.db).await?;
+        }
+        Ok(u32::try_from(files.len()).unwrap_or(u32::MAX))
+    }
+
     pub async fn of_messages(
         &self,
         message_ids: &[Uuid],
