@@ -6,6 +6,7 @@ use tonic::Code;
 
 use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::history::v1 as history_pb;
+use atenciones_runtime::ServiceName;
 use atenciones_tests::{
     Role, TestDatabase, TestSuite, eventually, on_both_databases, text_webhook,
 };
@@ -154,6 +155,42 @@ async fn supervisors_report_open_and_finished_attentions_and_erase_a_customer(db
         ("erased", "")
     );
     assert!(record.transcript.is_empty());
+    // Messaging, form and queue forget their copies too (history asks them
+    // right away, and again on every sweep until they all confirm).
+    eventually("the other services' copies purged", || async {
+        let left = suite
+            .count_rows_where(
+                "messaging_messages",
+                "customer_wa_id = '5491100000001' OR (wamid = 'wamid.r1' AND text <> '')",
+            )
+            .await
+            + suite
+                .count_service_rows(
+                    ServiceName::Queue,
+                    "attentions",
+                    "customer_wa_id = '5491100000001' OR customer_name = 'Ada'",
+                )
+                .await
+            + suite
+                .count_service_rows(
+                    ServiceName::Form,
+                    "drafts",
+                    &format!("attention_id = '{id}'"),
+                )
+                .await;
+        (left == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        suite
+            .count_rows_where(
+                "messaging_messages",
+                "wamid = 'wamid.r2' AND text = 'Buenas'"
+            )
+            .await,
+        1,
+        "the other customer's message stays"
+    );
     let after = sofia
         .clone()
         .get_campaign_report(pb::GetCampaignReportRequest {

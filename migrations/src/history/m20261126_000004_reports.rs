@@ -108,9 +108,9 @@ impl MigrationTrait for Migration {
         for mut column in [
             timestamp_with_time_zone_null(AttentionRecords::TranscriptDeletedAt).take(),
             timestamp_with_time_zone_null(AttentionRecords::ErasedAt).take(),
-            // When the messaging service confirmed it purged the messages and
-            // files too; until then every sweep asks it again.
-            timestamp_with_time_zone_null(AttentionRecords::MessagingPurgedAt).take(),
+            // When messaging, form and queue all confirmed they purged their
+            // copies too; until then every sweep asks them again.
+            timestamp_with_time_zone_null(AttentionRecords::PurgedAt).take(),
         ] {
             manager
                 .alter_table(
@@ -143,7 +143,7 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for column in [
-            AttentionRecords::MessagingPurgedAt,
+            AttentionRecords::PurgedAt,
             AttentionRecords::ErasedAt,
             AttentionRecords::TranscriptDeletedAt,
         ] {
@@ -233,5 +233,5 @@ enum AttentionRecords {
     Table,
     TranscriptDeletedAt,
     ErasedAt,
-    MessagingPurgedAt,
+    PurgedAt,
 }

@@ -118,4 +118,26 @@ impl FormService for FormGrpc {
             submission: Some(submission.into()),
         }))
     }
+
+    async fn purge_attentions(
+        &self,
+        request: Request<pb::PurgeAttentionsRequest>,
+    ) -> Result<Response<pb::PurgeAttentionsResponse>, Status> {
+        let (attentions, violations): (Vec<_>, Vec<_>) = request
+            .into_inner()
+            .attention_ids
+            .into_iter()
+            .map(AttentionId::parse)
+            .partition(Result::is_ok);
+        if !violations.is_empty() {
+            return Err(
+                invalid_request(violations.into_iter().filter_map(Result::err).collect()).into(),
+            );
+        }
+        let attentions: Vec<_> = attentions.into_iter().flatten().collect();
+        let drafts = self.forms.purge(&attentions).await?;
+        Ok(Response::new(pb::PurgeAttentionsResponse {
+            drafts: u32::try_from(drafts).unwrap_or(u32::MAX),
+        }))
+    }
 }

@@ -272,6 +272,16 @@ impl Forms {
         ))
     }
 
+    /// Deletes the drafts (and submissions) of finished attentions history
+    /// has recorded; returns how many there were.
+    pub async fn purge(&self, attentions: &[AttentionId]) -> Result<u64, Error> {
+        let deleted = draft::Entity::delete_many()
+            .filter(draft::Column::AttentionId.is_in(attentions.iter().map(AttentionId::as_str)))
+            .exec(&self.db)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+
     pub async fn submission(&self, attention: &AttentionId) -> Result<Submission, Error> {
         let row = draft::Entity::find_by_id(attention.as_str())
             .one(&self.db)

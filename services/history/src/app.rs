@@ -5,14 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use atenciones_proto::form::v1::form_service_client::FormServiceClient;
 use atenciones_proto::history::v1::history_service_server::HistoryServiceServer;
 use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
+use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
 use atenciones_runtime::{CancellationToken, ServiceName, Settings, database, grpc};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::grpc::HistoryGrpc;
-use crate::privacy::Messaging;
+use crate::privacy::Holders;
 use crate::store::Records;
 
 pub struct Application {
@@ -20,7 +22,7 @@ pub struct Application {
     address: SocketAddr,
     records: Records,
     retention_sweep: Duration,
-    messaging: Messaging,
+    holders: Holders,
 }
 
 impl Application {
@@ -28,6 +30,7 @@ impl Application {
     /// no demo data: records appear as attentions finish.
     pub async fn build(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let address = listener.local_addr()?;
+        let channel = |service| grpc::channel(&settings.service_url(service));
         let url = settings.database_url(ServiceName::History);
         let db = database::connect(&url, &settings.database)
             .await
@@ -43,9 +46,11 @@ impl Application {
             address,
             records: Records::new(db),
             retention_sweep: settings.history.retention_sweep(),
-            messaging: MessagingServiceClient::new(grpc::channel(
-                &settings.service_url(ServiceName::Messaging),
-            )?),
+            holders: Holders {
+                messaging: MessagingServiceClient::new(channel(ServiceName::Messaging)?),
+                form: FormServiceClient::new(channel(ServiceName::Form)?),
+                queue: QueueServiceClient::new(channel(ServiceName::Queue)?),
+            },
         })
     }
 
@@ -71,7 +76,7 @@ impl Application {
         tokio::spawn(sweep(
             Sweep {
                 records: self.records.clone(),
-                messaging: self.messaging,
+                holders: self.holders,
                 every: self.retention_sweep,
                 now: sweep_now.clone(),
             },
@@ -89,15 +94,15 @@ impl Application {
 /// The privacy sweep's parts.
 struct Sweep {
     records: Records,
-    messaging: Messaging,
+    holders: Holders,
     every: Duration,
     /// Wakes the sweep at once (an erasure was just made).
     now: Arc<Notify>,
 }
 
 /// Now and then (and at once after an erasure), deletes transcripts past
-/// their campaign's retention and has messaging purge what history has
-/// stripped. Every replica may sweep: a record already stripped is skipped,
+/// their campaign's retention and has the other services purge what history
+/// has stripped. Every replica may sweep: a record already stripped is skipped,
 /// a purge repeated is harmless.
 async fn sweep(mut sweep: Sweep, shutdown: CancellationToken) {
     let mut ticks = tokio::time::interval(sweep.every);
@@ -112,10 +117,10 @@ async fn sweep(mut sweep: Sweep, shutdown: CancellationToken) {
             Ok(n) => tracing::info!(records = n, "history retention: transcripts deleted"),
             Err(error) => tracing::warn!(%error, "history retention sweep failed"),
         }
-        match sweep.records.purge_in_messaging(&mut sweep.messaging).await {
+        match sweep.records.purge_elsewhere(&mut sweep.holders).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(records = n, "messages and files purged in messaging"),
-            Err(error) => tracing::warn!(%error, "purging in messaging failed; retried next sweep"),
+            Ok(n) => tracing::info!(records = n, "purged in messaging, form and queue"),
+            Err(error) => tracing::warn!(%error, "purging elsewhere failed; retried next sweep"),
         }
     }
 }

@@ -18,9 +18,9 @@ pub enum Error {
     /// A stored row that does not parse: a bug or a hand edit, never the caller's fault.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
-    /// The messaging service failed a purge (background work only).
-    #[error("messaging: {0}")]
-    Messaging(#[from] tonic::Status),
+    /// Another service failed a purge (background work only).
+    #[error("purge elsewhere: {0}")]
+    Purge(#[from] tonic::Status),
 }
 
 impl Error {
@@ -40,7 +40,7 @@ impl From<Error> for Status {
                 violations,
             } => atenciones_domain::invalid_argument(message, violations),
             Error::NotFound(message) => Status::not_found(message),
-            Error::Database(_) | Error::Corrupt(_) | Error::Messaging(_) => {
+            Error::Database(_) | Error::Corrupt(_) | Error::Purge(_) => {
                 tracing::error!(%error, "request failed");
                 Status::internal("Error interno del servicio de historial.")
             }

@@ -2,8 +2,9 @@
 //! customer's data erased on request. Both leave the record itself (campaign,
 //! agents, times, counts, disposition) and the activity rows reports count
 //! from, so reports keep their numbers. History strips its own copy in one
-//! transaction, then has the messaging service purge the messages and media
-//! files, retrying on every sweep until messaging confirms.
+//! transaction, then has messaging, form and queue purge their copies
+//! (messages and media files, drafts and submissions, list previews and the
+//! customer on the attention), retrying on every sweep until all confirm.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::Expr;
@@ -13,8 +14,13 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
-use atenciones_proto::messaging::v1::PurgeAttentionsRequest;
+use atenciones_proto::form::v1 as form_pb;
+use atenciones_proto::form::v1::form_service_client::FormServiceClient;
+use atenciones_proto::messaging::v1 as messaging_pb;
 use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
+use atenciones_proto::queue::v1 as queue_pb;
+use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
+use tonic::transport::Channel;
 
 use crate::entity::{attention_record, campaign_retention, customer_erasure, transcript_message};
 use crate::error::Error;
@@ -22,8 +28,40 @@ use crate::record::{Customer, CustomerId, Violation};
 use crate::search;
 use crate::store::{Records, record_from_row};
 
-/// The messaging service, which holds the messages and files themselves.
-pub type Messaging = MessagingServiceClient<tonic::transport::Channel>;
+/// The services that hold the rest of an attention's data: messaging (the
+/// messages and files), form (drafts and submissions) and queue (the list
+/// preview, transfer notes and the customer on the attention).
+#[derive(Clone)]
+pub struct Holders {
+    pub messaging: MessagingServiceClient<Channel>,
+    pub form: FormServiceClient<Channel>,
+    pub queue: QueueServiceClient<Channel>,
+}
+
+impl Holders {
+    /// Each holder purges these attentions; each purge is idempotent, so a
+    /// failure halfway is simply repeated.
+    async fn purge(&mut self, ids: &[String], erase_customer: bool) -> Result<(), Error> {
+        self.messaging
+            .purge_attentions(messaging_pb::PurgeAttentionsRequest {
+                attention_ids: ids.to_vec(),
+                erase_customer,
+            })
+            .await?;
+        self.form
+            .purge_attentions(form_pb::PurgeAttentionsRequest {
+                attention_ids: ids.to_vec(),
+            })
+            .await?;
+        self.queue
+            .purge_attentions(queue_pb::PurgeAttentionsRequest {
+                attention_ids: ids.to_vec(),
+                erase_customer,
+            })
+            .await?;
+        Ok(())
+    }
+}
 
 /// Longest retention accepted: a hundred years.
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
@@ -189,16 +227,16 @@ impl Records {
 }
 
 impl Records {
-    /// Asks the messaging service to purge the messages and files of records
-    /// history has stripped, until it has confirmed every one; returns how
-    /// many it confirmed. A failure leaves the rest for the next sweep.
-    pub async fn purge_in_messaging(&self, messaging: &mut Messaging) -> Result<usize, Error> {
+    /// Asks the services holding the rest of stripped records' data to purge
+    /// it, until all have confirmed every record; returns how many records
+    /// were confirmed. A failure leaves the rest for the next sweep.
+    pub async fn purge_elsewhere(&self, holders: &mut Holders) -> Result<usize, Error> {
         use attention_record::Column;
         let mut confirmed = 0;
         loop {
             let due = attention_record::Entity::find()
                 .filter(Column::TranscriptDeletedAt.is_not_null())
-                .filter(Column::MessagingPurgedAt.is_null())
+                .filter(Column::PurgedAt.is_null())
                 .limit(SWEEP_BATCH)
                 .all(self.connection())
                 .await?;
@@ -212,14 +250,9 @@ impl Records {
                     continue;
                 }
                 let ids: Vec<String> = records.into_iter().map(|r| r.attention_id).collect();
-                messaging
-                    .purge_attentions(PurgeAttentionsRequest {
-                        attention_ids: ids.clone(),
-                        erase_customer,
-                    })
-                    .await?;
+                holders.purge(&ids, erase_customer).await?;
                 attention_record::Entity::update_many()
-                    .col_expr(Column::MessagingPurgedAt, Expr::value(Utc::now()))
+                    .col_expr(Column::PurgedAt, Expr::value(Utc::now()))
                     .filter(Column::AttentionId.is_in(ids.iter().map(String::as_str)))
                     .exec(self.connection())
                     .await?;

@@ -77,7 +77,7 @@ impl Records {
             disposition: Set(disposition),
             transcript_deleted_at: Set(None),
             erased_at: Set(None),
-            messaging_purged_at: Set(None),
+            purged_at: Set(None),
         };
         let messages: Vec<_> = record
             .transcript

@@ -179,6 +179,7 @@ fake_queue_service! {
         list_campaigns(ListCampaignsRequest) -> ListCampaignsResponse;
         list_agents(ListAgentsRequest) -> ListAgentsResponse;
         list_audit_entries(ListAuditEntriesRequest) -> ListAuditEntriesResponse;
+        purge_attentions(PurgeAttentionsRequest) -> PurgeAttentionsResponse;
 }
 
 // ---- Cloud API ----

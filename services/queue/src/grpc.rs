@@ -277,6 +277,17 @@ impl QueueService for QueueApi {
         Ok(Response::new(pb::ListEventsResponse { events }))
     }
 
+    async fn purge_attentions(
+        &self,
+        request: Request<pb::PurgeAttentionsRequest>,
+    ) -> Result<Response<pb::PurgeAttentionsResponse>, Status> {
+        let r = request.into_inner();
+        let purged = self.queue.purge(&r.attention_ids, r.erase_customer).await?;
+        Ok(Response::new(pb::PurgeAttentionsResponse {
+            attentions: u32::try_from(purged).unwrap_or(u32::MAX),
+        }))
+    }
+
     async fn heartbeat(
         &self,
         request: Request<pb::HeartbeatRequest>,

@@ -13,6 +13,7 @@ mod grpc;
 mod handoff;
 mod hours;
 mod presence;
+mod privacy;
 mod queue;
 mod roster;
 mod routing;

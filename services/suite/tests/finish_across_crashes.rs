@@ -70,6 +70,7 @@ form_proxy! {
         save_draft: form_pb::SaveDraftRequest => form_pb::SaveDraftResponse;
         get_draft: form_pb::GetDraftRequest => form_pb::GetDraftResponse;
         get_submission: form_pb::GetSubmissionRequest => form_pb::GetSubmissionResponse;
+        purge_attentions: form_pb::PurgeAttentionsRequest => form_pb::PurgeAttentionsResponse;
     }
 
     async fn submit_form(

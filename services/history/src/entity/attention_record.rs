@@ -35,8 +35,8 @@ pub struct Model {
     pub transcript_deleted_at: Option<DateTimeUtc>,
     /// When its customer's data was erased on request.
     pub erased_at: Option<DateTimeUtc>,
-    /// When the messaging service purged the messages and files too.
-    pub messaging_purged_at: Option<DateTimeUtc>,
+    /// When messaging, form and queue purged their copies too.
+    pub purged_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
