@@ -15,6 +15,7 @@ use atenciones_proto::history::v1 as history_pb;
 use atenciones_proto::history::v1::history_service_client::HistoryServiceClient;
 use atenciones_proto::messaging::v1 as messaging_pb;
 use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
+use atenciones_proto::paging::all_messages;
 use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
 use atenciones_runtime::{ServiceName, Settings};
@@ -124,37 +125,23 @@ impl AgentDesk {
         &self,
         mut record: history_pb::AttentionRecord,
     ) -> history_pb::AttentionRecord {
-        let mut current = HashMap::new();
-        let mut page_token = String::new();
-        loop {
-            let page = self
-                .messaging
-                .clone()
-                .list_messages(messaging_pb::ListMessagesRequest {
-                    attention_id: record.attention_id.clone(),
-                    page_size: 500,
-                    page_token,
-                })
-                .await;
-            let page = match page {
-                Ok(page) => page.into_inner(),
-                Err(status) => {
-                    tracing::warn!(%status, "history record shown with the statuses it had at finish");
-                    return record;
-                }
-            };
-            current.extend(
-                page.messages
-                    .into_iter()
-                    .map(|m| (m.id, (m.status, m.error))),
-            );
-            if page.next_page_token.is_empty() {
-                break;
+        let current: HashMap<_, _> = match all_messages(
+            &mut self.messaging.clone(),
+            &record.attention_id,
+        )
+        .await
+        {
+            Ok(messages) => messages
+                .into_iter()
+                .map(|m| (m.id, (m.status, m.error)))
+                .collect(),
+            Err(status) => {
+                tracing::warn!(%status, "history record shown with the statuses it had at finish");
+                return record;
             }
-            page_token = page.next_page_token;
-        }
+        };
         for message in &mut record.transcript {
-            if let Some((status, error)) = current.remove(&message.id) {
+            if let Some((status, error)) = current.get(&message.id).cloned() {
                 message.status = status;
                 message.error = error;
             }

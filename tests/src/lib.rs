@@ -2,7 +2,6 @@
 //! SQLite directory, or a PostgreSQL database made for the test and dropped
 //! after it) with a fake WhatsApp Cloud API, and gives agents gRPC clients.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,7 +29,8 @@ pub use atenciones_test_support::webhook::{
     self, chrono_now, status_webhook, text_webhook, text_webhook_at,
 };
 pub use atenciones_test_support::{
-    Answer, Backend, CloudApi, SentRequest, TestDatabase, UploadedMedia, on_both_databases,
+    Answer, Backend, CloudApi, SentRequest, TestDatabase, UploadedMedia, eventually,
+    on_both_databases,
 };
 
 /// The app secret of the real signed fixture (`signed_inbound_text_pywa.json`);
@@ -528,24 +528,4 @@ pub fn fixture(name: &str) -> Vec<u8> {
         .join("fixtures/whatsapp")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
-}
-
-/// Polls `check` until it returns `Some` (processing is asynchronous by design:
-/// webhooks are acknowledged first, then processed).
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

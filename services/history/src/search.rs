@@ -8,7 +8,7 @@
 use atenciones_domain::escape_like;
 use atenciones_proto::form::v1::Submission;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
     QuerySelect, Statement,
@@ -68,20 +68,12 @@ pub async fn index(
     attention_id: &str,
     document: String,
 ) -> Result<(), sea_orm::DbErr> {
-    let backend = txn.get_database_backend();
-    let sql = match backend {
-        DatabaseBackend::Postgres => {
-            "INSERT INTO history_search (attention_id, document) VALUES ($1, $2)"
-        }
-        _ => "INSERT INTO history_search (attention_id, document) VALUES (?, ?)",
-    };
-    txn.execute_raw(Statement::from_sql_and_values(
-        backend,
-        sql,
-        [attention_id.into(), document.into()],
-    ))
-    .await
-    .map(|_| ())
+    let insert = Query::insert()
+        .into_table(SEARCH_TABLE)
+        .columns(["attention_id", "document"])
+        .values_panic([attention_id.into(), document.into()])
+        .to_owned();
+    txn.execute(&insert).await.map(|_| ())
 }
 
 /// Replaces the record's document (after retention or erasure removed what
@@ -91,19 +83,17 @@ pub async fn reindex(
     attention_id: &str,
     document: String,
 ) -> Result<(), sea_orm::DbErr> {
-    let backend = txn.get_database_backend();
-    let sql = match backend {
-        DatabaseBackend::Postgres => "DELETE FROM history_search WHERE attention_id = $1",
-        _ => "DELETE FROM history_search WHERE attention_id = ?",
-    };
-    txn.execute_raw(Statement::from_sql_and_values(
-        backend,
-        sql,
-        [attention_id.into()],
-    ))
-    .await?;
+    let delete = Query::delete()
+        .from_table(SEARCH_TABLE)
+        .and_where(Expr::col("attention_id").eq(attention_id))
+        .to_owned();
+    txn.execute(&delete).await?;
     index(txn, attention_id, document).await
 }
+
+/// The search index: a table with a GIN index on PostgreSQL, an FTS5 table
+/// on SQLite (see the migration).
+const SEARCH_TABLE: &str = "history_search";
 
 /// Matches above which PostgreSQL search walks records instead of fetching
 /// them by id: measured in benches/history_search.rs.

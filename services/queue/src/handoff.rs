@@ -20,6 +20,7 @@ use uuid::Uuid;
 use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::history::v1 as history_pb;
 use atenciones_proto::messaging::v1 as messaging_pb;
+use atenciones_proto::paging::all_messages;
 use atenciones_proto::time::timestamp;
 
 use crate::attention::{Direction, event};
@@ -215,25 +216,7 @@ impl Handoff {
 
     /// Every message of the attention, oldest first.
     async fn transcript(&self, attention_id: &str) -> Result<Vec<messaging_pb::Message>, Error> {
-        let mut messages = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = self
-                .clients
-                .messaging()
-                .list_messages(messaging_pb::ListMessagesRequest {
-                    attention_id: attention_id.to_owned(),
-                    page_size: 500,
-                    page_token,
-                })
-                .await?
-                .into_inner();
-            messages.extend(page.messages);
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            page_token = page.next_page_token;
-        }
+        let mut messages = all_messages(&mut self.clients.messaging(), attention_id).await?;
         messages.reverse();
         Ok(messages)
     }

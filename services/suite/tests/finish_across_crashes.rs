@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use atenciones_gateway::auth::{self, Role};
 use atenciones_proto::form::v1 as form_pb;
@@ -22,7 +22,9 @@ use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::gateway::v1::agent_desk_service_client::AgentDeskServiceClient;
 use atenciones_runtime::Settings;
 use atenciones_test_support::webhook::{signature, text_webhook};
-use atenciones_test_support::{CloudApi, SuiteProcess, TestDatabase, on_both_databases, suite_env};
+use atenciones_test_support::{
+    CloudApi, SuiteProcess, TestDatabase, eventually, on_both_databases, suite_env,
+};
 use sea_orm::{ConnectionTrait, Statement};
 use tokio::sync::oneshot;
 use tonic::service::Interceptor;
@@ -131,22 +133,6 @@ async fn desk(suite: &SuiteProcess) -> Desk {
         .await
         .expect("gateway reachable");
     AgentDeskServiceClient::with_interceptor(channel, Bearer(header))
-}
-
-/// Polls `check` for up to 30 s.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The state of the test's only attention, read straight from the queue's

@@ -13,6 +13,29 @@ pub use cloud_api::{Answer, CloudApi, SentRequest, UploadedMedia};
 pub use database::{Backend, TestDatabase};
 pub use process::{SuiteProcess, suite_env};
 
+use std::future::Future;
+use std::time::Duration;
+
+/// Polls `check` until it returns `Some` (processing is asynchronous by design:
+/// webhooks are acknowledged first, then processed). Gives up after 15 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Runs `async fn $name(db: TestDatabase)` once on each database, as
 /// `mod $name { sqlite, postgres }`. The PostgreSQL test returns at once
 /// (skipped) when [`TestDatabase::create`] gives `None`. The calling crate
