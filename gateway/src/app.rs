@@ -7,12 +7,13 @@ use tokio_util::sync::CancellationToken;
 
 use atenciones_proto::gateway::v1::admin_service_server::AdminServiceServer;
 use atenciones_proto::gateway::v1::agent_desk_service_server::AgentDeskServiceServer;
-use atenciones_runtime::Settings;
 use atenciones_runtime::grpc;
+use atenciones_runtime::{Settings, settings::GatewaySettings};
 
 use crate::admin::Admin;
 use crate::auth::Authenticator;
 use crate::desk::AgentDesk;
+use crate::pipeline;
 
 pub struct Application {
     listener: TcpListener,
@@ -20,6 +21,7 @@ pub struct Application {
     desk: AgentDesk,
     admin: Admin,
     authenticator: Authenticator,
+    settings: GatewaySettings,
 }
 
 impl Application {
@@ -30,6 +32,7 @@ impl Application {
             desk: AgentDesk::new(settings)?,
             admin: Admin::new(settings)?,
             authenticator: Authenticator::new(&settings.gateway.auth),
+            settings: settings.gateway.clone(),
         })
     }
 
@@ -49,7 +52,7 @@ impl Application {
         });
         // Stateless: ready as soon as it serves; each call reports its own backend errors.
         let routes = grpc::routes(desk).await.add_service(admin);
-        grpc::serve(self.listener, routes, shutdown).await?;
+        pipeline::serve(self.listener, routes, &self.settings, shutdown).await?;
         Ok(())
     }
 }

@@ -7,5 +7,6 @@ mod app;
 pub mod auth;
 mod desk;
 mod error;
+mod pipeline;
 
 pub use app::Application;

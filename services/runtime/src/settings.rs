@@ -52,6 +52,18 @@ pub enum LogFormat {
 pub struct GatewaySettings {
     pub listen: SocketAddr,
     pub auth: AuthSettings,
+    /// Calls served at once; more are refused with RESOURCE_EXHAUSTED.
+    pub max_concurrent_requests: usize,
+    /// Longest a call may take (a shorter `grpc-timeout` from the client wins).
+    pub request_timeout_ms: u64,
+    /// Browser origins allowed to call through gRPC-Web (CORS); `*` for any.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl GatewaySettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.max(1))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

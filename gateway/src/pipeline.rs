@@ -1,0 +1,105 @@
+//! The gateway's request pipeline, declared in one place. From the outside
+//! in, every call goes through:
+//!
+//! 1. CORS, so browsers on the origins in settings may call (preflights are
+//!    answered here);
+//! 2. gRPC-Web, translated to gRPC, on the same port as gRPC (HTTP/1.1 and 2);
+//! 3. a request id (`x-request-id`: the client's, or a new UUID), returned
+//!    on the response and carried by every log line of the call;
+//! 4. tracing, one span per call;
+//! 5. load shedding: beyond `max_concurrent_requests` calls in flight the
+//!    next is refused at once with RESOURCE_EXHAUSTED instead of waiting in
+//!    an unbounded queue;
+//! 6. a deadline: `request_timeout_ms`, or the client's `grpc-timeout` if
+//!    shorter (tonic's server timeout).
+
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use atenciones_runtime::settings::GatewaySettings;
+
+/// Headers a gRPC-Web client sends, and those it must be able to read.
+const REQUEST_HEADERS: [&str; 7] = [
+    "content-type",
+    "authorization",
+    "x-grpc-web",
+    "x-user-agent",
+    "grpc-timeout",
+    "x-request-id",
+    "traceparent",
+];
+const RESPONSE_HEADERS: [&str; 4] = [
+    "grpc-status",
+    "grpc-message",
+    "grpc-status-details-bin",
+    "x-request-id",
+];
+
+/// CORS for gRPC-Web callers from `origins` (`*`: any).
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let names = |names: &[&'static str]| -> Vec<HeaderName> {
+        names.iter().copied().map(HeaderName::from_static).collect()
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers(names(&REQUEST_HEADERS))
+        .expose_headers(names(&RESPONSE_HEADERS))
+        .max_age(Duration::from_secs(24 * 3600))
+}
+
+/// Serves `routes` behind the pipeline until `shutdown`, then lets calls in
+/// flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    settings: &GatewaySettings,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let layers = ServiceBuilder::new()
+        .layer(cors(&settings.cors_allowed_origins))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_grpc().make_span_with(|request: &http::Request<_>| {
+                let id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("grpc", path = %request.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::new(
+            settings.max_concurrent_requests.max(1),
+        ))
+        .into_inner();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    Server::builder()
+        .accept_http1(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .timeout(settings.request_timeout())
+        .layer(layers)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await
+}
