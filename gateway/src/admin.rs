@@ -15,7 +15,7 @@ use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
 use atenciones_runtime::{ServiceName, Settings};
 
-use crate::auth::{Identity, Role};
+use crate::auth::Identity;
 use crate::error::Error;
 
 #[derive(Clone)]
@@ -68,18 +68,14 @@ impl Admin {
     }
 }
 
-/// The calling supervisor's id; agents and reporters administer nothing.
-fn supervisor<T>(request: &Request<T>) -> Result<String, Error> {
-    let identity = request
+/// The caller's id. Which roles may call each RPC is checked before the
+/// handler runs ([`crate::authorize::TABLE`]); handlers scope by campaign.
+fn actor<T>(request: &Request<T>) -> Result<String, Error> {
+    request
         .extensions()
         .get::<Identity>()
-        .ok_or(Error::Unauthenticated)?;
-    if identity.role != Role::Supervisor {
-        return Err(Error::PermissionDenied(
-            "only supervisors may administer campaigns".into(),
-        ));
-    }
-    Ok(identity.subject.clone())
+        .map(|identity| identity.subject.clone())
+        .ok_or(Error::Unauthenticated)
 }
 
 #[tonic::async_trait]
@@ -88,7 +84,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::SaveCampaignRequest>,
     ) -> Result<Response<pb::SaveCampaignResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let campaign = request.into_inner().campaign;
         let saved = self
             .queue
@@ -105,7 +101,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::DeactivateCampaignRequest>,
     ) -> Result<Response<pb::DeactivateCampaignResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let campaign_id = request.into_inner().campaign_id;
         let saved = self
             .queue
@@ -125,7 +121,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::SaveBusinessNumberRequest>,
     ) -> Result<Response<pb::SaveBusinessNumberResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let business_number = request.into_inner().business_number;
         let saved = self
             .queue
@@ -145,7 +141,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::DeactivateBusinessNumberRequest>,
     ) -> Result<Response<pb::DeactivateBusinessNumberResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let phone_number_id = request.into_inner().phone_number_id;
         let saved = self
             .queue
@@ -165,7 +161,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::SaveAgentRequest>,
     ) -> Result<Response<pb::SaveAgentResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let agent = request.into_inner().agent;
         let saved = self
             .queue
@@ -180,7 +176,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::SaveSupervisorRequest>,
     ) -> Result<Response<pb::SaveSupervisorResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let supervisor = request.into_inner().supervisor;
         let saved = self
             .queue
@@ -200,7 +196,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::DeactivateAgentRequest>,
     ) -> Result<Response<pb::DeactivateAgentResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let agent_id = request.into_inner().agent_id;
         let saved = self
             .queue
@@ -217,7 +213,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::DeactivateSupervisorRequest>,
     ) -> Result<Response<pb::DeactivateSupervisorResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let supervisor_id = request.into_inner().supervisor_id;
         self.queue
             .clone()
@@ -233,7 +229,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::SetVipCustomerRequest>,
     ) -> Result<Response<pb::SetVipCustomerResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let r = request.into_inner();
         self.queue
             .clone()
@@ -251,7 +247,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::GetCampaignSnapshotRequest>,
     ) -> Result<Response<pb::GetCampaignSnapshotResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let snapshot = self
             .queue
             .clone()
@@ -269,7 +265,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::ListCampaignsRequest>,
     ) -> Result<Response<pb::ListCampaignsResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let list = self
             .queue
             .clone()
@@ -286,7 +282,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::ListAgentsRequest>,
     ) -> Result<Response<pb::ListAgentsResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let agents = self
             .queue
             .clone()
@@ -301,7 +297,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::ListAuditEntriesRequest>,
     ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let r = request.into_inner();
         let page = self
             .queue
@@ -323,7 +319,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::PublishFormRequest>,
     ) -> Result<Response<pb::PublishFormResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let r = request.into_inner();
         self.check_supervises(&actor_id, &r.campaign_id).await?;
         let form = self
@@ -346,7 +342,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::SearchCampaignHistoryRequest>,
     ) -> Result<Response<pb::SearchCampaignHistoryResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let r = request.into_inner();
         let supervised = self.supervised(actor_id).await?;
         if supervised.is_empty() {
@@ -375,7 +371,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::GetCampaignReportRequest>,
     ) -> Result<Response<pb::GetCampaignReportResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let r = request.into_inner();
         let supervised = self.supervised(actor_id).await?;
         if supervised.is_empty() {
@@ -401,7 +397,7 @@ impl AdminService for Admin {
         request: Request<pb::ExportCampaignReportRequest>,
     ) -> Result<Response<Self::ExportCampaignReportStream>, Status> {
         use futures::StreamExt;
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let r = request.into_inner();
         let supervised = self.supervised(actor_id).await?;
         // Passed through chunk by chunk: the gateway holds no more than one.
@@ -423,7 +419,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::SetHistoryRetentionRequest>,
     ) -> Result<Response<pb::SetHistoryRetentionResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let r = request.into_inner();
         self.check_supervises(&actor_id, &r.campaign_id).await?;
         self.history
@@ -440,7 +436,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::ListHistoryRetentionsRequest>,
     ) -> Result<Response<pb::ListHistoryRetentionsResponse>, Status> {
-        let actor_id = supervisor(&request)?;
+        let actor_id = actor(&request)?;
         let supervised = self.supervised(actor_id).await?;
         if supervised.is_empty() {
             return Ok(Response::new(pb::ListHistoryRetentionsResponse::default()));
@@ -463,7 +459,7 @@ impl AdminService for Admin {
         &self,
         request: Request<pb::EraseCustomerDataRequest>,
     ) -> Result<Response<pb::EraseCustomerDataResponse>, Status> {
-        let actor = supervisor(&request)?;
+        let actor = actor(&request)?;
         let r = request.into_inner();
         let erased = self
             .history

@@ -41,18 +41,19 @@ impl Application {
     }
 
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let authenticator = self.authenticator;
-        // Every desk call needs a verified caller; health and reflection do not.
-        let desk_auth = authenticator.clone();
-        let desk = AgentDeskServiceServer::with_interceptor(self.desk, move |request| {
-            desk_auth.intercept(request)
-        });
-        let admin = AdminServiceServer::with_interceptor(self.admin, move |request| {
-            authenticator.intercept(request)
-        });
-        // Stateless: ready as soon as it serves; each call reports its own backend errors.
-        let routes = grpc::routes(desk).await.add_service(admin);
-        pipeline::serve(self.listener, routes, &self.settings, shutdown).await?;
+        // Stateless: ready as soon as it serves; each call reports its own
+        // backend errors. Who may call what is checked in the pipeline.
+        let routes = grpc::routes(AgentDeskServiceServer::new(self.desk))
+            .await
+            .add_service(AdminServiceServer::new(self.admin));
+        pipeline::serve(
+            self.listener,
+            routes,
+            &self.settings,
+            self.authenticator,
+            shutdown,
+        )
+        .await?;
         Ok(())
     }
 }

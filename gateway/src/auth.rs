@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use tonic::{Request, Status};
+use tonic::Status;
 
 use atenciones_runtime::settings::AuthSettings;
 
@@ -67,20 +67,17 @@ impl Authenticator {
         })
     }
 
-    /// The interceptor: rejects the call or attaches the caller's [`Identity`].
-    pub fn intercept(&self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let header = request
-            .metadata()
-            .get("authorization")
+    /// The caller of a request with these headers (`authorization: Bearer …`).
+    pub fn from_headers(&self, headers: &http::HeaderMap) -> Result<Identity, Status> {
+        let header = headers
+            .get(http::header::AUTHORIZATION)
             .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?;
         let token = header
             .to_str()
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or_else(|| Status::unauthenticated("authorization must be: Bearer <token>"))?;
-        let identity = self.verify(token.trim())?;
-        request.extensions_mut().insert(identity);
-        Ok(request)
+        self.verify(token.trim())
     }
 }
 

@@ -5,6 +5,7 @@
 mod admin;
 mod app;
 pub mod auth;
+pub mod authorize;
 mod desk;
 mod error;
 mod pipeline;

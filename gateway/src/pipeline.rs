@@ -7,10 +7,12 @@
 //! 3. a request id (`x-request-id`: the client's, or a new UUID), returned
 //!    on the response and carried by every log line of the call;
 //! 4. tracing, one span per call;
-//! 5. load shedding: beyond `max_concurrent_requests` calls in flight the
+//! 5. the caller's credential and [`crate::authorize::TABLE`]: who may call
+//!    what (UNAUTHENTICATED / PERMISSION_DENIED before any work is done);
+//! 6. load shedding: beyond `max_concurrent_requests` calls in flight the
 //!    next is refused at once with RESOURCE_EXHAUSTED instead of waiting in
 //!    an unbounded queue;
-//! 6. a deadline: `request_timeout_ms`, or the client's `grpc-timeout` if
+//! 7. a deadline: `request_timeout_ms`, or the client's `grpc-timeout` if
 //!    shorter (tonic's server timeout).
 
 use std::time::Duration;
@@ -29,6 +31,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use atenciones_runtime::settings::GatewaySettings;
+
+use crate::auth::Authenticator;
+use crate::authorize::AuthorizeLayer;
 
 /// Headers a gRPC-Web client sends, and those it must be able to read.
 const REQUEST_HEADERS: [&str; 7] = [
@@ -71,6 +76,7 @@ pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     settings: &GatewaySettings,
+    authenticator: Authenticator,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let layers = ServiceBuilder::new()
@@ -88,6 +94,7 @@ pub async fn serve(
                 tracing::info_span!("grpc", path = %request.uri().path(), request_id = %id)
             }),
         )
+        .layer(AuthorizeLayer::new(authenticator))
         .layer(LoadShedLayer::new())
         .layer(GlobalConcurrencyLimitLayer::new(
             settings.max_concurrent_requests.max(1),
