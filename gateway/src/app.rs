@@ -31,7 +31,7 @@ impl Application {
             listener,
             desk: AgentDesk::new(settings)?,
             admin: Admin::new(settings)?,
-            authenticator: Authenticator::new(&settings.gateway.auth),
+            authenticator: Authenticator::new(&settings.gateway.auth)?,
             settings: settings.gateway.clone(),
         })
     }

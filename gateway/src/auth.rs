@@ -42,16 +42,46 @@ pub struct Authenticator {
     validation: Arc<Validation>,
 }
 
+/// Settings the gateway cannot start with.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("gateway.auth.algorithm must be HS256, RS256 or ES256, not {0:?}")]
+    Algorithm(String),
+    #[error("gateway.auth.public_key_pem is not a {algorithm} public key: {source}")]
+    PublicKey {
+        algorithm: &'static str,
+        source: jsonwebtoken::errors::Error,
+    },
+}
+
 impl Authenticator {
-    pub fn new(settings: &AuthSettings) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
+    /// Only the configured algorithm is accepted, so a token cannot pick a
+    /// weaker one (or use the public key as an HMAC secret).
+    pub fn new(settings: &AuthSettings) -> Result<Self, KeyError> {
+        let pem = settings.public_key_pem.as_bytes();
+        let public = |algorithm, parse: fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>| {
+            parse(pem).map_err(|source| KeyError::PublicKey { algorithm, source })
+        };
+        let (algorithm, key) = match settings.algorithm.as_str() {
+            "HS256" => (
+                Algorithm::HS256,
+                DecodingKey::from_secret(settings.jwt_secret.as_bytes()),
+            ),
+            "RS256" => (
+                Algorithm::RS256,
+                public("RS256", DecodingKey::from_rsa_pem)?,
+            ),
+            "ES256" => (Algorithm::ES256, public("ES256", DecodingKey::from_ec_pem)?),
+            other => return Err(KeyError::Algorithm(other.to_owned())),
+        };
+        let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        Self {
-            key: Arc::new(DecodingKey::from_secret(settings.jwt_secret.as_bytes())),
+        Ok(Self {
+            key: Arc::new(key),
             validation: Arc::new(validation),
-        }
+        })
     }
 
     pub fn verify(&self, token: &str) -> Result<Identity, Status> {
@@ -81,13 +111,18 @@ impl Authenticator {
     }
 }
 
-/// Signs a credential (the demo's `atenciones token` command and tests).
+/// Signs a credential with the HS256 secret (the demo's `atenciones token`
+/// command and tests). With RS256/ES256 the identity provider signs them,
+/// so this refuses.
 pub fn issue(
     settings: &AuthSettings,
     subject: &str,
     role: Role,
     ttl: Duration,
 ) -> Result<String, jsonwebtoken::errors::Error> {
+    if settings.algorithm != "HS256" {
+        return Err(jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into());
+    }
     let now = jsonwebtoken::get_current_timestamp();
     let claims = Claims {
         sub: subject.to_owned(),
@@ -110,10 +145,105 @@ mod tests {
 
     fn settings(secret: &str) -> AuthSettings {
         AuthSettings {
+            algorithm: "HS256".into(),
             jwt_secret: secret.into(),
+            public_key_pem: String::new(),
             issuer: "atenciones".into(),
             audience: "desk".into(),
         }
+    }
+
+    /// Key pairs made with openssl for these tests only.
+    const RS256_PRIVATE: &str = include_str!("testkeys/rs256_private.pem");
+    const RS256_PUBLIC: &str = include_str!("testkeys/rs256_public.pem");
+    const ES256_PRIVATE: &str = include_str!("testkeys/es256_private.pem");
+    const ES256_PUBLIC: &str = include_str!("testkeys/es256_public.pem");
+
+    fn claims(auth: &AuthSettings, exp: u64) -> Claims {
+        Claims {
+            sub: "ana".into(),
+            role: Role::Supervisor,
+            iss: auth.issuer.clone(),
+            aud: auth.audience.clone(),
+            iat: 1,
+            exp,
+        }
+    }
+
+    fn later() -> u64 {
+        jsonwebtoken::get_current_timestamp() + 600
+    }
+
+    #[test]
+    fn tokens_of_an_identity_provider_verify_with_its_public_key() {
+        for (algorithm, private, public, key) in [
+            (
+                "RS256",
+                RS256_PRIVATE,
+                RS256_PUBLIC,
+                EncodingKey::from_rsa_pem as fn(&[u8]) -> _,
+            ),
+            (
+                "ES256",
+                ES256_PRIVATE,
+                ES256_PUBLIC,
+                EncodingKey::from_ec_pem,
+            ),
+        ] {
+            let mut auth = settings("unused");
+            auth.algorithm = algorithm.into();
+            auth.public_key_pem = public.into();
+            let verifier = Authenticator::new(&auth).expect("a public key");
+            let header = Header::new(if algorithm == "RS256" {
+                Algorithm::RS256
+            } else {
+                Algorithm::ES256
+            });
+            let signing = key(private.as_bytes()).expect("a private key");
+            let token =
+                jsonwebtoken::encode(&header, &claims(&auth, later()), &signing).expect("token");
+            assert_eq!(
+                verifier.verify(&token).expect("valid").role,
+                Role::Supervisor,
+                "{algorithm}"
+            );
+            // Expired, another audience, or HS256 signed with the public key
+            // itself (the classic confusion attack): all refused.
+            let expired =
+                jsonwebtoken::encode(&header, &claims(&auth, 2), &signing).expect("token");
+            let mut elsewhere = claims(&auth, later());
+            elsewhere.aud = "another-app".into();
+            let elsewhere = jsonwebtoken::encode(&header, &elsewhere, &signing).expect("token");
+            let confused = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims(&auth, later()),
+                &EncodingKey::from_secret(public.as_bytes()),
+            )
+            .expect("token");
+            for bad in [expired, elsewhere, confused] {
+                assert_eq!(
+                    verifier.verify(&bad).expect_err("refused").code(),
+                    tonic::Code::Unauthenticated,
+                    "{algorithm}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_key_or_algorithm_stops_the_gateway_at_start() {
+        let mut auth = settings("unused");
+        auth.algorithm = "RS256".into();
+        auth.public_key_pem = "not a key".into();
+        assert!(matches!(
+            Authenticator::new(&auth),
+            Err(KeyError::PublicKey { .. })
+        ));
+        auth.algorithm = "none".into();
+        assert!(matches!(
+            Authenticator::new(&auth),
+            Err(KeyError::Algorithm(_))
+        ));
     }
 
     #[test]
@@ -126,6 +256,7 @@ mod tests {
         )
         .expect("token");
         let identity = Authenticator::new(&settings("s3cret"))
+            .expect("HS256")
             .verify(&token)
             .expect("valid");
         assert_eq!(
@@ -147,6 +278,7 @@ mod tests {
         )
         .expect("token");
         let error = Authenticator::new(&settings("s3cret"))
+            .expect("HS256")
             .verify(&token)
             .expect_err("must fail");
         assert_eq!(error.code(), tonic::Code::Unauthenticated);
@@ -170,6 +302,7 @@ mod tests {
         )
         .expect("token");
         let error = Authenticator::new(&auth)
+            .expect("HS256")
             .verify(&token)
             .expect_err("must fail");
         assert_eq!(error.code(), tonic::Code::Unauthenticated);

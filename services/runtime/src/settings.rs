@@ -68,7 +68,13 @@ impl GatewaySettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
+    /// HS256 (a shared secret: the embedded default), RS256 or ES256 (an
+    /// identity provider's public key).
+    pub algorithm: String,
     pub jwt_secret: String,
+    /// PEM public key for RS256/ES256 (usually from a Secret, through
+    /// ATENCIONES_GATEWAY__AUTH__PUBLIC_KEY_PEM).
+    pub public_key_pem: String,
     pub issuer: String,
     pub audience: String,
 }
