@@ -297,48 +297,33 @@ async fn start_agents(
     }
     let mut reader = queue.clone();
     let feed = tokio::spawn(async move {
-        // Event ids are handed out at insert, so an event can commit after
-        // one with a greater id: the reader re-reads a trailing window and
-        // skips what it has seen, rather than missing a late offer.
-        const WINDOW: i64 = 2_000;
-        let mut seen = std::collections::HashSet::new();
-        let mut newest = 0;
+        // Positions follow commit order: resuming after the last one seen
+        // misses nothing and repeats nothing.
+        let mut cursor = 0;
         loop {
-            let mut cursor = (newest - WINDOW).max(0);
-            let mut fresh = false;
-            loop {
-                let Ok(page) = reader
-                    .list_events(queue_pb::ListEventsRequest {
-                        after_id: cursor,
-                        limit: 1000,
-                    })
-                    .await
-                else {
-                    return; // the suite stopped
-                };
-                let page = page.into_inner().events;
-                let full = page.len() == 1000;
-                for event in page {
-                    cursor = event.id;
-                    if !seen.insert(event.id) {
-                        continue;
+            let Ok(page) = reader
+                .list_events(queue_pb::ListEventsRequest {
+                    after_position: cursor,
+                    limit: 1000,
+                })
+                .await
+            else {
+                return; // the suite stopped
+            };
+            let page = page.into_inner().events;
+            let full = page.len() == 1000;
+            for event in page {
+                cursor = event.position;
+                if event.kind == "attention.offered" {
+                    let payload: serde_json::Value =
+                        serde_json::from_str(&event.payload_json).unwrap_or_default();
+                    let agent = payload["agent_id"].as_str().unwrap_or_default();
+                    if let Some(inbox) = inboxes.get(agent) {
+                        let _ = inbox.send(event.attention_id);
                     }
-                    fresh = true;
-                    newest = newest.max(event.id);
-                    if event.kind == "attention.offered" {
-                        let payload: serde_json::Value =
-                            serde_json::from_str(&event.payload_json).unwrap_or_default();
-                        let agent = payload["agent_id"].as_str().unwrap_or_default();
-                        if let Some(inbox) = inboxes.get(agent) {
-                            let _ = inbox.send(event.attention_id);
-                        }
-                    }
-                }
-                if !full {
-                    break;
                 }
             }
-            if !fresh {
+            if !full {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
@@ -383,11 +368,11 @@ async fn timing(queue: &mut Queue, backlog: usize) -> Timing {
     };
     let mut queued_count = 0;
     let mut backlog_done = false;
-    let mut after_id = 0;
+    let mut after_position = 0;
     loop {
         let page = queue
             .list_events(queue_pb::ListEventsRequest {
-                after_id,
+                after_position,
                 limit: 1000,
             })
             .await
@@ -397,7 +382,7 @@ async fn timing(queue: &mut Queue, backlog: usize) -> Timing {
         let Some(last) = page.last() else {
             return timing;
         };
-        after_id = last.id;
+        after_position = last.position;
         for event in page {
             let at = event
                 .create_time

@@ -422,11 +422,11 @@ impl TestSuite {
     pub async fn events(&self) -> Vec<(String, String, serde_json::Value)> {
         let mut queue = self.queue().await;
         let mut all = Vec::new();
-        let mut after_id = 0;
+        let mut after_position = 0;
         loop {
             let page = queue
                 .list_events(queue_pb::ListEventsRequest {
-                    after_id,
+                    after_position,
                     limit: 1000,
                 })
                 .await
@@ -436,7 +436,7 @@ impl TestSuite {
             let Some(last) = page.last() else {
                 return all;
             };
-            after_id = last.id;
+            after_position = last.position;
             all.extend(page.into_iter().map(|e| {
                 let payload = serde_json::from_str(&e.payload_json).expect("JSON payload");
                 (e.kind, e.attention_id, payload)

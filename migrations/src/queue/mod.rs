@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_queue;
 mod m20261126_000002_admin;
 mod m20261126_000003_routing;
+mod m20261126_000004_event_positions;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_queue::Migration),
             Box::new(m20261126_000002_admin::Migration),
             Box::new(m20261126_000003_routing::Migration),
+            Box::new(m20261126_000004_event_positions::Migration),
         ]
     }
 

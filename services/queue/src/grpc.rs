@@ -273,8 +273,11 @@ impl QueueService for QueueApi {
         request: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
         let r = request.into_inner();
-        let events = self.queue.events(r.after_id, r.limit).await?;
-        Ok(Response::new(pb::ListEventsResponse { events }))
+        let (events, head_position) = self.queue.events(r.after_position, r.limit).await?;
+        Ok(Response::new(pb::ListEventsResponse {
+            events,
+            head_position,
+        }))
     }
 
     async fn purge_attentions(

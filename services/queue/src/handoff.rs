@@ -290,6 +290,7 @@ mod tests {
             kind: kind.into(),
             payload,
             created_at: chrono::DateTime::from_timestamp(1_000 + id, 0).unwrap_or_default(),
+            position: Some(id),
         }
     }
 

@@ -9,6 +9,7 @@ mod clients;
 pub mod demo;
 mod entity;
 mod error;
+mod feed;
 mod grpc;
 mod handoff;
 mod hours;

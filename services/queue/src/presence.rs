@@ -3,20 +3,18 @@
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use uuid::Uuid;
 
 use atenciones_proto::queue::v1 as pb;
 
 use crate::attention::event;
-use crate::entity::{agent, outbox};
+use crate::entity::agent;
 use crate::error::Error;
 use crate::queue::{Queue, record_event};
 
 /// Longest pause reason kept.
 const MAX_REASON: usize = 200;
-/// Largest page of the event feed.
-const MAX_EVENTS: u64 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PresenceState {
@@ -182,33 +180,5 @@ impl Queue {
             .await?
             .ok_or_else(|| Error::NotFound(format!("agent {agent_id}")))?;
         Ok(to_proto(&agent))
-    }
-
-    /// The outbox in commit order after `after_id`.
-    pub async fn events(&self, after_id: i64, limit: u32) -> Result<Vec<pb::Event>, Error> {
-        let limit = match u64::from(limit) {
-            0 => 100,
-            n => n.min(MAX_EVENTS),
-        };
-        let events = outbox::Entity::find()
-            .filter(outbox::Column::Id.gt(after_id))
-            .order_by_asc(outbox::Column::Id)
-            .limit(limit)
-            .all(&self.db)
-            .await?;
-        Ok(events
-            .into_iter()
-            .map(|e| pb::Event {
-                id: e.id,
-                kind: e.kind,
-                attention_id: if e.attention_id.is_nil() {
-                    String::new()
-                } else {
-                    e.attention_id.to_string()
-                },
-                payload_json: e.payload.to_string(),
-                create_time: Some(atenciones_proto::time::timestamp(e.created_at)),
-            })
-            .collect())
     }
 }

@@ -10,6 +10,9 @@ pub struct Model {
     pub kind: String,
     pub payload: Json,
     pub created_at: DateTimeUtc,
+    /// Commit-ordered position (the live feed's cursor); set shortly after
+    /// the event commits.
+    pub position: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
