@@ -17,6 +17,7 @@ use atenciones_runtime::{ServiceName, Settings};
 
 use crate::auth::Identity;
 use crate::error::Error;
+use crate::live;
 
 #[derive(Clone)]
 pub struct Admin {
@@ -475,5 +476,47 @@ impl AdminService for Admin {
             erased_records: erased.erased_records,
             erasure_id: erased.erasure_id,
         }))
+    }
+
+    type StreamCampaignEventsStream = tonic::codegen::BoxStream<pb::StreamCampaignEventsResponse>;
+
+    async fn stream_campaign_events(
+        &self,
+        request: Request<pb::StreamCampaignEventsRequest>,
+    ) -> Result<Response<Self::StreamCampaignEventsStream>, Status> {
+        use pb::stream_campaign_events_response::Item;
+        let actor_id = actor(&request)?;
+        let cursor = live::decode(&request.into_inner().cursor)?;
+        let admin = self.clone();
+        let audience = move || {
+            let (admin, actor_id) = (admin.clone(), actor_id.clone());
+            async move {
+                let campaigns = admin.supervised(actor_id.clone()).await?;
+                let agents = admin
+                    .queue
+                    .clone()
+                    .list_agents(queue_pb::ListAgentsRequest { actor_id })
+                    .await?
+                    .into_inner()
+                    .agents;
+                Ok(live::Audience {
+                    campaigns: campaigns.into_iter().collect(),
+                    agents: agents
+                        .into_iter()
+                        .filter_map(|a| a.settings.map(|s| s.id))
+                        .collect(),
+                })
+            }
+        };
+        let stream = live::stream(self.queue.clone(), cursor, audience, |item| {
+            pb::StreamCampaignEventsResponse {
+                item: Some(match item {
+                    live::Item::Event(event) => Item::Event(event),
+                    live::Item::Heartbeat(beat) => Item::Heartbeat(beat),
+                }),
+            }
+        })
+        .await?;
+        Ok(Response::new(stream))
     }
 }

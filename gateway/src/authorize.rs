@@ -44,6 +44,7 @@ pub const TABLE: &[(&str, &[Role])] = &[
     ("AgentDeskService/TransferAttention", AGENT),
     ("AgentDeskService/SetAttentionTag", AGENT),
     ("AgentDeskService/SearchHistory", AGENT),
+    ("AgentDeskService/StreamEvents", AGENT),
     ("AdminService/SaveCampaign", SUPERVISOR),
     ("AdminService/DeactivateCampaign", SUPERVISOR),
     ("AdminService/SaveBusinessNumber", SUPERVISOR),
@@ -64,6 +65,7 @@ pub const TABLE: &[(&str, &[Role])] = &[
     ("AdminService/SetHistoryRetention", SUPERVISOR),
     ("AdminService/ListHistoryRetentions", READERS),
     ("AdminService/EraseCustomerData", SUPERVISOR),
+    ("AdminService/StreamCampaignEvents", READERS),
 ];
 
 /// The gateway's package; table entries are relative to it.

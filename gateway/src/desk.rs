@@ -1,7 +1,7 @@
 //! AgentDeskService: each call checks the caller, then fans out to the services.
 //! The gateway keeps no state of its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 use tonic::transport::Channel;
@@ -22,6 +22,7 @@ use atenciones_runtime::{ServiceName, Settings};
 
 use crate::auth::Identity;
 use crate::error::Error;
+use crate::live;
 
 #[derive(Clone)]
 pub struct AgentDesk {
@@ -769,5 +770,37 @@ impl AgentDeskService for AgentDesk {
             records: page.records,
             next_page_token: page.next_page_token,
         }))
+    }
+
+    type StreamEventsStream = tonic::codegen::BoxStream<pb::StreamEventsResponse>;
+
+    async fn stream_events(
+        &self,
+        request: Request<pb::StreamEventsRequest>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        use pb::stream_events_response::Item;
+        let caller = caller(&request)?;
+        let cursor = live::decode(&request.into_inner().cursor)?;
+        let desk = self.clone();
+        let audience = move || {
+            let (desk, caller) = (desk.clone(), caller.clone());
+            async move {
+                let agent = desk.agent(&caller).await?;
+                Ok(live::Audience {
+                    campaigns: agent.campaign_ids.into_iter().collect(),
+                    agents: HashSet::new(),
+                })
+            }
+        };
+        let stream = live::stream(self.queue.clone(), cursor, audience, |item| {
+            pb::StreamEventsResponse {
+                item: Some(match item {
+                    live::Item::Event(event) => Item::Event(event),
+                    live::Item::Heartbeat(beat) => Item::Heartbeat(beat),
+                }),
+            }
+        })
+        .await?;
+        Ok(Response::new(stream))
     }
 }

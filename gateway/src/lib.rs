@@ -8,6 +8,7 @@ pub mod auth;
 pub mod authorize;
 mod desk;
 mod error;
+mod live;
 mod pipeline;
 
 pub use app::Application;

@@ -55,10 +55,11 @@ async fn call(
     let path = PathAndQuery::try_from(format!("/atenciones.gateway.v1.{method}")).expect("path");
     let codec = tonic_prost::ProstCodec::<(), ()>::default();
     let result = if streaming {
-        match grpc.server_streaming(request, path, codec).await {
-            Ok(response) => response.into_inner().message().await.map(|_| ()),
-            Err(status) => Err(status),
-        }
+        // A refusal comes before the stream opens; an opened stream reached
+        // its handler (live streams may wait long for their first item).
+        grpc.server_streaming(request, path, codec)
+            .await
+            .map(|_| ())
     } else {
         grpc.unary(request, path, codec).await.map(|_| ())
     };

@@ -1,0 +1,324 @@
+//! Live event streams for the screens. The one log is the queue's event feed
+//! (its outbox in commit order): every attention change, every message and
+//! every presence change is written there in the same transaction as the
+//! change itself, so nothing is lost when a process restarts, and any gateway
+//! replica reading through any queue replica sees the same order. A stream's
+//! cursor is a position in that feed: reconnecting after the last cursor
+//! received misses nothing and repeats nothing.
+//!
+//! Each stream polls the feed (a short, indexed read) and filters it for its
+//! caller; the caller's campaigns are re-read every [`REFRESH`], so
+//! membership changes apply without a new credential.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+use tonic::codegen::BoxStream;
+use tonic::transport::Channel;
+
+use atenciones_domain::Violation;
+use atenciones_proto::gateway::v1 as pb;
+use atenciones_proto::queue::v1 as queue_pb;
+use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
+
+use crate::error::Error;
+
+/// How often a stream looks for new events when the last page was not full.
+const POLL: Duration = Duration::from_millis(200);
+/// A heartbeat after this long without an event.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How often the caller's campaigns (and agents) are read again.
+const REFRESH: Duration = Duration::from_secs(30);
+/// Items waiting for a slow client.
+const BUFFER: usize = 64;
+/// How long a full buffer may stay full before the client is let go.
+const SLOW: Duration = Duration::from_secs(5);
+/// Events read from the feed at a time.
+const PAGE: u32 = 500;
+const CURSOR_PREFIX: &str = "q1.";
+
+/// A stream's position, as clients see it: opaque.
+pub fn encode(position: i64) -> String {
+    format!("{CURSOR_PREFIX}{position}")
+}
+
+/// `None` for an empty cursor (start from now).
+pub fn decode(cursor: &str) -> Result<Option<i64>, Status> {
+    if cursor.is_empty() {
+        return Ok(None);
+    }
+    cursor
+        .strip_prefix(CURSOR_PREFIX)
+        .and_then(|p| p.parse::<i64>().ok())
+        .filter(|p| *p >= 0)
+        .map(Some)
+        .ok_or_else(|| {
+            Error::InvalidArgument(vec![Violation::new(
+                "cursor",
+                "not a cursor this gateway gave",
+            )])
+            .into()
+        })
+}
+
+/// What a caller may see, re-read every [`REFRESH`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Audience {
+    /// Attention events of these campaigns.
+    pub campaigns: HashSet<String>,
+    /// Presence changes of these agents (supervisors only).
+    pub agents: HashSet<String>,
+}
+
+impl Audience {
+    /// Whether the caller may see `event`. A transfer out of one of the
+    /// caller's campaigns is seen too (the attention's campaign is already
+    /// the new one).
+    pub fn sees(&self, event: &queue_pb::Event) -> bool {
+        if event.kind == "agent.presence" {
+            let payload: serde_json::Value =
+                serde_json::from_str(&event.payload_json).unwrap_or_default();
+            return payload["agent_id"]
+                .as_str()
+                .is_some_and(|agent| self.agents.contains(agent));
+        }
+        if self.campaigns.contains(&event.campaign_id) {
+            return true;
+        }
+        event.kind == "attention.transferred" && {
+            let payload: serde_json::Value =
+                serde_json::from_str(&event.payload_json).unwrap_or_default();
+            payload["from_campaign_id"]
+                .as_str()
+                .is_some_and(|c| self.campaigns.contains(c))
+        }
+    }
+}
+
+/// One item of a stream, before it is wrapped in the RPC's response type.
+pub enum Item {
+    Event(pb::LiveEvent),
+    Heartbeat(pb::StreamHeartbeat),
+}
+
+/// Streams the feed after `cursor` (from now when `None`) to a caller whose
+/// audience `audience` reads; `wrap` makes each item the RPC's response.
+pub async fn stream<T, A, F, W>(
+    queue: QueueServiceClient<Channel>,
+    cursor: Option<i64>,
+    audience: A,
+    wrap: W,
+) -> Result<BoxStream<T>, Status>
+where
+    T: Send + 'static,
+    A: Fn() -> F + Send + 'static,
+    F: Future<Output = Result<Audience, Status>> + Send,
+    W: Fn(Item) -> T + Send + 'static,
+{
+    let mut queue = queue;
+    let start = match cursor {
+        Some(position) => position,
+        None => {
+            queue
+                .list_events(queue_pb::ListEventsRequest {
+                    after_position: i64::MAX,
+                    limit: 1,
+                })
+                .await?
+                .into_inner()
+                .head_position
+        }
+    };
+    let mut sees = audience().await?;
+    let (items, buffered) = mpsc::channel(BUFFER);
+    let (end, ending) = oneshot::channel();
+    tokio::spawn(async move {
+        let mut position = start;
+        let mut delivered = start;
+        let mut last_item = Instant::now();
+        let mut refreshed = Instant::now();
+        let failure = loop {
+            if refreshed.elapsed() >= REFRESH {
+                match audience().await {
+                    Ok(fresh) => sees = fresh,
+                    Err(status) => break Some(status),
+                }
+                refreshed = Instant::now();
+            }
+            let page = queue
+                .list_events(queue_pb::ListEventsRequest {
+                    after_position: position,
+                    limit: PAGE,
+                })
+                .await;
+            let events = match page {
+                Ok(page) => page.into_inner().events,
+                Err(status) => break Some(status),
+            };
+            let full = events.len() == PAGE as usize;
+            let mut outcome = Delivery::Sent;
+            for event in events {
+                position = event.position;
+                if !sees.sees(&event) {
+                    continue;
+                }
+                let item = wrap(Item::Event(pb::LiveEvent {
+                    cursor: encode(position),
+                    kind: event.kind,
+                    attention_id: event.attention_id,
+                    campaign_id: event.campaign_id,
+                    payload_json: event.payload_json,
+                    time: event.create_time,
+                }));
+                outcome = deliver(&items, item, SLOW).await;
+                if outcome != Delivery::Sent {
+                    break;
+                }
+                delivered = position;
+                last_item = Instant::now();
+            }
+            if outcome == Delivery::Sent && last_item.elapsed() >= HEARTBEAT {
+                let item = wrap(Item::Heartbeat(pb::StreamHeartbeat {
+                    cursor: encode(position),
+                }));
+                outcome = deliver(&items, item, SLOW).await;
+                if outcome == Delivery::Sent {
+                    delivered = position;
+                    last_item = Instant::now();
+                }
+            }
+            match outcome {
+                Delivery::Sent => {}
+                Delivery::Gone => break None,
+                Delivery::TooSlow => {
+                    break Some(Status::resource_exhausted(format!(
+                        "the stream fell behind; reconnect with cursor {}",
+                        encode(delivered)
+                    )));
+                }
+            }
+            if !full {
+                tokio::select! {
+                    _ = items.closed() => break None,
+                    _ = tokio::time::sleep(POLL) => {}
+                }
+            }
+        };
+        if let Some(status) = failure {
+            let _ = end.send(status);
+        }
+    });
+    Ok(ending_with(buffered, ending))
+}
+
+/// The items, then the error that ended the stream, if any: the error comes
+/// after everything already buffered, however full the buffer was.
+fn ending_with<T: Send + 'static>(
+    buffered: mpsc::Receiver<Result<T, Status>>,
+    ending: oneshot::Receiver<Status>,
+) -> BoxStream<T> {
+    let error =
+        futures::stream::once(ending).filter_map(|end| std::future::ready(end.ok().map(Err)));
+    Box::pin(ReceiverStream::new(buffered).chain(error))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Sent,
+    /// The client has gone.
+    Gone,
+    /// The buffer stayed full for `slow`.
+    TooSlow,
+}
+
+/// Queues `item` for the client, waiting at most `slow` for room.
+async fn deliver<T>(items: &mpsc::Sender<Result<T, Status>>, item: T, slow: Duration) -> Delivery {
+    match items.send_timeout(Ok(item), slow).await {
+        Ok(()) => Delivery::Sent,
+        Err(mpsc::error::SendTimeoutError::Closed(_)) => Delivery::Gone,
+        Err(mpsc::error::SendTimeoutError::Timeout(_)) => Delivery::TooSlow,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, campaign: &str, payload: serde_json::Value) -> queue_pb::Event {
+        queue_pb::Event {
+            kind: kind.into(),
+            campaign_id: campaign.into(),
+            payload_json: payload.to_string(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_audience_sees_its_campaigns_its_agents_and_transfers_out() {
+        let audience = Audience {
+            campaigns: ["ventas".to_owned()].into(),
+            agents: ["ana".to_owned()].into(),
+        };
+        let none = serde_json::json!({});
+        assert!(audience.sees(&event("attention.queued", "ventas", none.clone())));
+        assert!(!audience.sees(&event("attention.queued", "soporte", none.clone())));
+        assert!(audience.sees(&event(
+            "attention.transferred",
+            "soporte",
+            serde_json::json!({"from_campaign_id": "ventas"})
+        )));
+        assert!(audience.sees(&event(
+            "agent.presence",
+            "",
+            serde_json::json!({"agent_id": "ana"})
+        )));
+        assert!(!audience.sees(&event(
+            "agent.presence",
+            "",
+            serde_json::json!({"agent_id": "marta"})
+        )));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_keep_up_gets_its_items_then_the_reason() {
+        let (items, buffered) = mpsc::channel(1);
+        let (end, ending) = oneshot::channel();
+        assert_eq!(deliver(&items, 1, SLOW).await, Delivery::Sent);
+        // Nobody reads: the buffer stays full.
+        assert_eq!(
+            deliver(&items, 2, Duration::from_millis(10)).await,
+            Delivery::TooSlow
+        );
+        end.send(Status::resource_exhausted("fell behind"))
+            .expect("receiver alive");
+        drop(items);
+        let got: Vec<_> = ending_with(buffered, ending).collect().await;
+        assert!(matches!(got[0], Ok(1)));
+        assert_eq!(
+            got[1].as_ref().expect_err("the reason").code(),
+            tonic::Code::ResourceExhausted
+        );
+        assert_eq!(got.len(), 2);
+
+        let (items, _gone) = mpsc::channel::<Result<u8, Status>>(1);
+        drop(_gone);
+        assert_eq!(deliver(&items, 1, SLOW).await, Delivery::Gone);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_forged_ones_are_refused() {
+        assert_eq!(decode(&encode(42)).expect("valid"), Some(42));
+        assert_eq!(decode("").expect("valid"), None);
+        for forged in ["42", "q1.-1", "q1.x", "q2.42"] {
+            assert_eq!(
+                decode(forged).expect_err("forged").code(),
+                tonic::Code::InvalidArgument
+            );
+        }
+    }
+}

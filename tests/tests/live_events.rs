@@ -1,0 +1,120 @@
+//! The live event stream: what an agent's and a supervisor's screens
+//! receive, in order, resumable by cursor without gaps or repeats.
+
+use std::time::Duration;
+
+use tonic::Code;
+use tonic::Streaming;
+
+use atenciones_proto::gateway::v1 as pb;
+use atenciones_tests::{Role, TestDatabase, TestSuite, on_both_databases, text_webhook};
+
+const VENTAS_NUMBER: &str = "1122334455667";
+const SOPORTE_NUMBER: &str = "277321005464405";
+
+/// The next event of a stream (heartbeats skipped), within 10 s.
+async fn next_event(stream: &mut Streaming<pb::StreamEventsResponse>) -> pb::LiveEvent {
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("an event within 10 s")
+            .expect("the stream is healthy")
+            .expect("the stream is open");
+        if let Some(pb::stream_events_response::Item::Event(event)) = item.item {
+            return event;
+        }
+    }
+}
+
+async fn open_stream(suite: &TestSuite, cursor: &str) -> Streaming<pb::StreamEventsResponse> {
+    suite
+        .desk("ana")
+        .await
+        .stream_events(pb::StreamEventsRequest {
+            cursor: cursor.into(),
+        })
+        .await
+        .expect("stream")
+        .into_inner()
+}
+
+async fn an_agent_streams_their_campaigns_events_and_resumes_by_cursor(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
+    let mut stream = open_stream(&suite, "").await;
+
+    // A soporte customer (not ana's campaign), then a ventas one.
+    let soporte = text_webhook(SOPORTE_NUMBER, "5491100000007", "Sol", "wamid.s1", "Hola");
+    assert_eq!(suite.post_webhook(&soporte).await.status(), 200);
+    let ventas = text_webhook(VENTAS_NUMBER, "5491100000008", "Vera", "wamid.v1", "Hola");
+    assert_eq!(suite.post_webhook(&ventas).await.status(), 200);
+
+    let queued = next_event(&mut stream).await;
+    assert_eq!(
+        (queued.kind.as_str(), queued.campaign_id.as_str()),
+        ("attention.queued", "ventas"),
+        "soporte's events are not ana's"
+    );
+    let received = next_event(&mut stream).await;
+    assert_eq!(received.kind, "attention.message_received");
+    assert_eq!(received.attention_id, queued.attention_id);
+
+    // Ana opens it: the stream tells her screen.
+    suite.open("ana", &queued.attention_id).await;
+    let opened = next_event(&mut stream).await;
+    assert_eq!(opened.kind, "attention.opened");
+    drop(stream);
+
+    // Reconnecting after the first event gives the rest, in order, once.
+    let mut resumed = open_stream(&suite, &queued.cursor).await;
+    assert_eq!(next_event(&mut resumed).await, received);
+    assert_eq!(next_event(&mut resumed).await, opened);
+    // And a second customer's events follow, nothing repeated.
+    let more = text_webhook(VENTAS_NUMBER, "5491100000009", "Vito", "wamid.v2", "Hola");
+    assert_eq!(suite.post_webhook(&more).await.status(), 200);
+    let next = next_event(&mut resumed).await;
+    assert_eq!(next.kind, "attention.queued");
+    assert_ne!(next.attention_id, queued.attention_id);
+
+    let forged = suite
+        .desk("ana")
+        .await
+        .stream_events(pb::StreamEventsRequest {
+            cursor: "12".into(),
+        })
+        .await
+        .expect_err("not a cursor");
+    assert_eq!(forged.code(), Code::InvalidArgument);
+
+    // A supervisor's stream carries presence changes of their agents.
+    let mut sofia = suite
+        .admin("sofia", Role::Supervisor)
+        .await
+        .stream_campaign_events(pb::StreamCampaignEventsRequest::default())
+        .await
+        .expect("supervisor stream")
+        .into_inner();
+    suite
+        .desk("luis")
+        .await
+        .set_presence(pb::SetPresenceRequest {
+            state: atenciones_proto::queue::v1::PresenceState::Available.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("luis logs in");
+    let presence = loop {
+        let item = tokio::time::timeout(Duration::from_secs(10), sofia.message())
+            .await
+            .expect("an event within 10 s")
+            .expect("healthy")
+            .expect("open");
+        if let Some(pb::stream_campaign_events_response::Item::Event(event)) = item.item {
+            break event;
+        }
+    };
+    assert_eq!(presence.kind, "agent.presence");
+    assert!(presence.payload_json.contains("luis"));
+    suite.stop().await;
+}
+
+on_both_databases!(an_agent_streams_their_campaigns_events_and_resumes_by_cursor);
