@@ -180,23 +180,35 @@ impl TestSuite {
     /// Starts another replica of the queue service on the suite's database
     /// (it stops with the suite) and returns a client of it.
     pub async fn queue_replica(&self) -> QueueServiceClient<Channel> {
+        let address = self
+            .replica(&[atenciones::Role::Queue])
+            .await
+            .queue
+            .expect("queue started");
+        QueueServiceClient::connect(format!("http://{address}"))
+            .await
+            .expect("replica reachable")
+    }
+
+    /// Starts `roles` again, on the same databases, as another replica of
+    /// each (stopped with the suite). The new roles call one another; any
+    /// other service they need is the suite's first replica.
+    pub async fn replica(&self, roles: &[atenciones::Role]) -> atenciones::Addresses {
         let mut settings = self.settings.clone();
         for (service, address) in [
+            (ServiceName::Queue, self.addresses.queue),
             (ServiceName::Messaging, self.addresses.messaging),
             (ServiceName::Form, self.addresses.form),
             (ServiceName::History, self.addresses.history),
         ] {
             settings.set_service_url(service, address.expect("role started"));
         }
-        let running =
-            atenciones::start(settings, &[atenciones::Role::Queue], self.shutdown.clone())
-                .await
-                .expect("the replica starts");
-        let address = running.addresses.queue.expect("queue started");
-        tokio::spawn(running.wait(self.shutdown.clone()));
-        QueueServiceClient::connect(format!("http://{address}"))
+        let running = atenciones::start(settings, roles, self.shutdown.clone())
             .await
-            .expect("replica reachable")
+            .expect("the replica starts");
+        let addresses = running.addresses.clone();
+        tokio::spawn(running.wait(self.shutdown.clone()));
+        addresses
     }
 
     async fn gateway_channel(&self) -> Channel {
@@ -212,7 +224,16 @@ impl TestSuite {
         &self,
         token: &str,
     ) -> AgentDeskServiceClient<InterceptedService<Channel, Bearer>> {
-        let channel = Channel::from_shared(self.gateway_url())
+        self.desk_via(self.gateway_url(), token).await
+    }
+
+    /// A desk client of the gateway at `gateway_url` (another replica's).
+    pub async fn desk_via(
+        &self,
+        gateway_url: String,
+        token: &str,
+    ) -> AgentDeskServiceClient<InterceptedService<Channel, Bearer>> {
+        let channel = Channel::from_shared(gateway_url)
             .expect("url")
             .connect()
             .await
@@ -268,9 +289,20 @@ impl TestSuite {
         body: &[u8],
         signature: Option<&str>,
     ) -> reqwest::Response {
+        self.post_webhook_via(self.webhook_url(), body, signature)
+            .await
+    }
+
+    /// POSTs a webhook to the messaging replica at `webhook_url`.
+    pub async fn post_webhook_via(
+        &self,
+        webhook_url: String,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> reqwest::Response {
         let mut request = self
             .http
-            .post(self.webhook_url())
+            .post(webhook_url)
             .header("content-type", "application/json")
             .body(body.to_vec());
         if let Some(signature) = signature {

@@ -248,3 +248,87 @@ async fn postgres_two_replicas_assign_each_attention_once_within_capacity() {
     assert!(workers.iter().any(|w| peaks.contains_key(w)));
     suite.stop().await;
 }
+
+/// The next live event of a stream, heartbeats skipped.
+async fn next_event(
+    stream: &mut tonic::Streaming<atenciones_proto::gateway::v1::StreamEventsResponse>,
+) -> atenciones_proto::gateway::v1::LiveEvent {
+    use atenciones_proto::gateway::v1::stream_events_response::Item;
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("an event within 10 s")
+            .expect("healthy")
+            .expect("open");
+        if let Some(Item::Event(event)) = item.item {
+            return event;
+        }
+    }
+}
+
+/// Two of each: a second gateway, queue and messaging (wired to one another)
+/// beside the first ones, on one PostgreSQL database. A customer message
+/// taken by either messaging replica reaches an agent streaming from either
+/// gateway replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_events_cross_gateway_and_messaging_replicas() {
+    use atenciones_proto::gateway::v1 as pb;
+    let Some(db) = TestDatabase::create(Backend::Postgres).await else {
+        return;
+    };
+    let suite = TestSuite::start(db).await;
+    let second = suite
+        .replica(&[
+            atenciones::Role::Gateway,
+            atenciones::Role::Queue,
+            atenciones::Role::Messaging,
+        ])
+        .await;
+    let gateways = [
+        suite.gateway_url(),
+        format!("http://{}", second.gateway.expect("gateway")),
+    ];
+    let webhooks = [
+        suite.webhook_url(),
+        format!(
+            "http://{}/webhooks/whatsapp",
+            second.webhook.expect("webhook")
+        ),
+    ];
+    let token = suite.token("ana", atenciones_tests::Role::Agent);
+    for (n, (gateway, webhook)) in [(&gateways[0], &webhooks[1]), (&gateways[1], &webhooks[0])]
+        .into_iter()
+        .enumerate()
+    {
+        let mut stream = suite
+            .desk_via(gateway.clone(), &token)
+            .await
+            .stream_events(pb::StreamEventsRequest::default())
+            .await
+            .expect("stream")
+            .into_inner();
+        let customer = format!("549110000010{n}");
+        let body = atenciones_tests::text_webhook(
+            "1122334455667",
+            &customer,
+            "Réplica",
+            &format!("wamid.replica.{n}"),
+            "Hola",
+        );
+        let posted = suite
+            .post_webhook_via(webhook.clone(), &body, Some(&atenciones_tests::sign(&body)))
+            .await;
+        assert_eq!(posted.status(), 200);
+        let queued = next_event(&mut stream).await;
+        assert_eq!(
+            queued.kind, "attention.queued",
+            "via {gateway} from {webhook}"
+        );
+        assert!(queued.payload_json.contains(&customer));
+        assert_eq!(
+            next_event(&mut stream).await.kind,
+            "attention.message_received"
+        );
+    }
+    suite.stop().await;
+}
