@@ -2,6 +2,7 @@
 //! The gateway keeps no state of its own.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use futures::StreamExt;
 use tonic::transport::Channel;
@@ -21,6 +22,7 @@ use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
 use atenciones_runtime::{ServiceName, Settings};
 
 use crate::auth::Identity;
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::live;
 
@@ -30,7 +32,13 @@ pub struct AgentDesk {
     messaging: MessagingServiceClient<Channel>,
     form: FormServiceClient<Channel>,
     history: HistoryServiceClient<Channel>,
+    /// A call's deadline when the caller sets none.
+    request_timeout: Duration,
 }
+
+/// The most an optional part of a composite call may take: the screen is
+/// better served without it than late.
+const OPTIONAL_PART: Duration = Duration::from_secs(2);
 
 impl AgentDesk {
     pub fn new(settings: &Settings) -> Result<Self, tonic::transport::Error> {
@@ -40,6 +48,7 @@ impl AgentDesk {
             messaging: MessagingServiceClient::new(channel(ServiceName::Messaging)?),
             form: FormServiceClient::new(channel(ServiceName::Form)?),
             history: HistoryServiceClient::new(channel(ServiceName::History)?),
+            request_timeout: settings.gateway.request_timeout(),
         })
     }
 
@@ -402,6 +411,7 @@ impl AgentDeskService for AgentDesk {
         request: Request<pb::OpenAttentionRequest>,
     ) -> Result<Response<pb::OpenAttentionResponse>, Status> {
         let caller = caller(&request)?;
+        let deadline = Deadline::of(&request, self.request_timeout);
         let r = request.into_inner();
         let (mut queue, mut messaging, mut history) = (
             self.queue.clone(),
@@ -409,10 +419,10 @@ impl AgentDeskService for AgentDesk {
             self.history.clone(),
         );
         let (mut form_client, mut draft_client) = (self.form.clone(), self.form.clone());
-        let open = queue.open_attention(queue_pb::OpenAttentionRequest {
+        let open = queue.open_attention(deadline.request(queue_pb::OpenAttentionRequest {
             attention_id: r.attention_id.clone(),
             agent_id: caller.subject.clone(),
-        });
+        }));
         let (opened, agent) = tokio::try_join!(
             async { open.await.map_err(Error::from) },
             self.agent(&caller)
@@ -428,48 +438,67 @@ impl AgentDeskService for AgentDesk {
             .unwrap_or_default();
         self.mark_read_later(attention.id.clone());
 
-        // Everything the screen needs, fetched at once.
-        let messages = messaging.list_messages(messaging_pb::ListMessagesRequest {
-            attention_id: attention.id.clone(),
-            page_size: r.message_page_size,
-            page_token: String::new(),
-        });
+        // Everything the screen needs, fetched at once, each call within
+        // what is left of the caller's deadline.
+        let messages =
+            messaging.list_messages(deadline.request(messaging_pb::ListMessagesRequest {
+                attention_id: attention.id.clone(),
+                page_size: r.message_page_size,
+                page_token: String::new(),
+            }));
         let mut window_client = self.messaging.clone();
-        let window = window_client.get_window(messaging_pb::GetWindowRequest {
+        let window = window_client.get_window(deadline.request(messaging_pb::GetWindowRequest {
             business_phone_number_id: attention.business_phone_number_id.clone(),
             customer_id: customer_id.clone(),
-        });
-        let earlier = history.list_customer_attentions(history_pb::ListCustomerAttentionsRequest {
-            customer_id,
-            campaign_ids: agent.campaign_ids,
-            page_size: 0,
-            page_token: String::new(),
-        });
+        }));
+        // Optional: without history the attention still opens.
+        let earlier = async {
+            let mut request = deadline.request(history_pb::ListCustomerAttentionsRequest {
+                customer_id,
+                campaign_ids: agent.campaign_ids,
+                page_size: 0,
+                page_token: String::new(),
+            });
+            request.set_timeout(deadline.remaining().min(OPTIONAL_PART));
+            Ok::<_, Status>(match history.list_customer_attentions(request).await {
+                Ok(page) => Some(page.into_inner().records),
+                Err(status) => {
+                    tracing::warn!(%status, "earlier attentions unavailable");
+                    None
+                }
+            })
+        };
         let form = async {
             if attention.form_id.is_empty() {
                 return Ok((None, None));
             }
-            let form = form_client.get_form(form_pb::GetFormRequest {
+            let form = form_client.get_form(deadline.request(form_pb::GetFormRequest {
                 form_id: attention.form_id.clone(),
-            });
-            let draft = draft_client.get_draft(form_pb::GetDraftRequest {
+            }));
+            let draft = draft_client.get_draft(deadline.request(form_pb::GetDraftRequest {
                 attention_id: attention.id.clone(),
                 form_id: attention.form_id.clone(),
-            });
+            }));
             let (form, draft) = tokio::try_join!(form, draft)?;
             Ok::<_, Status>((form.into_inner().form, draft.into_inner().draft))
         };
         let (messages, earlier, (form, draft), window) =
             tokio::try_join!(messages, earlier, form, window)?;
         let messages = messages.into_inner();
+        let unavailable = if earlier.is_none() {
+            vec!["earlier_attentions".to_owned()]
+        } else {
+            Vec::new()
+        };
         Ok(Response::new(pb::OpenAttentionResponse {
             attention: Some(attention),
             messages: messages.messages,
             next_message_page_token: messages.next_page_token,
             form,
             draft,
-            earlier_attentions: earlier.into_inner().records,
+            earlier_attentions: earlier.unwrap_or_default(),
             window: window.into_inner().window,
+            unavailable,
         }))
     }
 

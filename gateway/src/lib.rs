@@ -6,6 +6,7 @@ mod admin;
 mod app;
 pub mod auth;
 pub mod authorize;
+mod deadline;
 mod desk;
 mod error;
 mod live;

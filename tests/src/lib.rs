@@ -194,6 +194,16 @@ impl TestSuite {
     /// each (stopped with the suite). The new roles call one another; any
     /// other service they need is the suite's first replica.
     pub async fn replica(&self, roles: &[atenciones::Role]) -> atenciones::Addresses {
+        self.replica_with(roles, |_| {}).await
+    }
+
+    /// [`TestSuite::replica`] with its settings changed by `configure` (say,
+    /// a service it reaches at another address).
+    pub async fn replica_with(
+        &self,
+        roles: &[atenciones::Role],
+        configure: impl FnOnce(&mut Settings),
+    ) -> atenciones::Addresses {
         let mut settings = self.settings.clone();
         for (service, address) in [
             (ServiceName::Queue, self.addresses.queue),
@@ -203,6 +213,7 @@ impl TestSuite {
         ] {
             settings.set_service_url(service, address.expect("role started"));
         }
+        configure(&mut settings);
         let running = atenciones::start(settings, roles, self.shutdown.clone())
             .await
             .expect("the replica starts");

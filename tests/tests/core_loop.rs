@@ -450,3 +450,63 @@ async fn a_receipt_after_finish_updates_the_records_status_not_its_content(db: T
 }
 
 on_both_databases!(a_receipt_after_finish_updates_the_records_status_not_its_content);
+
+/// Opening an attention through a gateway whose history (optional for the
+/// screen) is unreachable still opens it, with that part marked
+/// unavailable; one whose messaging (essential) is unreachable fails with
+/// UNAVAILABLE and says so.
+async fn open_degrades_without_history_and_fails_without_messaging(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
+    let inbound = text_webhook(VENTAS_NUMBER, CUSTOMER, "Test Name", "wamid.d1", "Hola");
+    let id = suite.queued_attention(&inbound, "ana").await;
+    // Nothing listens on a port just released.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", listener.local_addr().expect("address"))
+    };
+    let token = suite.token("ana", atenciones_tests::Role::Agent);
+    let dead_history = {
+        let dead = dead.clone();
+        suite
+            .replica_with(&[atenciones::Role::Gateway], move |s| s.history.url = dead)
+            .await
+    };
+    let opened = suite
+        .desk_via(
+            format!("http://{}", dead_history.gateway.expect("gateway")),
+            &token,
+        )
+        .await
+        .open_attention(pb::OpenAttentionRequest {
+            attention_id: id.clone(),
+            message_page_size: 20,
+        })
+        .await
+        .expect("opens without history")
+        .into_inner();
+    assert_eq!(opened.unavailable, ["earlier_attentions"]);
+    assert_eq!(opened.messages.len(), 1);
+    assert!(opened.form.is_some());
+
+    let dead_messaging = suite
+        .replica_with(&[atenciones::Role::Gateway], move |s| {
+            s.messaging.url = dead
+        })
+        .await;
+    let error = suite
+        .desk_via(
+            format!("http://{}", dead_messaging.gateway.expect("gateway")),
+            &token,
+        )
+        .await
+        .open_attention(pb::OpenAttentionRequest {
+            attention_id: id,
+            message_page_size: 20,
+        })
+        .await
+        .expect_err("messages are essential");
+    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+    suite.stop().await;
+}
+
+on_both_databases!(open_degrades_without_history_and_fails_without_messaging);
