@@ -1,4 +1,4 @@
-//! `docs/api.md`, the API reference, is generated from the proto files'
+//! `gateway/API.md`, the API reference, is generated from the proto files'
 //! comments (carried in the compiled descriptor set). This test fails when the
 //! committed file is out of date; `UPDATE_API_REFERENCE=1 cargo test -p
 //! atenciones-proto --test api_reference` rewrites it.
@@ -198,14 +198,14 @@ fn reference() -> String {
 
 #[test]
 fn the_api_reference_is_up_to_date() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/api.md");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../gateway/API.md");
     let generated = reference();
     if std::env::var_os("UPDATE_API_REFERENCE").is_some() {
-        std::fs::write(&path, &generated).expect("write docs/api.md");
+        std::fs::write(&path, &generated).expect("write gateway/API.md");
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "docs/api.md is out of date: run UPDATE_API_REFERENCE=1 cargo test -p atenciones-proto --test api_reference"
+        "gateway/API.md is out of date: run UPDATE_API_REFERENCE=1 cargo test -p atenciones-proto --test api_reference"
     );
 }
