@@ -2,7 +2,7 @@
 //! gateway checks the role; the queue, which owns supervisor records, checks
 //! which campaigns the caller supervises, validates and audits.
 
-use tonic::transport::Channel;
+use atenciones_runtime::grpc::Channel;
 use tonic::{Request, Response, Status};
 
 use atenciones_proto::form::v1 as form_pb;

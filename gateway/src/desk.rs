@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use atenciones_runtime::grpc::Channel;
 use futures::StreamExt;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use atenciones_proto::form::v1 as form_pb;

@@ -13,13 +13,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use atenciones_runtime::grpc::Channel;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tonic::codegen::BoxStream;
-use tonic::transport::Channel;
 
 use atenciones_domain::Violation;
 use atenciones_proto::gateway::v1 as pb;

@@ -6,7 +6,8 @@
 //! 2. gRPC-Web, translated to gRPC, on the same port as gRPC (HTTP/1.1 and 2);
 //! 3. a request id (`x-request-id`: the client's, or a new UUID), returned
 //!    on the response and carried by every log line of the call;
-//! 4. tracing, one span per call;
+//! 4. tracing, one span per call, continuing the caller's W3C trace context
+//!    (`traceparent`) when it sends one;
 //! 5. the caller's credential and [`crate::authorize::TABLE`]: who may call
 //!    what (UNAUTHENTICATED / PERMISSION_DENIED before any work is done);
 //! 6. load shedding: beyond `max_concurrent_requests` calls in flight the
@@ -31,6 +32,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use atenciones_runtime::settings::GatewaySettings;
+use atenciones_runtime::trace_context::call_span;
 
 use crate::auth::Authenticator;
 use crate::authorize::AuthorizeLayer;
@@ -84,16 +86,7 @@ pub async fn serve(
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(
-            TraceLayer::new_for_grpc().make_span_with(|request: &http::Request<_>| {
-                let id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                tracing::info_span!("grpc", path = %request.uri().path(), request_id = %id)
-            }),
-        )
+        .layer(TraceLayer::new_for_grpc().make_span_with(call_span))
         .layer(AuthorizeLayer::new(authenticator))
         .layer(LoadShedLayer::new())
         .layer(GlobalConcurrencyLimitLayer::new(

@@ -20,7 +20,7 @@ use atenciones_proto::messaging::v1 as messaging_pb;
 use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
 use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
-use tonic::transport::Channel;
+use atenciones_runtime::grpc::Channel;
 
 use crate::entity::{attention_record, campaign_retention, customer_erasure, transcript_message};
 use crate::error::Error;

@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use atenciones_proto::queue::v1::RecordInboundMessageRequest;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
+use atenciones_runtime::grpc::Channel;
 use chrono::TimeDelta;
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::content::Content;

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use atenciones_proto::queue::v1 as queue;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
 use atenciones_proto::queue::v1::queue_service_server::{QueueService, QueueServiceServer};
+use atenciones_runtime::grpc::Channel;
 use atenciones_runtime::settings::{DatabaseSettings, WhatsAppSettings};
 use atenciones_runtime::{CancellationToken, Settings, database, grpc};
 use atenciones_test_support::{CloudApi, TestDatabase};
 use sea_orm::DatabaseConnection;
 use tonic::service::Routes;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 

@@ -3,8 +3,8 @@
 use atenciones_proto::form::v1::form_service_client::FormServiceClient;
 use atenciones_proto::history::v1::history_service_client::HistoryServiceClient;
 use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
+use atenciones_runtime::grpc::Channel;
 use atenciones_runtime::{ServiceName, Settings};
-use tonic::transport::Channel;
 
 /// Lazily connected channels; cloning a client is cheap.
 #[derive(Clone)]

@@ -17,6 +17,8 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::trace_context::{Traced, call_span};
+
 /// A bound listener: bind first so port 0 works and the real address is known.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(addr).await?;
@@ -79,20 +81,26 @@ pub async fn serve(
     Server::builder()
         // Keeps idle client connections alive through NATs and load balancers.
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        // Spans per call, so every log line carries the RPC it belongs to.
-        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        // A span per call, continuing the caller's trace, so every log line
+        // carries the RPC (and the action) it belongs to.
+        .trace_fn(call_span)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
 }
 
+/// A channel to another service, carrying the caller's trace context.
+pub type Channel = Traced<tonic::transport::Channel>;
+
 /// A client channel to another service. It connects on first use and reconnects
 /// by itself, so services can start in any order.
-pub fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())?
-        // Fail fast when the peer is down; callers retry or report UNAVAILABLE.
-        .connect_timeout(Duration::from_secs(3))
-        // No call between services should take longer; a hung peer must not hang us.
-        .timeout(Duration::from_secs(30))
-        .connect_lazy())
+pub fn channel(url: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Traced::new(
+        tonic::transport::Endpoint::from_shared(url.to_owned())?
+            // Fail fast when the peer is down; callers retry or report UNAVAILABLE.
+            .connect_timeout(Duration::from_secs(3))
+            // No call between services should take longer; a hung peer must not hang us.
+            .timeout(Duration::from_secs(30))
+            .connect_lazy(),
+    ))
 }

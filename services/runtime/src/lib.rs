@@ -7,6 +7,7 @@ pub mod grpc;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace_context;
 
 pub use settings::{ServiceName, Settings};
 pub use tokio_util::sync::CancellationToken;
