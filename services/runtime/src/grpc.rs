@@ -1,6 +1,7 @@
 //! Serving a gRPC service the same way everywhere: health, reflection, tracing,
 //! graceful shutdown.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -13,8 +14,9 @@ use tonic::body::Body;
 use tonic::codegen::Service;
 use tonic::server::NamedService;
 use tonic::service::Routes;
-use tonic::transport::Server;
+use tonic::transport::channel::Change;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Endpoint, Server};
 use tonic_health::ServingStatus;
 
 use crate::trace_context::{Traced, call_span};
@@ -92,15 +94,111 @@ pub async fn serve(
 /// A channel to another service, carrying the caller's trace context.
 pub type Channel = Traced<tonic::transport::Channel>;
 
+/// How often a service's name is resolved again: replicas come and go.
+const RESOLVE_EVERY: Duration = Duration::from_secs(10);
+
 /// A client channel to another service. It connects on first use and reconnects
-/// by itself, so services can start in any order.
+/// by itself, so services can start in any order. A URL naming a host rather
+/// than an IP address (a Kubernetes headless service) is resolved now and
+/// every [`RESOLVE_EVERY`], and calls are spread over every address it has.
 pub fn channel(url: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Traced::new(
-        tonic::transport::Endpoint::from_shared(url.to_owned())?
-            // Fail fast when the peer is down; callers retry or report UNAVAILABLE.
-            .connect_timeout(Duration::from_secs(3))
-            // No call between services should take longer; a hung peer must not hang us.
-            .timeout(Duration::from_secs(30))
-            .connect_lazy(),
-    ))
+    let given = endpoint(url)?;
+    let uri = given.uri().clone();
+    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(Traced::new(given.connect_lazy()));
+    }
+    let scheme = uri.scheme_str().unwrap_or("http").to_owned();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    let host = host.to_owned();
+    let (channel, changes) = tonic::transport::Channel::balance_channel::<SocketAddr>(64);
+    tokio::spawn(async move {
+        let mut known = HashSet::new();
+        while !changes.is_closed() {
+            match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(found) => {
+                    let found: HashSet<SocketAddr> = found.collect();
+                    let (added, removed) = difference(&known, &found);
+                    for address in removed {
+                        let _ = changes.send(Change::Remove(address)).await;
+                    }
+                    for address in added {
+                        if let Ok(endpoint) = endpoint(&format!("{scheme}://{address}")) {
+                            let _ = changes.send(Change::Insert(address, endpoint)).await;
+                        }
+                    }
+                    known = found;
+                }
+                Err(error) => tracing::warn!(%host, %error, "cannot resolve a service"),
+            }
+            tokio::time::sleep(RESOLVE_EVERY).await;
+        }
+    });
+    Ok(Traced::new(channel))
+}
+
+fn endpoint(url: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_owned())?
+        // Fail fast when the peer is down; callers retry or report UNAVAILABLE.
+        .connect_timeout(Duration::from_secs(3))
+        // No call between services should take longer; a hung peer must not hang us.
+        .timeout(Duration::from_secs(30)))
+}
+
+/// Addresses to add and to remove to go from `known` to `found`.
+fn difference(
+    known: &HashSet<SocketAddr>,
+    found: &HashSet<SocketAddr>,
+) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+    (
+        found.difference(known).copied().collect(),
+        known.difference(found).copied().collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_resolution_adds_and_removes_only_what_changed() {
+        let a: SocketAddr = "10.0.0.1:50061".parse().expect("address");
+        let b: SocketAddr = "10.0.0.2:50061".parse().expect("address");
+        let c: SocketAddr = "10.0.0.3:50061".parse().expect("address");
+        let known = HashSet::from([a, b]);
+        let found = HashSet::from([b, c]);
+        assert_eq!(difference(&known, &found), (vec![c], vec![a]));
+        assert_eq!(difference(&found, &found), (vec![], vec![]));
+    }
+
+    /// A service reached by name: resolved, balanced, and answering.
+    #[tokio::test]
+    async fn a_service_named_by_host_is_resolved_and_reached() {
+        let (listener, address) = bind("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("bind");
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, Routes::new(health), shutdown.clone()));
+        // `localhost` may also resolve to ::1, where nothing listens: the
+        // balancer must route around it.
+        let channel = channel(&format!("http://localhost:{}", address.port())).expect("channel");
+        let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+        for _ in 0..5 {
+            let status = client
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await
+                .expect("reached through the resolved address")
+                .into_inner()
+                .status;
+            assert_eq!(
+                status,
+                i32::from(tonic_health::pb::health_check_response::ServingStatus::Serving)
+            );
+        }
+        shutdown.cancel();
+        server.await.expect("joined").expect("served");
+    }
 }
