@@ -7,7 +7,9 @@ use tonic::Code;
 use tonic::Streaming;
 
 use atenciones_proto::gateway::v1 as pb;
-use atenciones_tests::{Role, TestDatabase, TestSuite, on_both_databases, text_webhook};
+use atenciones_tests::{
+    Role, TestDatabase, TestSuite, on_both_databases, status_webhook, text_webhook,
+};
 
 const VENTAS_NUMBER: &str = "1122334455667";
 const SOPORTE_NUMBER: &str = "277321005464405";
@@ -74,6 +76,44 @@ async fn an_agent_streams_their_campaigns_events_and_resumes_by_cursor(db: TestD
     let next = next_event(&mut resumed).await;
     assert_eq!(next.kind, "attention.queued");
     assert_ne!(next.attention_id, queued.attention_id);
+    assert_eq!(
+        next_event(&mut resumed).await.kind,
+        "attention.message_received"
+    );
+
+    // Ana replies; WhatsApp reports it delivered (twice, as it may), then read:
+    // the screen hears of the message and of each status once.
+    let sent = suite
+        .desk("ana")
+        .await
+        .send_text(pb::SendTextRequest {
+            attention_id: queued.attention_id.clone(),
+            text: "¡Hola Vera!".into(),
+            idempotency_key: "live-1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("reply")
+        .into_inner()
+        .message
+        .expect("message");
+    let event = next_event(&mut resumed).await;
+    assert_eq!(
+        (event.kind.as_str(), event.attention_id.as_str()),
+        ("attention.message_sent", queued.attention_id.as_str())
+    );
+    for status in ["delivered", "delivered", "read"] {
+        let body = status_webhook(VENTAS_NUMBER, "5491100000008", &sent.wamid, status, None);
+        assert_eq!(suite.post_webhook(&body).await.status(), 200);
+    }
+    for expected in ["delivered", "read"] {
+        let event = next_event(&mut resumed).await;
+        assert_eq!(event.kind, "attention.message_status");
+        let payload: serde_json::Value =
+            serde_json::from_str(&event.payload_json).expect("JSON payload");
+        assert_eq!(payload["status"], expected);
+        assert_eq!(payload["message_id"], sent.id.as_str());
+    }
 
     let forged = suite
         .desk("ana")

@@ -1,5 +1,6 @@
 //! A commit-ordered position on every outbox event, the cursor of the live
-//! event feed. Ids are handed out when a row is inserted, so a reader that
+//! event feed; and the delivery statuses already announced in it, so each
+//! status of a message is announced once. Ids are handed out when a row is inserted, so a reader that
 //! remembers the last id it saw can miss a smaller id committed later;
 //! positions are handed out after commit, one sequencing transaction at a
 //! time, so they only ever grow in the order readers can see them.
@@ -30,6 +31,20 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(MessageStatuses::Table)
+                    .col(string(MessageStatuses::MessageId))
+                    .col(string(MessageStatuses::Status))
+                    .primary_key(
+                        Index::create()
+                            .col(MessageStatuses::MessageId)
+                            .col(MessageStatuses::Status),
+                    )
+                    .to_owned(),
+            )
+            .await?;
         // What the sequencer looks for: the few events without a position.
         manager
             .get_connection()
@@ -41,6 +56,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(MessageStatuses::Table).to_owned())
+            .await?;
         manager
             .drop_index(
                 Index::drop()
@@ -73,4 +91,12 @@ enum Outbox {
     #[sea_orm(iden = "queue_outbox")]
     Table,
     Position,
+}
+
+#[derive(DeriveIden)]
+enum MessageStatuses {
+    #[sea_orm(iden = "queue_message_statuses")]
+    Table,
+    MessageId,
+    Status,
 }

@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use atenciones_proto::queue::v1::RecordInboundMessageRequest;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
+use atenciones_proto::queue::v1::{RecordInboundMessageRequest, RecordMessageStatusRequest};
 use atenciones_runtime::grpc::Channel;
 use chrono::TimeDelta;
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
@@ -141,7 +141,40 @@ impl Processor {
         for message in &stored {
             self.route(message).await?;
         }
+        for item in &items {
+            if let Item::Status(status) = item {
+                self.announce(status).await?;
+            }
+        }
         Ok(None)
+    }
+
+    /// Tells the queue a message of an attention reached a new delivery
+    /// status, for the screens' live streams (the queue announces each
+    /// status of a message once, so a retried row repeats nothing). A status
+    /// of a message not known yet, or in no attention, is not announced.
+    async fn announce(&self, update: &StatusUpdate) -> Result<(), Error> {
+        if MessageStatus::from_webhook(&update.status).is_none() {
+            return Ok(());
+        }
+        let Some(message) = store::find_by_wamid(&self.db, &update.wamid).await? else {
+            return Ok(());
+        };
+        let Some(attention_id) = message.attention_id else {
+            return Ok(());
+        };
+        let request = RecordMessageStatusRequest {
+            attention_id: attention_id.to_string(),
+            message_id: message.id.to_string(),
+            status: update.status.clone(),
+            time: Some(atenciones_proto::time::timestamp(update.time)),
+        };
+        match self.queue.clone().record_message_status(request).await {
+            // The attention is gone from the queue: nothing to tell.
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == Code::NotFound => Ok(()),
+            Err(status) => Err(Error::Queue(Box::new(status))),
+        }
     }
 
     /// Stores every item in one transaction; returns the stored messages (as

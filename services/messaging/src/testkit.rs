@@ -66,6 +66,8 @@ pub struct QueueState {
     /// (number, customer id) → attention.
     pub attentions: HashMap<(String, String), Uuid>,
     pub inbound: Vec<queue::RecordInboundMessageRequest>,
+    /// Delivery statuses announced, in order.
+    pub statuses: Vec<queue::RecordMessageStatusRequest>,
 }
 
 #[derive(Clone, Default)]
@@ -151,8 +153,19 @@ fake_queue_service! {
         }))
     }
 
+    async fn record_message_status(
+        &self,
+        request: Request<queue::RecordMessageStatusRequest>,
+    ) -> Result<Response<queue::RecordMessageStatusResponse>, Status> {
+        let mut state = self.state();
+        if state.down {
+            return Err(Status::unavailable("queue is down"));
+        }
+        state.statuses.push(request.into_inner());
+        Ok(Response::new(queue::RecordMessageStatusResponse { recorded: true }))
+    }
 }
-    // Messaging only records inbound messages; nothing else is faked.
+    // Messaging only records inbound messages and statuses; nothing else is faked.
         record_outbound_message(RecordOutboundMessageRequest) -> RecordOutboundMessageResponse;
         list_attentions(ListAttentionsRequest) -> ListAttentionsResponse;
         get_attention(GetAttentionRequest) -> GetAttentionResponse;

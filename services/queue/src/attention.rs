@@ -34,6 +34,7 @@ pub mod event {
     pub const OVERFLOWED: &str = "attention.overflowed";
     pub const MESSAGE_RECEIVED: &str = "attention.message_received";
     pub const MESSAGE_SENT: &str = "attention.message_sent";
+    pub const MESSAGE_STATUS: &str = "attention.message_status";
     pub const PRESENCE: &str = "agent.presence";
 }
 

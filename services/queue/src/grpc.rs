@@ -73,6 +73,23 @@ impl QueueService for QueueApi {
         }))
     }
 
+    async fn record_message_status(
+        &self,
+        request: Request<pb::RecordMessageStatusRequest>,
+    ) -> Result<Response<pb::RecordMessageStatusResponse>, Status> {
+        let r = request.into_inner();
+        let recorded = self
+            .queue
+            .record_status(
+                &r.attention_id,
+                &r.message_id,
+                &r.status,
+                message_time(r.time)?,
+            )
+            .await?;
+        Ok(Response::new(pb::RecordMessageStatusResponse { recorded }))
+    }
+
     async fn list_attentions(
         &self,
         request: Request<pb::ListAttentionsRequest>,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait, UpdateMany,
+    PaginatorTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait, TryInsertResult, UpdateMany,
 };
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -20,7 +20,7 @@ use crate::attention::{self, Access, Direction, Move, State, event};
 use crate::clients::Clients;
 use crate::entity::{
     agent, attention as attentions, attention_message, business_number, campaign, campaign_agent,
-    outbox, vip_customer,
+    message_status, outbox, vip_customer,
 };
 use crate::error::Error;
 use crate::presence::PresenceState;
@@ -228,6 +228,53 @@ impl Queue {
         }
         let model = self.find(id).await?;
         self.with_campaign_name(model).await
+    }
+
+    /// Announces a message's new delivery status, once per (message, status).
+    /// Returns false when it was announced before.
+    pub async fn record_status(
+        &self,
+        attention_id: &str,
+        message_id: &str,
+        status: &str,
+        time: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let id = parse_id(attention_id)?;
+        if message_id.is_empty() {
+            return Err(Error::invalid("message_id", "required"));
+        }
+        if !matches!(status, "sent" | "delivered" | "read" | "played" | "failed") {
+            return Err(Error::invalid(
+                "status",
+                "one of sent, delivered, read, played, failed",
+            ));
+        }
+        self.find(id).await?;
+        let txn = self.db.begin().await?;
+        let inserted = message_status::Entity::insert(message_status::ActiveModel {
+            message_id: Set(message_id.to_owned()),
+            status: Set(status.to_owned()),
+        })
+        .on_conflict_do_nothing()
+        .exec_without_returning(&txn)
+        .await?;
+        let recorded = matches!(inserted, TryInsertResult::Inserted(rows) if rows > 0);
+        if recorded {
+            record_event(
+                &txn,
+                id,
+                event::MESSAGE_STATUS,
+                serde_json::json!({
+                    "actor": "whatsapp",
+                    "message_id": message_id,
+                    "status": status,
+                    "time": time.to_rfc3339(),
+                }),
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(recorded)
     }
 
     /// Attentions offered to the agent (or to all), then the queue in serving
