@@ -8,7 +8,7 @@ use tonic::Streaming;
 
 use atenciones_proto::gateway::v1 as pb;
 use atenciones_tests::{
-    Role, TestDatabase, TestSuite, on_both_databases, status_webhook, text_webhook,
+    Role, TestDatabase, TestSuite, on_both_databases, status_webhook, text_webhook, text_webhook_at,
 };
 
 const VENTAS_NUMBER: &str = "1122334455667";
@@ -158,3 +158,56 @@ async fn an_agent_streams_their_campaigns_events_and_resumes_by_cursor(db: TestD
 }
 
 on_both_databases!(an_agent_streams_their_campaigns_events_and_resumes_by_cursor);
+
+async fn an_agent_hears_when_a_customers_window_is_about_to_close(db: TestDatabase) {
+    let suite = TestSuite::start_with(db, |settings| {
+        settings.messaging.window_watch_ms = 100;
+    })
+    .await;
+    let mut stream = open_stream(&suite, "").await;
+    // The customer wrote 23 h 30 min ago: the window closes in 30 minutes,
+    // within the hour's warning.
+    let written = chrono::Utc::now() - chrono::TimeDelta::minutes(23 * 60 + 30);
+    let body = text_webhook_at(
+        VENTAS_NUMBER,
+        "5491100000011",
+        "Wanda",
+        "wamid.w1",
+        "Hola",
+        &written.timestamp().to_string(),
+    );
+    assert_eq!(suite.post_webhook(&body).await.status(), 200);
+    let queued = next_event(&mut stream).await;
+    assert_eq!(queued.kind, "attention.queued");
+    assert_eq!(
+        next_event(&mut stream).await.kind,
+        "attention.message_received"
+    );
+    let closing = next_event(&mut stream).await;
+    assert_eq!(
+        (closing.kind.as_str(), closing.attention_id.as_str()),
+        ("attention.window_closing", queued.attention_id.as_str())
+    );
+    let payload: serde_json::Value = serde_json::from_str(&closing.payload_json).expect("JSON");
+    let closes =
+        chrono::DateTime::parse_from_rfc3339(payload["expire_time"].as_str().expect("time"))
+            .expect("RFC 3339");
+    assert_eq!(closes.timestamp(), written.timestamp() + 24 * 3600);
+    // Announced once: the next event is the customer's next message, not a repeat.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = text_webhook(
+        VENTAS_NUMBER,
+        "5491100000011",
+        "Wanda",
+        "wamid.w2",
+        "¿Hola?",
+    );
+    assert_eq!(suite.post_webhook(&again).await.status(), 200);
+    assert_eq!(
+        next_event(&mut stream).await.kind,
+        "attention.message_received"
+    );
+    suite.stop().await;
+}
+
+on_both_databases!(an_agent_hears_when_a_customers_window_is_about_to_close);

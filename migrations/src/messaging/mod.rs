@@ -8,6 +8,7 @@ mod m20261126_000001_create_messaging;
 mod m20261126_000002_reactions;
 mod m20261126_000003_outbound;
 mod m20261126_000004_media;
+mod m20261126_000005_window_warnings;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_reactions::Migration),
             Box::new(m20261126_000003_outbound::Migration),
             Box::new(m20261126_000004_media::Migration),
+            Box::new(m20261126_000005_window_warnings::Migration),
         ]
     }
 

@@ -1,6 +1,6 @@
 //! A commit-ordered position on every outbox event, the cursor of the live
-//! event feed; and the delivery statuses already announced in it, so each
-//! status of a message is announced once. Ids are handed out when a row is inserted, so a reader that
+//! event feed; and the delivery statuses and window closings already
+//! announced in it, so each is announced once. Ids are handed out when a row is inserted, so a reader that
 //! remembers the last id it saw can miss a smaller id committed later;
 //! positions are handed out after commit, one sequencing transaction at a
 //! time, so they only ever grow in the order readers can see them.
@@ -45,6 +45,20 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(WindowWarnings::Table)
+                    .col(string(WindowWarnings::AttentionId))
+                    .col(timestamp_with_time_zone(WindowWarnings::ExpiresAt))
+                    .primary_key(
+                        Index::create()
+                            .col(WindowWarnings::AttentionId)
+                            .col(WindowWarnings::ExpiresAt),
+                    )
+                    .to_owned(),
+            )
+            .await?;
         // What the sequencer looks for: the few events without a position.
         manager
             .get_connection()
@@ -56,6 +70,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(WindowWarnings::Table).to_owned())
+            .await?;
         manager
             .drop_table(Table::drop().table(MessageStatuses::Table).to_owned())
             .await?;
@@ -99,4 +116,12 @@ enum MessageStatuses {
     Table,
     MessageId,
     Status,
+}
+
+#[derive(DeriveIden)]
+enum WindowWarnings {
+    #[sea_orm(iden = "queue_window_warnings")]
+    Table,
+    AttentionId,
+    ExpiresAt,
 }

@@ -21,6 +21,7 @@ use crate::messaging::Messaging;
 use crate::processor::Processor;
 use crate::sender::{RetryPolicy, Sender};
 use crate::webhook::{self, WebhookState};
+use crate::window_watch::WindowWatch;
 
 pub struct Application {
     grpc: TcpListener,
@@ -32,6 +33,7 @@ pub struct Application {
     processor: Processor,
     media: Media,
     sender: Sender,
+    window_watch: WindowWatch,
 }
 
 impl Application {
@@ -92,6 +94,12 @@ impl Application {
             webhook_address,
             service: MessagingGrpc::new(messaging, media.clone()),
             router,
+            window_watch: WindowWatch {
+                db: db.clone(),
+                queue: queue.clone(),
+                warning: settings.messaging.window_warning(),
+                every: settings.messaging.window_watch(),
+            },
             processor: Processor::new(db, queue, wake),
             media,
             sender,
@@ -142,11 +150,14 @@ impl Application {
         let sender = tokio::spawn(self.sender.run(stop.clone()));
         // Downloads must not wait for webhook processing, nor slow it down.
         let media_worker = tokio::spawn(media::run_worker(self.media, stop.clone()));
+        // Warnings of windows about to close, for the agents' screens.
+        let window_watch = tokio::spawn(self.window_watch.run(stop.clone()));
         let (grpc_result, webhook_result) = tokio::join!(grpc_server, webhook_server);
         stop.cancel();
         processor.await.context("inbox processor")?;
         sender.await.context("sender")?;
         media_worker.await.context("media worker")?;
+        window_watch.await.context("window watch")?;
         grpc_result?;
         webhook_result?;
         Ok(())

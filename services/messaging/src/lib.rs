@@ -22,6 +22,7 @@ pub mod signature;
 mod store;
 mod webhook;
 mod window;
+mod window_watch;
 
 #[cfg(test)]
 mod testkit;

@@ -193,6 +193,7 @@ fake_queue_service! {
         list_agents(ListAgentsRequest) -> ListAgentsResponse;
         list_audit_entries(ListAuditEntriesRequest) -> ListAuditEntriesResponse;
         purge_attentions(PurgeAttentionsRequest) -> PurgeAttentionsResponse;
+        record_window_closing(RecordWindowClosingRequest) -> RecordWindowClosingResponse;
 }
 
 // ---- Cloud API ----

@@ -93,6 +93,7 @@ pub async fn record_inbound<C: ConnectionTrait>(
         last_inbound_at: Set(at),
         closed_at: Set(None),
         updated_at: Set(domain::now()),
+        warned_for: Set(None),
     };
     window::Entity::insert(row)
         .on_conflict_do_nothing_on([

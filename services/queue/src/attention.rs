@@ -35,6 +35,7 @@ pub mod event {
     pub const MESSAGE_RECEIVED: &str = "attention.message_received";
     pub const MESSAGE_SENT: &str = "attention.message_sent";
     pub const MESSAGE_STATUS: &str = "attention.message_status";
+    pub const WINDOW_CLOSING: &str = "attention.window_closing";
     pub const PRESENCE: &str = "agent.presence";
 }
 

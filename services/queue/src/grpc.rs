@@ -90,6 +90,28 @@ impl QueueService for QueueApi {
         Ok(Response::new(pb::RecordMessageStatusResponse { recorded }))
     }
 
+    async fn record_window_closing(
+        &self,
+        request: Request<pb::RecordWindowClosingRequest>,
+    ) -> Result<Response<pb::RecordWindowClosingResponse>, Status> {
+        let r = request.into_inner();
+        if r.business_phone_number_id.is_empty() {
+            return Err(Error::invalid("business_phone_number_id", "required").into());
+        }
+        if r.customer_id.is_empty() {
+            return Err(Error::invalid("customer_id", "required").into());
+        }
+        let recorded = self
+            .queue
+            .record_window_closing(
+                &r.business_phone_number_id,
+                &r.customer_id,
+                message_time(r.expire_time)?,
+            )
+            .await?;
+        Ok(Response::new(pb::RecordWindowClosingResponse { recorded }))
+    }
+
     async fn list_attentions(
         &self,
         request: Request<pb::ListAttentionsRequest>,

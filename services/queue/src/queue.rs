@@ -20,7 +20,7 @@ use crate::attention::{self, Access, Direction, Move, State, event};
 use crate::clients::Clients;
 use crate::entity::{
     agent, attention as attentions, attention_message, business_number, campaign, campaign_agent,
-    message_status, outbox, vip_customer,
+    message_status, outbox, vip_customer, window_warning,
 };
 use crate::error::Error;
 use crate::presence::PresenceState;
@@ -269,6 +269,43 @@ impl Queue {
                     "message_id": message_id,
                     "status": status,
                     "time": time.to_rfc3339(),
+                }),
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(recorded)
+    }
+
+    /// Announces that the window of the customer's unfinished attention on
+    /// `number` closes at `expires_at`, once per (attention, closing time).
+    pub async fn record_window_closing(
+        &self,
+        number: &str,
+        customer_id: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let attention = self
+            .active_attention(number, customer_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no unfinished attention of {customer_id}")))?;
+        let txn = self.db.begin().await?;
+        let inserted = window_warning::Entity::insert(window_warning::ActiveModel {
+            attention_id: Set(attention.id.to_string()),
+            expires_at: Set(expires_at),
+        })
+        .on_conflict_do_nothing()
+        .exec_without_returning(&txn)
+        .await?;
+        let recorded = matches!(inserted, TryInsertResult::Inserted(rows) if rows > 0);
+        if recorded {
+            record_event(
+                &txn,
+                attention.id,
+                event::WINDOW_CLOSING,
+                serde_json::json!({
+                    "actor": "whatsapp",
+                    "expire_time": expires_at.to_rfc3339(),
                 }),
             )
             .await?;

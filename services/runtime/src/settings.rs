@@ -100,6 +100,16 @@ pub struct QueueSettings {
     pub routing_tick_ms: u64,
 }
 
+impl MessagingSettings {
+    pub fn window_warning(&self) -> Duration {
+        Duration::from_secs(self.window_warning_minutes.saturating_mul(60))
+    }
+
+    pub fn window_watch(&self) -> Duration {
+        Duration::from_millis(self.window_watch_ms.max(10))
+    }
+}
+
 impl QueueSettings {
     pub fn heartbeat_timeout(&self) -> Duration {
         Duration::from_secs(self.heartbeat_timeout_seconds)
@@ -132,6 +142,11 @@ pub struct MessagingSettings {
     pub url: String,
     pub database_url: String,
     pub webhook_listen: SocketAddr,
+    /// How long before a customer's 24-hour window closes the screens hear
+    /// of it (an `attention.window_closing` event).
+    pub window_warning_minutes: u64,
+    /// How often windows about to close are looked for.
+    pub window_watch_ms: u64,
 }
 
 /// The Cloud API: credentials, and how sending is paced and retried

@@ -14,6 +14,8 @@ pub struct Model {
     pub last_inbound_at: DateTime<Utc>,
     /// When WhatsApp said the window was closed (error 131047).
     pub closed_at: Option<DateTime<Utc>>,
+    /// The `last_inbound_at` whose coming close was announced.
+    pub warned_for: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
 }
 

@@ -14,3 +14,4 @@ pub mod outbox_offset;
 pub mod supervisor;
 pub mod supervisor_campaign;
 pub mod vip_customer;
+pub mod window_warning;

@@ -1775,7 +1775,8 @@ export const AgentDeskService: GenService<{
    * The live event stream of the agent's screen: every event of the
    * attentions of the agent's campaigns (queued, offered, offer declined or
    * expired, opened, transferred, orphaned, overflowed, finished, message
-   * received or sent, a message's delivery status changed) in commit order, each with a cursor, and a heartbeat
+   * received or sent, a message's delivery status changed, the customer's
+   * 24-hour window about to close) in commit order, each with a cursor, and a heartbeat
    * after 15 s without events. Reconnect with the last cursor received (an
    * event's or a heartbeat's) to get every event missed, in order, without
    * duplicates; an empty cursor starts from now. Membership changes apply
