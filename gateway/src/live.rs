@@ -122,7 +122,17 @@ where
 {
     let mut queue = queue;
     let start = match cursor {
-        Some(position) => position,
+        // A cursor older than the feed keeps fails the call itself
+        // (FAILED_PRECONDITION: reload, then stream from now).
+        Some(position) => {
+            queue
+                .list_events(queue_pb::ListEventsRequest {
+                    after_position: position,
+                    limit: 1,
+                })
+                .await?;
+            position
+        }
         None => {
             queue
                 .list_events(queue_pb::ListEventsRequest {

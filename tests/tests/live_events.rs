@@ -211,3 +211,45 @@ async fn an_agent_hears_when_a_customers_window_is_about_to_close(db: TestDataba
 }
 
 on_both_databases!(an_agent_hears_when_a_customers_window_is_about_to_close);
+
+async fn a_cursor_older_than_the_feed_keeps_is_told_to_reload(db: TestDatabase) {
+    let suite = TestSuite::start_with(db, |settings| {
+        settings.queue.event_retention_seconds = 1;
+    })
+    .await;
+    let mut stream = open_stream(&suite, "").await;
+    let first = text_webhook(VENTAS_NUMBER, "5491100000021", "Olga", "wamid.o1", "Hola");
+    assert_eq!(suite.post_webhook(&first).await.status(), 200);
+    let old = next_event(&mut stream).await;
+    drop(stream);
+    // Once history has the events (its hand-off settles events 10 s old)
+    // and they are older than the retention, they are pruned: the old cursor
+    // cannot resume.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let refused = loop {
+        let attempt = suite
+            .desk("ana")
+            .await
+            .stream_events(pb::StreamEventsRequest {
+                cursor: old.cursor.clone(),
+            })
+            .await;
+        if let Err(status) = attempt {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pruned within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    // The screen reloads and streams from now.
+    let mut fresh = open_stream(&suite, "").await;
+    let second = text_webhook(VENTAS_NUMBER, "5491100000022", "Omar", "wamid.o2", "Hola");
+    assert_eq!(suite.post_webhook(&second).await.status(), 200);
+    assert_eq!(next_event(&mut fresh).await.kind, "attention.queued");
+    suite.stop().await;
+}
+
+on_both_databases!(a_cursor_older_than_the_feed_keeps_is_told_to_reload);

@@ -59,6 +59,16 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // The highest position pruned from the feed: older cursors cannot resume.
+        manager
+            .create_table(
+                Table::create()
+                    .table(FeedHorizon::Table)
+                    .col(integer(FeedHorizon::Id).primary_key())
+                    .col(big_integer(FeedHorizon::PrunedPosition))
+                    .to_owned(),
+            )
+            .await?;
         // What the sequencer looks for: the few events without a position.
         manager
             .get_connection()
@@ -70,6 +80,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(FeedHorizon::Table).to_owned())
+            .await?;
         manager
             .drop_table(Table::drop().table(WindowWarnings::Table).to_owned())
             .await?;
@@ -124,4 +137,12 @@ enum WindowWarnings {
     Table,
     AttentionId,
     ExpiresAt,
+}
+
+#[derive(DeriveIden)]
+enum FeedHorizon {
+    #[sea_orm(iden = "queue_feed_horizon")]
+    Table,
+    Id,
+    PrunedPosition,
 }

@@ -24,6 +24,9 @@ use crate::window::LENGTH;
 
 /// Windows handled per look.
 const BATCH: u64 = 100;
+/// Longer than a customer's message takes to reach the queue and open an
+/// attention.
+const ROUTING: TimeDelta = TimeDelta::minutes(1);
 
 pub struct WindowWatch {
     pub db: DatabaseConnection,
@@ -80,6 +83,13 @@ impl WindowWatch {
             };
             match self.queue.clone().record_window_closing(request).await {
                 Ok(_) => announced += 1,
+                // The message that opened the window may still be on its way
+                // to the queue: ask again on the next look.
+                Err(status)
+                    if status.code() == Code::NotFound && open.updated_at > now - ROUTING =>
+                {
+                    continue;
+                }
                 // No unfinished attention: nobody to tell.
                 Err(status) if status.code() == Code::NotFound => {}
                 Err(status) => return Err(Error::Queue(Box::new(status))),

@@ -27,6 +27,7 @@ pub struct Application {
     clients: Clients,
     finished: Arc<Notify>,
     routing_tick: Duration,
+    event_retention: std::time::Duration,
 }
 
 impl Application {
@@ -60,6 +61,7 @@ impl Application {
             clients,
             finished,
             routing_tick: settings.queue.routing_tick(),
+            event_retention: settings.queue.event_retention(),
         })
     }
 
@@ -72,11 +74,17 @@ impl Application {
         let handoff = tokio::spawn(handoff.run(shutdown.clone()));
         let router = Router::new(self.queue.clone(), self.routing_tick);
         let router = tokio::spawn(router.run(shutdown.clone()));
+        let pruner = tokio::spawn(crate::feed::prune_periodically(
+            self.queue.clone(),
+            self.event_retention,
+            shutdown.clone(),
+        ));
         // build() has connected and migrated the database: ready.
         let routes = grpc::routes(QueueServiceServer::new(QueueApi::new(self.queue))).await;
         grpc::serve(self.listener, routes, shutdown).await?;
         handoff.await?;
         router.await?;
+        pruner.await?;
         Ok(())
     }
 }

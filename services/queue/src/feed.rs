@@ -11,29 +11,94 @@
 
 use std::collections::HashMap;
 
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use atenciones_proto::queue::v1 as pb;
 
-use crate::entity::{attention, outbox};
+use crate::entity::{attention, feed_horizon, outbox, outbox_offset};
 use crate::error::Error;
+use crate::handoff;
 use crate::queue::Queue;
 
 const MAX_EVENTS: u64 = 1000;
+/// The one row of `queue_feed_horizon`.
+const HORIZON: i32 = 1;
 /// Serializes sequencing transactions across replicas on PostgreSQL.
 const SEQUENCER_LOCK: i64 = 0x0061_7465_6e63_6961;
-/// Numbers the committed events that have no position, after the last one.
+/// Numbers the committed events that have no position, after the last one
+/// handed out: the highest position in the feed, or the horizon when
+/// pruning removed it (positions are never reused).
 const SEQUENCE: &str = "UPDATE queue_outbox SET position = numbered.position \
-     FROM (SELECT id, (SELECT COALESCE(MAX(position), 0) FROM queue_outbox) \
+     FROM (SELECT id, (SELECT CASE WHEN m > h THEN m ELSE h END \
+                       FROM (SELECT COALESCE(MAX(position), 0) AS m FROM queue_outbox) AS kept, \
+                            (SELECT COALESCE(MAX(pruned_position), 0) AS h \
+                             FROM queue_feed_horizon) AS pruned) \
                       + ROW_NUMBER() OVER (ORDER BY id) AS position \
            FROM queue_outbox WHERE position IS NULL) AS numbered \
      WHERE queue_outbox.id = numbered.id";
 
 impl Queue {
+    /// Removes events older than `retention` that history already has, and
+    /// moves the horizon (the highest position removed) past them. Returns
+    /// how many it removed.
+    pub async fn prune_feed(&self, retention: Duration) -> Result<u64, Error> {
+        let delivered = outbox_offset::Entity::find_by_id(handoff::CONSUMER)
+            .one(&self.db)
+            .await?
+            .map_or(0, |o| o.last_event_id);
+        let cutoff = Utc::now() - TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX);
+        let old = Condition::all()
+            .add(outbox::Column::Id.lte(delivered))
+            .add(outbox::Column::CreatedAt.lt(cutoff))
+            .add(outbox::Column::Position.is_not_null());
+        let newest_old: Option<i64> = outbox::Entity::find()
+            .select_only()
+            .column_as(outbox::Column::Position.max(), "newest")
+            .filter(old)
+            .into_tuple()
+            .one(&self.db)
+            .await?
+            .flatten();
+        let Some(newest_old) = newest_old else {
+            return Ok(0);
+        };
+        let txn = self.db.begin().await?;
+        let horizon = feed_horizon::Entity::find_by_id(HORIZON)
+            .one(&txn)
+            .await?
+            .map_or(0, |h| h.pruned_position)
+            .max(newest_old);
+        feed_horizon::Entity::insert(feed_horizon::ActiveModel {
+            id: Set(HORIZON),
+            pruned_position: Set(horizon),
+        })
+        .on_conflict(
+            OnConflict::column(feed_horizon::Column::Id)
+                .update_column(feed_horizon::Column::PrunedPosition)
+                .to_owned(),
+        )
+        .exec(&txn)
+        .await?;
+        // Events history does not have yet stay until it does.
+        let removed = outbox::Entity::delete_many()
+            .filter(outbox::Column::Position.lte(horizon))
+            .filter(outbox::Column::Id.lte(delivered))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        txn.commit().await?;
+        Ok(removed)
+    }
+
     /// Hands positions to every committed event without one.
     async fn sequence(&self) -> Result<(), Error> {
         let txn = self.db.begin().await?;
@@ -52,8 +117,19 @@ impl Queue {
     }
 
     /// Events after `after` in commit order (every event committed before
-    /// this call included), and the last position handed out.
+    /// this call included), and the last position handed out. A cursor older
+    /// than what the feed keeps is FAILED_PRECONDITION: the reader must
+    /// reload and read from now.
     pub async fn events(&self, after: i64, limit: u32) -> Result<(Vec<pb::Event>, i64), Error> {
+        let horizon = feed_horizon::Entity::find_by_id(HORIZON)
+            .one(&self.db)
+            .await?
+            .map_or(0, |h| h.pruned_position);
+        if after < horizon {
+            return Err(Error::FailedPrecondition(format!(
+                "events up to position {horizon} are no longer kept: reload and read from now"
+            )));
+        }
         self.sequence().await?;
         let limit = match u64::from(limit) {
             0 => 100,
@@ -103,6 +179,25 @@ impl Queue {
                 position: e.position.unwrap_or_default(),
             })
             .collect();
-        Ok((events, head.unwrap_or_default()))
+        Ok((events, head.unwrap_or_default().max(horizon)))
+    }
+}
+
+/// Prunes the feed now and then: a quarter of the retention, between a
+/// second and ten minutes. Every replica may prune; the horizon only moves
+/// forward.
+pub async fn prune_periodically(queue: Queue, retention: Duration, shutdown: CancellationToken) {
+    let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match queue.prune_feed(retention).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "old events pruned from the feed"),
+            Err(error) => tracing::warn!(%error, "pruning the event feed failed"),
+        }
     }
 }

@@ -29,7 +29,8 @@ use crate::entity::{attention, outbox, outbox_offset};
 use crate::error::Error;
 use crate::queue::Queue;
 
-const CONSUMER: &str = "history";
+/// Its offset in `queue_outbox_offsets`; the feed keeps every event past it.
+pub(crate) const CONSUMER: &str = "history";
 const BATCH: u64 = 100;
 /// Longest wait between retries while history (or a service it needs) is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

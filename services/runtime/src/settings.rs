@@ -98,6 +98,8 @@ pub struct QueueSettings {
     /// How often the router checks deadlines (offers lapsing, overflow,
     /// orphans) and re-serves every queue as a safety net.
     pub routing_tick_ms: u64,
+    /// How long events stay in the feed (the live streams' cursors).
+    pub event_retention_seconds: u64,
 }
 
 impl MessagingSettings {
@@ -117,6 +119,10 @@ impl QueueSettings {
 
     pub fn routing_tick(&self) -> Duration {
         Duration::from_millis(self.routing_tick_ms.max(10))
+    }
+
+    pub fn event_retention(&self) -> Duration {
+        Duration::from_secs(self.event_retention_seconds.max(1))
     }
 }
 

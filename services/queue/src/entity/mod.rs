@@ -7,6 +7,7 @@ pub mod attention_message;
 pub mod business_number;
 pub mod campaign;
 pub mod campaign_agent;
+pub mod feed_horizon;
 pub mod message_status;
 pub mod offer_refusal;
 pub mod outbox;

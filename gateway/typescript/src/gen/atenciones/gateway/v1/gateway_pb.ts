@@ -1783,7 +1783,9 @@ export const AgentDeskService: GenService<{
    * within 30 s. A client that does not keep up is disconnected with
    * RESOURCE_EXHAUSTED (it resumes with its last cursor) instead of slowing
    * anyone else.
-   * Errors: INVALID_ARGUMENT (a cursor the gateway did not give).
+   * Errors: INVALID_ARGUMENT (a cursor the gateway did not give),
+   * FAILED_PRECONDITION (a cursor older than the feed keeps: reload the
+   * attentions list, then stream from now).
    *
    * @generated from rpc atenciones.gateway.v1.AgentDeskService.StreamEvents
    */
