@@ -219,12 +219,15 @@ async fn a_cursor_older_than_the_feed_keeps_is_told_to_reload(db: TestDatabase) 
     .await;
     let mut stream = open_stream(&suite, "").await;
     let first = text_webhook(VENTAS_NUMBER, "5491100000021", "Olga", "wamid.o1", "Hola");
-    assert_eq!(suite.post_webhook(&first).await.status(), 200);
+    suite.serve_and_finish(&first, "ana").await;
     let old = next_event(&mut stream).await;
     drop(stream);
-    // Once history has the events (its hand-off settles events 10 s old)
-    // and they are older than the retention, they are pruned: the old cursor
-    // cannot resume.
+    // Another customer's attention stays open: its events are kept.
+    let waiting = text_webhook(VENTAS_NUMBER, "5491100000023", "Otto", "wamid.o3", "Hola");
+    suite.queued_attention(&waiting, "ana").await;
+    // Once the attention is finished, history has its events (its hand-off
+    // settles events 10 s old) and they are older than the retention, they
+    // are pruned: the old cursor cannot resume.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let refused = loop {
         let attempt = suite
@@ -244,6 +247,17 @@ async fn a_cursor_older_than_the_feed_keeps_is_told_to_reload(db: TestDatabase) 
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    let queued_kept = suite
+        .count_service_rows(
+            atenciones_runtime::ServiceName::Queue,
+            "queue_outbox",
+            "kind = 'attention.queued'",
+        )
+        .await;
+    assert_eq!(
+        queued_kept, 1,
+        "only the unfinished attention's events are kept"
+    );
     // The screen reloads and streams from now.
     let mut fresh = open_stream(&suite, "").await;
     let second = text_webhook(VENTAS_NUMBER, "5491100000022", "Omar", "wamid.o2", "Hola");

@@ -17,13 +17,14 @@ use chrono::{TimeDelta, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait,
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use atenciones_proto::queue::v1 as pb;
 
+use crate::attention::State;
 use crate::entity::{attention, feed_horizon, outbox, outbox_offset};
 use crate::error::Error;
 use crate::handoff;
@@ -48,16 +49,25 @@ const SEQUENCE: &str = "UPDATE queue_outbox SET position = numbered.position \
 
 impl Queue {
     /// Removes events older than `retention` that history already has, and
-    /// moves the horizon (the highest position removed) past them. Returns
-    /// how many it removed.
+    /// moves the horizon (the highest position removed) past them. Events of
+    /// attentions not finished yet stay: history reads an attention's whole
+    /// life when it finishes. Returns how many it removed.
     pub async fn prune_feed(&self, retention: Duration) -> Result<u64, Error> {
         let delivered = outbox_offset::Entity::find_by_id(handoff::CONSUMER)
             .one(&self.db)
             .await?
             .map_or(0, |o| o.last_event_id);
         let cutoff = Utc::now() - TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX);
-        let old = Condition::all()
+        let unfinished = attention::Entity::find()
+            .select_only()
+            .column(attention::Column::Id)
+            .filter(attention::Column::State.ne(State::Finished.as_str()))
+            .into_query();
+        let removable = Condition::all()
             .add(outbox::Column::Id.lte(delivered))
+            .add(outbox::Column::AttentionId.not_in_subquery(unfinished));
+        let old = removable
+            .clone()
             .add(outbox::Column::CreatedAt.lt(cutoff))
             .add(outbox::Column::Position.is_not_null());
         let newest_old: Option<i64> = outbox::Entity::find()
@@ -88,10 +98,11 @@ impl Queue {
         )
         .exec(&txn)
         .await?;
-        // Events history does not have yet stay until it does.
+        // Events history does not have yet, and those of unfinished
+        // attentions, stay until a later pruning.
         let removed = outbox::Entity::delete_many()
             .filter(outbox::Column::Position.lte(horizon))
-            .filter(outbox::Column::Id.lte(delivered))
+            .filter(removable)
             .exec(&txn)
             .await?
             .rows_affected;
