@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait, TryInsertResult, UpdateMany,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, SqlErr,
+    TransactionTrait, TryInsertResult, UpdateMany,
 };
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -250,31 +251,44 @@ impl Queue {
             ));
         }
         self.find(id).await?;
-        let txn = self.db.begin().await?;
-        let inserted = message_status::Entity::insert(message_status::ActiveModel {
+        let key = message_status::ActiveModel {
             message_id: Set(message_id.to_owned()),
             status: Set(status.to_owned()),
-        })
-        .on_conflict_do_nothing()
-        .exec_without_returning(&txn)
-        .await?;
-        let recorded = matches!(inserted, TryInsertResult::Inserted(rows) if rows > 0);
-        if recorded {
-            record_event(
-                &txn,
-                id,
-                event::MESSAGE_STATUS,
-                serde_json::json!({
-                    "actor": "whatsapp",
-                    "message_id": message_id,
-                    "status": status,
-                    "time": time.to_rfc3339(),
-                }),
-            )
+        };
+        let payload = serde_json::json!({
+            "actor": "whatsapp",
+            "message_id": message_id,
+            "status": status,
+            "time": time.to_rfc3339(),
+        });
+        self.announce_once(key, id, event::MESSAGE_STATUS, payload)
+            .await
+    }
+
+    /// Writes event `kind` of the attention once: `key` goes into a table of
+    /// what was already announced, and the event is written only when the key
+    /// is new, in the same transaction. Returns whether it was new.
+    async fn announce_once<A>(
+        &self,
+        key: A,
+        attention_id: Uuid,
+        kind: &str,
+        payload: serde_json::Value,
+    ) -> Result<bool, Error>
+    where
+        A: ActiveModelTrait + Send,
+    {
+        let txn = self.db.begin().await?;
+        let inserted = A::Entity::insert(key)
+            .on_conflict_do_nothing()
+            .exec_without_returning(&txn)
             .await?;
+        let new = matches!(inserted, TryInsertResult::Inserted(rows) if rows > 0);
+        if new {
+            record_event(&txn, attention_id, kind, payload).await?;
         }
         txn.commit().await?;
-        Ok(recorded)
+        Ok(new)
     }
 
     /// Announces that the window of the customer's unfinished attention on
@@ -289,29 +303,16 @@ impl Queue {
             .active_attention(number, customer_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no unfinished attention of {customer_id}")))?;
-        let txn = self.db.begin().await?;
-        let inserted = window_warning::Entity::insert(window_warning::ActiveModel {
+        let key = window_warning::ActiveModel {
             attention_id: Set(attention.id.to_string()),
             expires_at: Set(expires_at),
-        })
-        .on_conflict_do_nothing()
-        .exec_without_returning(&txn)
-        .await?;
-        let recorded = matches!(inserted, TryInsertResult::Inserted(rows) if rows > 0);
-        if recorded {
-            record_event(
-                &txn,
-                attention.id,
-                event::WINDOW_CLOSING,
-                serde_json::json!({
-                    "actor": "whatsapp",
-                    "expire_time": expires_at.to_rfc3339(),
-                }),
-            )
-            .await?;
-        }
-        txn.commit().await?;
-        Ok(recorded)
+        };
+        let payload = serde_json::json!({
+            "actor": "whatsapp",
+            "expire_time": expires_at.to_rfc3339(),
+        });
+        self.announce_once(key, attention.id, event::WINDOW_CLOSING, payload)
+            .await
     }
 
     /// Attentions offered to the agent (or to all), then the queue in serving
