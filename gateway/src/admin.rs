@@ -401,6 +401,10 @@ impl AdminService for Admin {
         let actor_id = actor(&request)?;
         let r = request.into_inner();
         let supervised = self.supervised(actor_id).await?;
+        if supervised.is_empty() {
+            // As GetCampaignReport: nothing to report, not a bad request.
+            return Ok(Response::new(Box::pin(futures::stream::empty())));
+        }
         // Passed through chunk by chunk: the gateway holds no more than one.
         let chunks = self
             .history

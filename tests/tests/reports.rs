@@ -93,6 +93,31 @@ async fn supervisors_report_open_and_finished_attentions_and_erase_a_customer(db
     assert_eq!(lines.len(), 4, "{csv}");
     assert!(lines[2].starts_with("ventas,ana,1,0,0,1,0,0,1,1,"), "{csv}");
 
+    // A reporter whose record lists no campaign gets an empty export, not
+    // an error.
+    sofia
+        .clone()
+        .save_supervisor(pb::SaveSupervisorRequest {
+            supervisor: Some(atenciones_proto::queue::v1::Supervisor {
+                id: "rita".into(),
+                name: "Rita".into(),
+                campaign_ids: vec![],
+            }),
+        })
+        .await
+        .expect("rita's record");
+    let mut nothing = suite
+        .admin("rita", Role::Reporter)
+        .await
+        .export_campaign_report(pb::ExportCampaignReportRequest {
+            filter: Some(today()),
+            layout: history_pb::ReportLayout::Summary.into(),
+        })
+        .await
+        .expect("an empty export")
+        .into_inner();
+    assert!(nothing.message().await.expect("healthy").is_none());
+
     // Agents do not administer.
     let denied = suite
         .admin("ana", Role::Agent)

@@ -111,7 +111,20 @@ impl Queue {
     }
 
     /// Hands positions to every committed event without one.
+    /// Every live stream reads the feed several times a second, so the
+    /// write transaction is taken only when an event is waiting for one (a
+    /// read through the index of unsequenced events).
     async fn sequence(&self) -> Result<(), Error> {
+        let waiting = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::Id)
+            .filter(outbox::Column::Position.is_null())
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await?;
+        if waiting.is_none() {
+            return Ok(());
+        }
         let txn = self.db.begin().await?;
         let backend = txn.get_database_backend();
         if backend == DatabaseBackend::Postgres {
