@@ -237,13 +237,11 @@ impl Queue {
             .all(txn)
             .await?;
         let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
-        let open = count_by(txn, attention::Column::AgentId, State::Open, &ids).await?;
-        let offered = count_by(txn, attention::Column::OfferedTo, State::Offered, &ids).await?;
+        let loads = loads(txn, &ids).await?;
         Ok(agents
             .into_iter()
             .map(|agent| Candidate {
-                load: open.get(&agent.id).copied().unwrap_or(0)
-                    + offered.get(&agent.id).copied().unwrap_or(0),
+                load: loads.get(&agent.id).copied().unwrap_or(0),
                 capacity: capacities.get(&agent.id).copied().unwrap_or(0),
                 id: agent.id,
                 last_offered_at: agent.last_offered_at,
@@ -361,26 +359,49 @@ async fn waiting(
 }
 
 /// How many attentions in `state` each of `agents` has in `column`.
-async fn count_by(
+/// How many attentions each of `agents` holds open or is offered. One
+/// statement, so it sees one snapshot: counted in two, an offer accepted
+/// between them (offered → open) would count for neither and the agent
+/// would get one more than their capacity.
+async fn loads(
     txn: &impl ConnectionTrait,
-    column: attention::Column,
-    state: State,
     agents: &[String],
 ) -> Result<HashMap<String, u64>, Error> {
-    let rows: Vec<(String, i64)> = attention::Entity::find()
+    use sea_orm::Condition;
+    use sea_orm::sea_query::ExprTrait as _;
+    let rows: Vec<(String, Option<String>, Option<String>)> = attention::Entity::find()
         .select_only()
-        .column(column)
-        .column_as(attention::Column::Id.count(), "count")
-        .filter(column.is_in(agents.to_vec()))
-        .filter(attention::Column::State.eq(state.as_str()))
-        .group_by(column)
+        .column(attention::Column::State)
+        .column(attention::Column::AgentId)
+        .column(attention::Column::OfferedTo)
+        .filter(
+            Condition::any()
+                .add(
+                    attention::Column::State
+                        .eq(State::Open.as_str())
+                        .and(attention::Column::AgentId.is_in(agents.to_vec())),
+                )
+                .add(
+                    attention::Column::State
+                        .eq(State::Offered.as_str())
+                        .and(attention::Column::OfferedTo.is_in(agents.to_vec())),
+                ),
+        )
         .into_tuple()
         .all(txn)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(agent, count)| (agent, u64::try_from(count).unwrap_or(0)))
-        .collect())
+    let mut loads = HashMap::new();
+    for (state, holder, offered_to) in rows {
+        let agent = if state == State::Open.as_str() {
+            holder
+        } else {
+            offered_to
+        };
+        if let Some(agent) = agent {
+            *loads.entry(agent).or_insert(0) += 1;
+        }
+    }
+    Ok(loads)
 }
 
 /// Records that the agent turned the attention down (or let it lapse).
