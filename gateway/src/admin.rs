@@ -18,21 +18,31 @@ use atenciones_runtime::{ServiceName, Settings};
 use crate::auth::Identity;
 use crate::error::Error;
 use crate::live;
+use crate::membership::Memberships;
 
 #[derive(Clone)]
 pub struct Admin {
     queue: QueueServiceClient<Channel>,
     form: FormServiceClient<Channel>,
     history: HistoryServiceClient<Channel>,
+    memberships: Memberships,
+    feed: live::Feed,
 }
 
 impl Admin {
-    pub fn new(settings: &Settings) -> Result<Self, tonic::transport::Error> {
-        let channel = |service| atenciones_runtime::grpc::channel(&settings.service_url(service));
+    pub fn new(
+        settings: &Settings,
+        memberships: Memberships,
+        feed: live::Feed,
+    ) -> Result<Self, tonic::transport::Error> {
+        let channel =
+            |service| atenciones_runtime::grpc::service_channel(settings, "gateway", service);
         Ok(Self {
             queue: QueueServiceClient::new(channel(ServiceName::Queue)?),
             form: FormServiceClient::new(channel(ServiceName::Form)?),
             history: HistoryServiceClient::new(channel(ServiceName::History)?),
+            memberships,
+            feed,
         })
     }
 }
@@ -41,14 +51,7 @@ impl Admin {
     /// Ids of the campaigns the supervisor supervises; the queue owns who
     /// supervises what.
     async fn supervised(&self, actor_id: String) -> Result<Vec<String>, Status> {
-        let campaigns = self
-            .queue
-            .clone()
-            .list_campaigns(queue_pb::ListCampaignsRequest { actor_id })
-            .await?
-            .into_inner()
-            .campaigns;
-        Ok(campaigns.into_iter().map(|c| c.id).collect())
+        Ok(self.memberships.supervised(&actor_id).await?.to_vec())
     }
 
     /// PERMISSION_DENIED unless the supervisor supervises `campaign_id`.
@@ -512,7 +515,7 @@ impl AdminService for Admin {
                 })
             }
         };
-        let stream = live::stream(self.queue.clone(), cursor, audience, |item| {
+        let stream = live::stream(&self.feed, cursor, audience, |item| {
             pb::StreamCampaignEventsResponse {
                 item: Some(match item {
                     live::Item::Event(event) => Item::Event(event),

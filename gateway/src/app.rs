@@ -7,12 +7,16 @@ use tokio_util::sync::CancellationToken;
 
 use atenciones_proto::gateway::v1::admin_service_server::AdminServiceServer;
 use atenciones_proto::gateway::v1::agent_desk_service_server::AgentDeskServiceServer;
+use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
+use atenciones_runtime::ServiceName;
 use atenciones_runtime::grpc;
 use atenciones_runtime::{Settings, settings::GatewaySettings};
 
 use crate::admin::Admin;
 use crate::auth::Authenticator;
 use crate::desk::AgentDesk;
+use crate::live::Feed;
+use crate::membership::Memberships;
 use crate::pipeline;
 
 pub struct Application {
@@ -26,11 +30,18 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        let queue = QueueServiceClient::new(grpc::service_channel(
+            settings,
+            "gateway",
+            ServiceName::Queue,
+        )?);
+        let memberships = Memberships::new(queue.clone(), settings.gateway.membership_cache());
+        let feed = Feed::new(queue);
         Ok(Self {
             address: listener.local_addr()?,
             listener,
-            desk: AgentDesk::new(settings)?,
-            admin: Admin::new(settings)?,
+            desk: AgentDesk::new(settings, memberships.clone(), feed.clone())?,
+            admin: Admin::new(settings, memberships, feed)?,
             authenticator: Authenticator::new(&settings.gateway.auth)?,
             settings: settings.gateway.clone(),
         })

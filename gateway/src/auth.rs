@@ -9,14 +9,8 @@ use tonic::Status;
 
 use atenciones_runtime::settings::AuthSettings;
 
-/// What the caller may be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Agent,
-    Supervisor,
-    Reporter,
-}
+/// Who callers are: the gateway passes them on to services as they are.
+pub use atenciones_runtime::caller::{Caller as Identity, Role};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -26,13 +20,6 @@ struct Claims {
     aud: String,
     exp: u64,
     iat: u64,
-}
-
-/// The verified caller, put on each request by [`Authenticator`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub subject: String,
-    pub role: Role,
 }
 
 /// Verifies bearer tokens; used as the gateway's interceptor.
@@ -91,6 +78,12 @@ impl Authenticator {
                 Status::unauthenticated("invalid or expired credential")
             },
         )?;
+        // Only services sign as services, with the internal secret.
+        if data.claims.role == Role::Service {
+            return Err(Status::unauthenticated(
+                "a credential may not claim a service",
+            ));
+        }
         Ok(Identity {
             subject: data.claims.sub,
             role: data.claims.role,
@@ -172,6 +165,19 @@ mod tests {
 
     fn later() -> u64 {
         jsonwebtoken::get_current_timestamp() + 600
+    }
+
+    /// Services sign one another with the internal secret; a person's
+    /// credential claiming to be one would act for anyone.
+    #[test]
+    fn a_credential_claiming_a_service_is_refused() {
+        let auth = settings("secret");
+        let token = issue(&auth, "queue", Role::Service, Duration::from_secs(60)).expect("token");
+        let refused = Authenticator::new(&auth)
+            .expect("settings")
+            .verify(&token)
+            .expect_err("a service role");
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Who may call what: one table, checked for every call before it reaches a
 //! handler. The caller's credential is verified here and their [`Identity`]
-//! put on the request; handlers then check what the table cannot know — the
+//! put on the request and on the calls it makes to services; handlers then check what the table cannot know — the
 //! campaigns involved (through the queue, which owns membership) and who
 //! holds an attention.
 
@@ -10,6 +10,8 @@ use futures::future::BoxFuture;
 use tonic::Status;
 use tonic::body::Body;
 use tower::{Layer, Service};
+
+use atenciones_runtime::caller::acting_for;
 
 use crate::auth::{Authenticator, Role};
 
@@ -70,17 +72,11 @@ pub const TABLE: &[(&str, &[Role])] = &[
 
 /// The gateway's package; table entries are relative to it.
 const PACKAGE: &str = "/atenciones.gateway.v1.";
-/// Served to anyone: health checks and server reflection.
-const OPEN: [&str; 3] = [
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-];
 
 /// The roles that may call `path` (`/package.Service/Method`); `None` for
 /// calls open to anyone.
 pub fn roles(path: &str) -> Option<&'static [Role]> {
-    if OPEN.iter().any(|prefix| path.starts_with(prefix)) {
+    if atenciones_runtime::grpc::is_open(path) {
         return None;
     }
     let method = path.strip_prefix(PACKAGE).unwrap_or_default();
@@ -161,12 +157,12 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         match Authorize::check(&self.authenticator, &request) {
-            Ok(identity) => {
-                if let Some(identity) = identity {
-                    request.extensions_mut().insert(identity);
-                }
-                Box::pin(self.inner.call(request))
+            Ok(Some(identity)) => {
+                request.extensions_mut().insert(identity.clone());
+                // The calls made for this request carry who it is for.
+                Box::pin(acting_for(identity, self.inner.call(request)))
             }
+            Ok(None) => Box::pin(self.inner.call(request)),
             Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
         }
     }
@@ -175,6 +171,58 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The calls a request makes to services are signed as its verified
+    /// caller, not as the gateway: services check who acts against it.
+    #[tokio::test]
+    async fn calls_made_for_a_request_are_signed_as_its_caller() {
+        use atenciones_runtime::caller::{Caller, Keys, Signed};
+        use tower::ServiceExt;
+
+        let settings = atenciones_runtime::Settings::load(None).expect("settings");
+        let keys = Keys::new(&settings.internal);
+        let token = crate::auth::issue(
+            &settings.gateway.auth,
+            "ana",
+            Role::Agent,
+            std::time::Duration::from_secs(60),
+        )
+        .expect("token");
+        // The handler makes one call to a service, which notes the caller it
+        // verified.
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let (service_keys, noted) = (keys.clone(), seen.clone());
+        let handler = tower::service_fn(move |_: http::Request<()>| {
+            let (keys, verify, noted) = (keys.clone(), service_keys.clone(), noted.clone());
+            async move {
+                let to_service = tower::service_fn(move |call: http::Request<()>| {
+                    let verified = verify.verify(call.headers());
+                    *noted.lock().expect("lock") = Some(verified);
+                    async { Ok::<_, std::convert::Infallible>(()) }
+                });
+                let signed = Signed::new(to_service, keys, Caller::service("gateway"));
+                signed.oneshot(http::Request::new(())).await?;
+                Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
+            }
+        });
+        let authorize =
+            AuthorizeLayer::new(Authenticator::new(&settings.gateway.auth).expect("settings"))
+                .layer(handler);
+        let request = http::Request::builder()
+            .uri("/atenciones.gateway.v1.AgentDeskService/GetMe")
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .expect("request");
+        authorize.oneshot(request).await.expect("served");
+        let verified = seen.lock().expect("lock").take().expect("a call was made");
+        assert_eq!(
+            verified.expect("signed with the internal secret"),
+            Caller {
+                subject: "ana".into(),
+                role: Role::Agent
+            }
+        );
+    }
 
     #[test]
     fn unlisted_calls_are_refused_to_everyone_and_health_is_open() {

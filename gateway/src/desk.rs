@@ -25,6 +25,7 @@ use crate::auth::Identity;
 use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::live;
+use crate::membership::Memberships;
 
 #[derive(Clone)]
 pub struct AgentDesk {
@@ -32,6 +33,8 @@ pub struct AgentDesk {
     messaging: MessagingServiceClient<Channel>,
     form: FormServiceClient<Channel>,
     history: HistoryServiceClient<Channel>,
+    memberships: Memberships,
+    feed: live::Feed,
     /// A call's deadline when the caller sets none.
     request_timeout: Duration,
 }
@@ -41,13 +44,20 @@ pub struct AgentDesk {
 const OPTIONAL_PART: Duration = Duration::from_secs(2);
 
 impl AgentDesk {
-    pub fn new(settings: &Settings) -> Result<Self, tonic::transport::Error> {
-        let channel = |service| atenciones_runtime::grpc::channel(&settings.service_url(service));
+    pub fn new(
+        settings: &Settings,
+        memberships: Memberships,
+        feed: live::Feed,
+    ) -> Result<Self, tonic::transport::Error> {
+        let channel =
+            |service| atenciones_runtime::grpc::service_channel(settings, "gateway", service);
         Ok(Self {
             queue: QueueServiceClient::new(channel(ServiceName::Queue)?),
             messaging: MessagingServiceClient::new(channel(ServiceName::Messaging)?),
             form: FormServiceClient::new(channel(ServiceName::Form)?),
             history: HistoryServiceClient::new(channel(ServiceName::History)?),
+            memberships,
+            feed,
             request_timeout: settings.gateway.request_timeout(),
         })
     }
@@ -608,9 +618,9 @@ impl AgentDeskService for AgentDesk {
     ) -> Result<Response<pb::ListCustomerHistoryResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let agent = self.agent(&caller).await?;
+        let campaigns = self.memberships.of_agent(&caller.subject).await?;
         // An empty filter means "every campaign" to history: never send one.
-        if agent.campaign_ids.is_empty() {
+        if campaigns.is_empty() {
             return Ok(Response::new(pb::ListCustomerHistoryResponse::default()));
         }
         let page = self
@@ -618,7 +628,7 @@ impl AgentDeskService for AgentDesk {
             .clone()
             .list_customer_attentions(history_pb::ListCustomerAttentionsRequest {
                 customer_id: r.customer_id,
-                campaign_ids: agent.campaign_ids,
+                campaign_ids: campaigns.to_vec(),
                 page_size: r.page_size,
                 page_token: r.page_token,
             })
@@ -636,7 +646,7 @@ impl AgentDeskService for AgentDesk {
     ) -> Result<Response<pb::GetAttentionRecordResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let agent = self.agent(&caller).await?;
+        let campaigns = self.memberships.of_agent(&caller.subject).await?;
         let record = self
             .history
             .clone()
@@ -647,7 +657,7 @@ impl AgentDeskService for AgentDesk {
             .into_inner()
             .record
             .ok_or_else(|| Status::internal("history returned no record"))?;
-        if !agent.campaign_ids.contains(&record.campaign_id) {
+        if !campaigns.contains(&record.campaign_id) {
             return Err(Error::PermissionDenied(
                 "the attention belongs to a campaign you are not in".into(),
             )
@@ -780,8 +790,8 @@ impl AgentDeskService for AgentDesk {
     ) -> Result<Response<pb::SearchHistoryResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let agent = self.agent(&caller).await?;
-        if agent.campaign_ids.is_empty() {
+        let campaigns = self.memberships.of_agent(&caller.subject).await?;
+        if campaigns.is_empty() {
             return Ok(Response::new(pb::SearchHistoryResponse::default()));
         }
         let page = self
@@ -789,7 +799,7 @@ impl AgentDeskService for AgentDesk {
             .clone()
             .search_attentions(history_pb::SearchAttentionsRequest {
                 filter: r.filter,
-                scope_campaign_ids: agent.campaign_ids,
+                scope_campaign_ids: campaigns.to_vec(),
                 page_size: r.page_size,
                 page_token: r.page_token,
             })
@@ -814,14 +824,14 @@ impl AgentDeskService for AgentDesk {
         let audience = move || {
             let (desk, caller) = (desk.clone(), caller.clone());
             async move {
-                let agent = desk.agent(&caller).await?;
+                let campaigns = desk.memberships.of_agent(&caller.subject).await?;
                 Ok(live::Audience {
-                    campaigns: agent.campaign_ids.into_iter().collect(),
+                    campaigns: campaigns.iter().cloned().collect(),
                     agents: HashSet::new(),
                 })
             }
         };
-        let stream = live::stream(self.queue.clone(), cursor, audience, |item| {
+        let stream = live::stream(&self.feed, cursor, audience, |item| {
             pb::StreamEventsResponse {
                 item: Some(match item {
                     live::Item::Event(event) => Item::Event(event),

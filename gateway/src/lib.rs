@@ -10,6 +10,7 @@ mod deadline;
 mod desk;
 mod error;
 mod live;
+mod membership;
 mod pipeline;
 
 pub use app::Application;

@@ -6,16 +6,19 @@
 //! cursor is a position in that feed: reconnecting after the last cursor
 //! received misses nothing and repeats nothing.
 //!
-//! Each stream polls the feed (a short, indexed read) and filters it for its
-//! caller; the caller's campaigns are re-read every [`REFRESH`], so
+//! One reader per gateway polls the feed (a short, indexed read) and passes
+//! each page to every stream, which filters it for its caller; a stream
+//! reads the feed itself only to catch up (from its cursor, or after falling
+//! behind). The caller's campaigns are re-read every [`REFRESH`], so
 //! membership changes apply without a new credential.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use atenciones_runtime::grpc::Channel;
 use futures::StreamExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -106,10 +109,104 @@ pub enum Item {
     Heartbeat(pb::StreamHeartbeat),
 }
 
+/// A page of the feed as the reader saw it, or why it could not read.
+type Page = Result<Arc<FeedPage>, Status>;
+
+/// Every event after `after`, up to the last one given.
+struct FeedPage {
+    after: i64,
+    events: Vec<queue_pb::Event>,
+}
+
+/// Pages kept for streams that are busy delivering; one that falls further
+/// behind reads the feed itself until it has caught up.
+const PAGES: usize = 256;
+
+/// The feed as this gateway reads it: one reader for all its streams, so
+/// the queue answers one poll every [`POLL`] however many screens are
+/// connected. It reads only while a stream listens.
+#[derive(Clone)]
+pub struct Feed {
+    queue: QueueServiceClient<Channel>,
+    pages: broadcast::Sender<Page>,
+    reader: Arc<std::sync::OnceLock<()>>,
+}
+
+impl Feed {
+    pub fn new(queue: QueueServiceClient<Channel>) -> Self {
+        Self {
+            queue,
+            pages: broadcast::channel(PAGES).0,
+            reader: Arc::default(),
+        }
+    }
+
+    /// Pages read from now on. The reader starts with the first listener
+    /// and ends when the feed is dropped.
+    fn subscribe(&self) -> broadcast::Receiver<Page> {
+        let pages = self.pages.subscribe();
+        self.reader.get_or_init(|| {
+            tokio::spawn(read(self.queue.clone(), self.pages.downgrade()));
+        });
+        pages
+    }
+}
+
+/// Reads the feed from its head and passes each page on, while anyone listens.
+async fn read(mut queue: QueueServiceClient<Channel>, pages: broadcast::WeakSender<Page>) {
+    let mut position = None;
+    while let Some(pages) = pages.upgrade() {
+        if pages.receiver_count() == 0 {
+            // Streams catch up by themselves: a new reader starts at the head.
+            position = None;
+            drop(pages);
+            tokio::time::sleep(POLL).await;
+            continue;
+        }
+        let after = position.unwrap_or(i64::MAX);
+        let page = queue
+            .list_events(queue_pb::ListEventsRequest {
+                after_position: after,
+                limit: PAGE,
+            })
+            .await
+            .map(tonic::Response::into_inner);
+        let full = match page {
+            Ok(page) if position.is_none() => {
+                // Streams behind the head the reader starts from catch up
+                // by themselves, told by this empty page.
+                let after = page.head_position;
+                position = Some(after);
+                let events = Vec::new();
+                let _ = pages.send(Ok(Arc::new(FeedPage { after, events })));
+                false
+            }
+            Ok(page) => {
+                let full = page.events.len() == PAGE as usize;
+                if let Some(last) = page.events.last() {
+                    position = Some(last.position);
+                    let events = page.events;
+                    let _ = pages.send(Ok(Arc::new(FeedPage { after, events })));
+                }
+                full
+            }
+            Err(status) => {
+                tracing::warn!(%status, "cannot read the event feed");
+                let _ = pages.send(Err(status));
+                false
+            }
+        };
+        drop(pages);
+        if !full {
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
 /// Streams the feed after `cursor` (from now when `None`) to a caller whose
 /// audience `audience` reads; `wrap` makes each item the RPC's response.
 pub async fn stream<T, A, F, W>(
-    queue: QueueServiceClient<Channel>,
+    feed: &Feed,
     cursor: Option<i64>,
     audience: A,
     wrap: W,
@@ -120,7 +217,7 @@ where
     F: Future<Output = Result<Audience, Status>> + Send,
     W: Fn(Item) -> T + Send + 'static,
 {
-    let mut queue = queue;
+    let mut queue = feed.queue.clone();
     let start = match cursor {
         // A cursor older than the feed keeps fails the call itself
         // (FAILED_PRECONDITION: reload, then stream from now).
@@ -144,78 +241,77 @@ where
                 .head_position
         }
     };
-    let mut sees = audience().await?;
+    let sees = audience().await?;
+    // The stream reads the feed itself until it is at the head, then takes
+    // the reader's pages. A page starting after the stream's position (the
+    // reader started later, or the stream fell behind) would leave a gap:
+    // the stream catches up by itself again. Positions drop repeats.
+    let mut live = feed.subscribe();
     let (items, buffered) = mpsc::channel(BUFFER);
     let (end, ending) = oneshot::channel();
+    let mut stream = Subscriber {
+        items,
+        wrap,
+        sees,
+        position: start,
+        delivered: start,
+        last_item: Instant::now(),
+    };
     tokio::spawn(async move {
-        let mut position = start;
-        let mut delivered = start;
-        let mut last_item = Instant::now();
         let mut refreshed = Instant::now();
+        let mut catching_up = true;
         let failure = loop {
             if refreshed.elapsed() >= REFRESH {
                 match audience().await {
-                    Ok(fresh) => sees = fresh,
+                    Ok(fresh) => stream.sees = fresh,
                     Err(status) => break Some(status),
                 }
                 refreshed = Instant::now();
             }
-            let page = queue
-                .list_events(queue_pb::ListEventsRequest {
-                    after_position: position,
-                    limit: PAGE,
-                })
-                .await;
-            let events = match page {
-                Ok(page) => page.into_inner().events,
-                Err(status) => break Some(status),
+            let outcome = if catching_up {
+                let page = queue
+                    .list_events(queue_pb::ListEventsRequest {
+                        after_position: stream.position,
+                        limit: PAGE,
+                    })
+                    .await;
+                let events = match page {
+                    Ok(page) => page.into_inner().events,
+                    Err(status) => break Some(status),
+                };
+                catching_up = events.len() == PAGE as usize;
+                stream.deliver_events(&events).await
+            } else {
+                tokio::select! {
+                    page = live.recv() => match page {
+                        Ok(Ok(page)) if page.after > stream.position => {
+                            catching_up = true;
+                            Delivery::Sent
+                        }
+                        Ok(Ok(page)) => stream.deliver_events(&page.events).await,
+                        Ok(Err(status)) => break Some(status),
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            catching_up = true;
+                            Delivery::Sent
+                        }
+                        Err(broadcast::error::RecvError::Closed) => {
+                            break Some(Status::unavailable("the gateway is stopping; reconnect"));
+                        }
+                    },
+                    _ = tokio::time::sleep_until(stream.last_item + HEARTBEAT) => {
+                        stream.heartbeat().await
+                    }
+                    _ = stream.items.closed() => Delivery::Gone,
+                }
             };
-            let full = events.len() == PAGE as usize;
-            let mut outcome = Delivery::Sent;
-            for event in events {
-                position = event.position;
-                if !sees.sees(&event) {
-                    continue;
-                }
-                let item = wrap(Item::Event(pb::LiveEvent {
-                    cursor: encode(position),
-                    kind: event.kind,
-                    attention_id: event.attention_id,
-                    campaign_id: event.campaign_id,
-                    payload_json: event.payload_json,
-                    time: event.create_time,
-                }));
-                outcome = deliver(&items, item, SLOW).await;
-                if outcome != Delivery::Sent {
-                    break;
-                }
-                delivered = position;
-                last_item = Instant::now();
-            }
-            if outcome == Delivery::Sent && last_item.elapsed() >= HEARTBEAT {
-                let item = wrap(Item::Heartbeat(pb::StreamHeartbeat {
-                    cursor: encode(position),
-                }));
-                outcome = deliver(&items, item, SLOW).await;
-                if outcome == Delivery::Sent {
-                    delivered = position;
-                    last_item = Instant::now();
-                }
-            }
             match outcome {
                 Delivery::Sent => {}
                 Delivery::Gone => break None,
                 Delivery::TooSlow => {
                     break Some(Status::resource_exhausted(format!(
                         "the stream fell behind; reconnect with cursor {}",
-                        encode(delivered)
+                        encode(stream.delivered)
                     )));
-                }
-            }
-            if !full {
-                tokio::select! {
-                    _ = items.closed() => break None,
-                    _ = tokio::time::sleep(POLL) => {}
                 }
             }
         };
@@ -224,6 +320,59 @@ where
         }
     });
     Ok(ending_with(buffered, ending))
+}
+
+/// One stream's side of the feed: what it has read and delivered.
+struct Subscriber<T, W> {
+    items: mpsc::Sender<Result<T, Status>>,
+    wrap: W,
+    sees: Audience,
+    /// The last position read.
+    position: i64,
+    /// The last position the client was given (with an event or heartbeat).
+    delivered: i64,
+    last_item: Instant,
+}
+
+impl<T, W: Fn(Item) -> T> Subscriber<T, W> {
+    /// Delivers the events after the stream's position that its caller may see.
+    async fn deliver_events(&mut self, events: &[queue_pb::Event]) -> Delivery {
+        let after = self.position;
+        for event in events.iter().filter(|e| e.position > after) {
+            self.position = event.position;
+            if !self.sees.sees(event) {
+                continue;
+            }
+            let item = (self.wrap)(Item::Event(pb::LiveEvent {
+                cursor: encode(event.position),
+                kind: event.kind.clone(),
+                attention_id: event.attention_id.clone(),
+                campaign_id: event.campaign_id.clone(),
+                payload_json: event.payload_json.clone(),
+                time: event.create_time,
+            }));
+            let outcome = deliver(&self.items, item, SLOW).await;
+            if outcome != Delivery::Sent {
+                return outcome;
+            }
+            self.delivered = event.position;
+            self.last_item = Instant::now();
+        }
+        Delivery::Sent
+    }
+
+    /// Tells the client the stream is alive, and where it stands.
+    async fn heartbeat(&mut self) -> Delivery {
+        let item = (self.wrap)(Item::Heartbeat(pb::StreamHeartbeat {
+            cursor: encode(self.position),
+        }));
+        let outcome = deliver(&self.items, item, SLOW).await;
+        if outcome == Delivery::Sent {
+            self.delivered = self.position;
+            self.last_item = Instant::now();
+        }
+        outcome
+    }
 }
 
 /// The items, then the error that ended the stream, if any: the error comes

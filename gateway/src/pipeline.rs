@@ -8,12 +8,15 @@
 //!    on the response and carried by every log line of the call;
 //! 4. tracing, one span per call, continuing the caller's W3C trace context
 //!    (`traceparent`) when it sends one;
-//! 5. the caller's credential and [`crate::authorize::TABLE`]: who may call
+//! 5. internal errors (UNKNOWN, INTERNAL, DATA_LOSS), from the gateway or a
+//!    service, logged in full in the call's span and answered without their
+//!    message or details: what went wrong inside is not the caller's to see;
+//! 6. the caller's credential and [`crate::authorize::TABLE`]: who may call
 //!    what (UNAUTHENTICATED / PERMISSION_DENIED before any work is done);
-//! 6. load shedding: beyond `max_concurrent_requests` calls in flight the
+//! 7. load shedding: beyond `max_concurrent_requests` calls in flight the
 //!    next is refused at once with RESOURCE_EXHAUSTED instead of waiting in
 //!    an unbounded queue;
-//! 7. a deadline: `request_timeout_ms`, or the client's `grpc-timeout` if
+//! 8. a deadline: `request_timeout_ms`, or the client's `grpc-timeout` if
 //!    shorter (tonic's server timeout).
 
 use std::time::Duration;
@@ -27,6 +30,7 @@ use tonic::transport::server::TcpIncoming;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
+use tower::util::MapResponseLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -72,6 +76,27 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(24 * 3600))
 }
 
+/// gRPC codes whose message and details describe the inside of the system.
+const INTERNAL: [&str; 3] = ["2", "13", "15"];
+
+/// Logs an internal error's message and details and answers with neither.
+/// (Errors sent at the start of a response, as every unary call's are;
+/// a stream's own ending errors are the gateway's.)
+fn hide_internals<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let internal = headers
+        .get("grpc-status")
+        .and_then(|code| code.to_str().ok())
+        .is_some_and(|code| INTERNAL.contains(&code));
+    if internal {
+        let message = headers.get("grpc-message").cloned();
+        tracing::error!(?message, "internal error; the caller is told no more");
+        headers.insert("grpc-message", HeaderValue::from_static("internal error"));
+        headers.remove("grpc-status-details-bin");
+    }
+    response
+}
+
 /// Serves `routes` behind the pipeline until `shutdown`, then lets calls in
 /// flight finish.
 pub async fn serve(
@@ -87,6 +112,7 @@ pub async fn serve(
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_grpc().make_span_with(call_span))
+        .layer(MapResponseLayer::new(hide_internals))
         .layer(AuthorizeLayer::new(authenticator))
         .layer(LoadShedLayer::new())
         .layer(GlobalConcurrencyLimitLayer::new(
@@ -102,4 +128,24 @@ pub async fn serve(
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_lose_their_message_and_other_errors_keep_theirs() {
+        let leak = tonic::Status::internal("password authentication failed for db 10.0.0.3");
+        let hidden = hide_internals(leak.into_http::<()>());
+        let status = tonic::Status::from_header_map(hidden.headers()).expect("a status");
+        assert_eq!(
+            (status.code(), status.message()),
+            (tonic::Code::Internal, "internal error")
+        );
+        let denied = tonic::Status::permission_denied("not your campaign");
+        let kept = hide_internals(denied.into_http::<()>());
+        let status = tonic::Status::from_header_map(kept.headers()).expect("a status");
+        assert_eq!(status.message(), "not your campaign");
+    }
 }

@@ -14,6 +14,7 @@
 //! thousand; each record's search document is what the service builds —
 //! customer, campaign and messages, lowercased and without accents.
 
+use atenciones_test_support::services;
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -59,9 +60,8 @@ async fn main() {
     println!();
 
     let address = suite.addresses.history.expect("history started");
-    let mut client = HistoryServiceClient::connect(format!("http://{address}"))
-        .await
-        .expect("history reachable");
+    let mut client =
+        HistoryServiceClient::new(services::service_channel(&format!("http://{address}")));
     let baseline = measure(ROUNDS, |n| {
         let mut client = client.clone();
         async move {

@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use atenciones_runtime::grpc::Channel;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 
 use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;

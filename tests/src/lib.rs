@@ -2,6 +2,7 @@
 //! SQLite directory, or a PostgreSQL database made for the test and dropped
 //! after it) with a fake WhatsApp Cloud API, and gives agents gRPC clients.
 
+use atenciones_test_support::services;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -67,6 +68,9 @@ impl TestSuite {
         settings.database.max_connections = 2;
         let any_port: SocketAddr = "127.0.0.1:0".parse().expect("address");
         settings.gateway.listen = any_port;
+        // Tests change membership and act on it at once; tests/tests/membership.rs
+        // covers the cache.
+        settings.gateway.membership_cache_ms = 0;
         settings.queue.listen = any_port;
         settings.messaging.listen = any_port;
         settings.messaging.webhook_listen = any_port;
@@ -170,24 +174,20 @@ impl TestSuite {
 
     /// A client of the queue service itself (its event feed is not on the
     /// gateway yet).
-    pub async fn queue(&self) -> QueueServiceClient<Channel> {
+    pub async fn queue(&self) -> QueueServiceClient<atenciones_runtime::grpc::Channel> {
         let url = format!("http://{}", self.addresses.queue.expect("queue started"));
-        QueueServiceClient::connect(url)
-            .await
-            .expect("queue reachable")
+        QueueServiceClient::new(services::service_channel(&url))
     }
 
     /// Starts another replica of the queue service on the suite's database
     /// (it stops with the suite) and returns a client of it.
-    pub async fn queue_replica(&self) -> QueueServiceClient<Channel> {
+    pub async fn queue_replica(&self) -> QueueServiceClient<atenciones_runtime::grpc::Channel> {
         let address = self
             .replica(&[atenciones::Role::Queue])
             .await
             .queue
             .expect("queue started");
-        QueueServiceClient::connect(format!("http://{address}"))
-            .await
-            .expect("replica reachable")
+        QueueServiceClient::new(services::service_channel(&format!("http://{address}")))
     }
 
     /// Starts `roles` again, on the same databases, as another replica of

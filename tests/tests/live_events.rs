@@ -267,3 +267,39 @@ async fn a_cursor_older_than_the_feed_keeps_is_told_to_reload(db: TestDatabase) 
 }
 
 on_both_databases!(a_cursor_older_than_the_feed_keeps_is_told_to_reload);
+
+/// The gateway reads the feed once for all its streams: fifty screens
+/// connected at once each get the same events, in the same order, with the
+/// same cursors, and a screen resuming from a cursor meanwhile catches up
+/// and then follows the shared reader without a gap or a repeat.
+async fn many_screens_share_one_reading_of_the_feed(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
+    let mut screens = Vec::new();
+    for _ in 0..50 {
+        screens.push(open_stream(&suite, "").await);
+    }
+    let first = text_webhook(VENTAS_NUMBER, "5491100000021", "Uno", "wamid.m1", "Hola");
+    assert_eq!(suite.post_webhook(&first).await.status(), 200);
+    let mut seen = Vec::new();
+    for screen in &mut screens {
+        seen.push((next_event(screen).await, next_event(screen).await));
+    }
+    assert!(seen.iter().all(|events| *events == seen[0]), "{seen:?}");
+    let (queued, received) = seen[0].clone();
+    assert_eq!(queued.kind, "attention.queued");
+
+    // Resuming from the first event while the others stream on.
+    let mut resumed = open_stream(&suite, &queued.cursor).await;
+    let second = text_webhook(VENTAS_NUMBER, "5491100000022", "Dos", "wamid.m2", "Hola");
+    assert_eq!(suite.post_webhook(&second).await.status(), 200);
+    assert_eq!(next_event(&mut resumed).await, received);
+    let next = next_event(&mut resumed).await;
+    assert_eq!(next.kind, "attention.queued");
+    assert_ne!(next.attention_id, queued.attention_id);
+    for screen in &mut screens {
+        assert_eq!(next_event(screen).await, next);
+    }
+    suite.stop().await;
+}
+
+on_both_databases!(many_screens_share_one_reading_of_the_feed);

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use atenciones_runtime::grpc::Channel;
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 
 use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;

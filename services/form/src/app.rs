@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use atenciones_proto::form::v1::form_service_server::FormServiceServer;
+use atenciones_runtime::caller::Keys;
 use atenciones_runtime::{CancellationToken, ServiceName, Settings, database, grpc};
 use tokio::net::TcpListener;
 
@@ -15,6 +16,8 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     forms: Forms,
+    /// Verifies the callers of its gRPC calls.
+    keys: Keys,
 }
 
 impl Application {
@@ -34,6 +37,7 @@ impl Application {
             seed_demo(&forms).await.context("loading the demo forms")?;
         }
         Ok(Self {
+            keys: Keys::new(&settings.internal),
             listener,
             address,
             forms,
@@ -51,7 +55,7 @@ impl Application {
         // build() has connected and migrated the database: ready.
         let routes = grpc::routes(service).await;
         tracing::info!(address = %self.address, "form service listening");
-        grpc::serve(self.listener, routes, shutdown).await?;
+        grpc::serve(self.listener, routes, self.keys, shutdown).await?;
         Ok(())
     }
 }

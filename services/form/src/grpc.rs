@@ -4,6 +4,8 @@ use atenciones_proto::form::v1 as pb;
 use pb::form_service_server::FormService;
 use tonic::{Request, Response, Status};
 
+use atenciones_runtime::caller::vouched;
+
 use crate::convert::{draft_key, entries_from_proto, form_id, invalid_request};
 use crate::definition::{Direction, PublishForm, Violation};
 use crate::draft::AttentionId;
@@ -25,7 +27,7 @@ impl FormService for FormGrpc {
         &self,
         request: Request<pb::PublishFormRequest>,
     ) -> Result<Response<pb::PublishFormResponse>, Status> {
-        let request = request.into_inner();
+        let request = vouched(request)?;
         let publisher = request.actor.clone();
         let new = PublishForm::try_from(request)?;
         let form = self.forms.publish(new, &publisher).await?;

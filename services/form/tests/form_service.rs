@@ -1,5 +1,6 @@
 //! Starts the real form service on a fresh database and calls it over gRPC.
 
+use atenciones_test_support::services;
 use std::collections::HashMap;
 
 use atenciones_form::Application;
@@ -7,10 +8,10 @@ use atenciones_proto::common::v1::Direction;
 use atenciones_proto::form::v1::{
     self as pb, field::Kind, field_value::Kind as V, form_service_client::FormServiceClient,
 };
+use atenciones_runtime::grpc::Channel;
 use atenciones_runtime::{CancellationToken, Settings};
 use atenciones_test_support::{TestDatabase, on_both_databases};
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -36,7 +37,7 @@ impl Service {
         let url = format!("http://{}", app.address());
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run(shutdown.clone()));
-        let client = FormServiceClient::connect(url).await.expect("connect");
+        let client = FormServiceClient::new(services::service_channel(&url));
         Self {
             client,
             shutdown,

@@ -9,6 +9,7 @@ use atenciones_proto::form::v1::form_service_client::FormServiceClient;
 use atenciones_proto::history::v1::history_service_server::HistoryServiceServer;
 use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
+use atenciones_runtime::caller::Keys;
 use atenciones_runtime::{CancellationToken, ServiceName, Settings, database, grpc};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -23,6 +24,8 @@ pub struct Application {
     records: Records,
     retention_sweep: Duration,
     holders: Holders,
+    /// Verifies the callers of its gRPC calls.
+    keys: Keys,
 }
 
 impl Application {
@@ -30,7 +33,7 @@ impl Application {
     /// no demo data: records appear as attentions finish.
     pub async fn build(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let address = listener.local_addr()?;
-        let channel = |service| grpc::channel(&settings.service_url(service));
+        let channel = |service| grpc::service_channel(settings, "history", service);
         let url = settings.database_url(ServiceName::History);
         let db = database::connect(&url, &settings.database)
             .await
@@ -42,6 +45,7 @@ impl Application {
         .await
         .context("preparing the history schema")?;
         Ok(Self {
+            keys: Keys::new(&settings.internal),
             listener,
             address,
             records: Records::new(db),
@@ -86,7 +90,7 @@ impl Application {
         // build() has connected and migrated the database: ready.
         let routes = grpc::routes(service).await;
         tracing::info!(address = %self.address, "history service listening");
-        grpc::serve(self.listener, routes, shutdown).await?;
+        grpc::serve(self.listener, routes, self.keys, shutdown).await?;
         Ok(())
     }
 }

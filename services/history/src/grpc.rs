@@ -4,6 +4,8 @@ use atenciones_proto::history::v1 as pb;
 use pb::history_service_server::HistoryService;
 use tonic::{Request, Response, Status};
 
+use atenciones_runtime::caller::vouched;
+
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc};
@@ -144,7 +146,7 @@ impl HistoryService for HistoryGrpc {
         &self,
         request: Request<pb::EraseCustomerRequest>,
     ) -> Result<Response<pb::EraseCustomerResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let erasure = Erasure::parse(r.customer_id, r.actor, r.reason)?;
         let (erasure_id, erased) = self.records.erase_customer(erasure).await?;
         self.sweep_now.notify_one();

@@ -5,10 +5,10 @@ mod common;
 use atenciones_proto::common::v1::{Customer, Direction};
 use atenciones_proto::history::v1::{self as pb, history_service_client::HistoryServiceClient};
 use atenciones_proto::messaging::v1::{MediaContent, MessageDirection, MessageStatus, message};
+use atenciones_runtime::grpc::Channel;
 use atenciones_test_support::{TestDatabase, on_both_databases};
 use sea_orm::ConnectionTrait;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use common::{Service, at, customer, record, store, submission, violations};
 

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use atenciones_proto::common::v1::Direction;
 use atenciones_proto::history::v1::{self as pb, history_service_client::HistoryServiceClient};
+use atenciones_runtime::grpc::Channel;
 use atenciones_test_support::{TestDatabase, on_both_databases};
 use prost_types::Timestamp;
 use sea_orm::ConnectionTrait;
-use tonic::transport::Channel;
 
 use common::{Service, at, record, store, violations};
 

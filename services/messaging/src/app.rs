@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use atenciones_proto::messaging::v1::messaging_service_server::MessagingServiceServer;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
+use atenciones_runtime::caller::Keys;
 use atenciones_runtime::grpc;
 use atenciones_runtime::{ServiceName, Settings, database};
 use tokio::net::TcpListener;
@@ -34,6 +35,8 @@ pub struct Application {
     media: Media,
     sender: Sender,
     window_watch: WindowWatch,
+    /// Verifies the callers of its gRPC calls.
+    keys: Keys,
 }
 
 impl Application {
@@ -59,7 +62,7 @@ impl Application {
         .await
         .context("preparing the messaging schema")?;
         let queue = QueueServiceClient::new(
-            grpc::channel(&settings.service_url(ServiceName::Queue))
+            grpc::service_channel(settings, "messaging", ServiceName::Queue)
                 .context("queue service URL")?,
         );
         let graph =
@@ -88,6 +91,7 @@ impl Application {
             );
         }
         Ok(Self {
+            keys: Keys::new(&settings.internal),
             grpc,
             address,
             webhook,
@@ -126,7 +130,7 @@ impl Application {
         let grpc_server = {
             let stop = stop.clone();
             async move {
-                let result = grpc::serve(self.grpc, routes, stop.clone())
+                let result = grpc::serve(self.grpc, routes, self.keys, stop.clone())
                     .await
                     .context("gRPC server");
                 stop.cancel();
@@ -211,7 +215,7 @@ mod tests {
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(app.run(shutdown.clone()));
 
-        let channel = grpc::channel(&grpc_url).expect("channel");
+        let channel = atenciones_test_support::services::service_channel(&grpc_url);
         let mut health = HealthClient::new(channel.clone());
         let mut client = MessagingServiceClient::new(channel);
         let serving = health

@@ -16,6 +16,8 @@ use atenciones_proto::messaging::v1::{
 };
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
+
+use atenciones_runtime::caller::vouched;
 use uuid::Uuid;
 
 use crate::domain::{self, Customer};
@@ -57,7 +59,7 @@ impl MessagingService for MessagingGrpc {
         &self,
         request: Request<SendTextRequest>,
     ) -> Result<Response<SendTextResponse>, Status> {
-        let outbound = Outbound::try_from(request.into_inner())?;
+        let outbound = Outbound::try_from(vouched(request)?)?;
         let message = self.messaging.send(outbound).await?;
         Ok(Response::new(SendTextResponse {
             message: Some(proto::message(&message)),
@@ -68,7 +70,7 @@ impl MessagingService for MessagingGrpc {
         &self,
         request: Request<SendMediaRequest>,
     ) -> Result<Response<SendMediaResponse>, Status> {
-        let request = request.into_inner();
+        let request = vouched(request)?;
         // The file is looked up first (its kind decides the body); bad ids
         // are reported with every other bad field below.
         let ids = request
@@ -126,7 +128,7 @@ impl MessagingService for MessagingGrpc {
         &self,
         request: Request<SendTemplateRequest>,
     ) -> Result<Response<SendTemplateResponse>, Status> {
-        let outbound = Outbound::try_from(request.into_inner())?;
+        let outbound = Outbound::try_from(vouched(request)?)?;
         let message = self.messaging.send(outbound).await?;
         Ok(Response::new(SendTemplateResponse {
             message: Some(proto::message(&message)),
@@ -137,7 +139,7 @@ impl MessagingService for MessagingGrpc {
         &self,
         request: Request<SendReactionRequest>,
     ) -> Result<Response<SendReactionResponse>, Status> {
-        let reaction = SendReaction::try_from(request.into_inner())?;
+        let reaction = SendReaction::try_from(vouched(request)?)?;
         let message = self.messaging.send_reaction(reaction).await?;
         Ok(Response::new(SendReactionResponse {
             message: Some(proto::message(&message)),

@@ -12,7 +12,7 @@ use atenciones_proto::queue::v1::queue_service_server::{QueueService, QueueServi
 use atenciones_runtime::grpc::Channel;
 use atenciones_runtime::settings::{DatabaseSettings, WhatsAppSettings};
 use atenciones_runtime::{CancellationToken, Settings, database, grpc};
-use atenciones_test_support::{CloudApi, TestDatabase};
+use atenciones_test_support::{CloudApi, TestDatabase, services};
 use sea_orm::DatabaseConnection;
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
@@ -84,13 +84,13 @@ impl FakeQueue {
             .await
             .expect("bind");
         let routes = Routes::new(QueueServiceServer::new(self.clone()));
-        tokio::spawn(grpc::serve(listener, routes, shutdown));
+        tokio::spawn(grpc::serve(listener, routes, services::keys(), shutdown));
         format!("http://{address}")
     }
 
     pub async fn client(&self, shutdown: CancellationToken) -> QueueServiceClient<Channel> {
         let url = self.serve(shutdown).await;
-        QueueServiceClient::new(grpc::channel(&url).expect("channel"))
+        QueueServiceClient::new(services::service_channel(&url))
     }
 }
 

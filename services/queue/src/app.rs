@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use atenciones_proto::queue::v1::queue_service_server::QueueServiceServer;
+use atenciones_runtime::caller::Keys;
 use atenciones_runtime::grpc;
 use atenciones_runtime::{ServiceName, Settings, database};
 
@@ -28,6 +29,8 @@ pub struct Application {
     finished: Arc<Notify>,
     routing_tick: Duration,
     event_retention: std::time::Duration,
+    /// Verifies the callers of its gRPC calls.
+    keys: Keys,
 }
 
 impl Application {
@@ -54,6 +57,7 @@ impl Application {
             settings.queue.heartbeat_timeout(),
         );
         Ok(Self {
+            keys: Keys::new(&settings.internal),
             listener,
             address,
             db,
@@ -81,7 +85,7 @@ impl Application {
         ));
         // build() has connected and migrated the database: ready.
         let routes = grpc::routes(QueueServiceServer::new(QueueApi::new(self.queue))).await;
-        grpc::serve(self.listener, routes, shutdown).await?;
+        grpc::serve(self.listener, routes, self.keys, shutdown).await?;
         handoff.await?;
         router.await?;
         pruner.await?;

@@ -16,7 +16,8 @@ pub struct Clients {
 
 impl Clients {
     pub fn new(settings: &Settings) -> Result<Self, tonic::transport::Error> {
-        let channel = |service| atenciones_runtime::grpc::channel(&settings.service_url(service));
+        let channel =
+            |service| atenciones_runtime::grpc::service_channel(settings, "queue", service);
         Ok(Self {
             form: FormServiceClient::new(channel(ServiceName::Form)?),
             messaging: MessagingServiceClient::new(channel(ServiceName::Messaging)?),

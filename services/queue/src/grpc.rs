@@ -2,6 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
+use atenciones_runtime::caller::vouched;
+
 use atenciones_proto::queue::v1 as pb;
 use atenciones_proto::queue::v1::queue_service_server::QueueService;
 
@@ -116,7 +118,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::ListAttentionsRequest>,
     ) -> Result<Response<pb::ListAttentionsResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let attentions = self.queue.list(&r.agent_id, &r.query).await?;
         let count = |state: pb::AttentionState| {
             u32::try_from(attentions.iter().filter(|a| a.state() == state).count())
@@ -133,7 +135,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::GetAttentionRequest>,
     ) -> Result<Response<pb::GetAttentionResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let access = Access::try_from(r.access)?;
         let attention = self.queue.get(&r.attention_id, &r.agent_id, access).await?;
         Ok(Response::new(pb::GetAttentionResponse {
@@ -145,7 +147,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::OpenAttentionRequest>,
     ) -> Result<Response<pb::OpenAttentionResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let attention = self.queue.open(&r.attention_id, &r.agent_id).await?;
         Ok(Response::new(pb::OpenAttentionResponse {
             attention: Some(attention),
@@ -156,7 +158,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::FinishAttentionRequest>,
     ) -> Result<Response<pb::FinishAttentionResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let attention = self.queue.finish(&r.attention_id, &r.agent_id).await?;
         Ok(Response::new(pb::FinishAttentionResponse {
             attention: Some(attention),
@@ -167,7 +169,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::GetAgentRequest>,
     ) -> Result<Response<pb::GetAgentResponse>, Status> {
-        let agent = self.queue.agent(&request.into_inner().agent_id).await?;
+        let agent = self.queue.agent(&vouched(request)?.agent_id).await?;
         Ok(Response::new(pb::GetAgentResponse { agent: Some(agent) }))
     }
 
@@ -175,7 +177,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::SaveCampaignRequest>,
     ) -> Result<Response<pb::SaveCampaignResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let settings = CampaignSettings::try_from(r.campaign)?;
         let campaign = self.queue.save_campaign(&r.actor_id, settings).await?;
         Ok(Response::new(pb::SaveCampaignResponse {
@@ -187,7 +189,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::DeactivateCampaignRequest>,
     ) -> Result<Response<pb::DeactivateCampaignResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let campaign = self
             .queue
             .deactivate_campaign(&r.actor_id, &r.campaign_id)
@@ -201,7 +203,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::SaveBusinessNumberRequest>,
     ) -> Result<Response<pb::SaveBusinessNumberResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let settings = NumberSettings::try_from(r.business_number)?;
         let number = self
             .queue
@@ -216,7 +218,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::DeactivateBusinessNumberRequest>,
     ) -> Result<Response<pb::DeactivateBusinessNumberResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let number = self
             .queue
             .deactivate_business_number(&r.actor_id, &r.phone_number_id)
@@ -230,7 +232,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::SaveAgentRequest>,
     ) -> Result<Response<pb::SaveAgentResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let settings = AgentSettings::try_from(r.agent)?;
         let agent = self.queue.save_agent(&r.actor_id, settings).await?;
         Ok(Response::new(pb::SaveAgentResponse {
@@ -242,7 +244,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::SaveSupervisorRequest>,
     ) -> Result<Response<pb::SaveSupervisorResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let settings = SupervisorSettings::try_from(r.supervisor)?;
         let supervisor = self.queue.save_supervisor(&r.actor_id, settings).await?;
         Ok(Response::new(pb::SaveSupervisorResponse {
@@ -254,7 +256,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::DeactivateAgentRequest>,
     ) -> Result<Response<pb::DeactivateAgentResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let agent = self
             .queue
             .deactivate_agent(&r.actor_id, &r.agent_id)
@@ -268,7 +270,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::DeactivateSupervisorRequest>,
     ) -> Result<Response<pb::DeactivateSupervisorResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         self.queue
             .deactivate_supervisor(&r.actor_id, &r.supervisor_id)
             .await?;
@@ -279,7 +281,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::SetVipCustomerRequest>,
     ) -> Result<Response<pb::SetVipCustomerResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let mark = VipMark::new(r.campaign_id, r.customer_id, r.vip)?;
         self.queue.set_vip(&r.actor_id, mark).await?;
         Ok(Response::new(pb::SetVipCustomerResponse {}))
@@ -289,7 +291,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::SetAgentPresenceRequest>,
     ) -> Result<Response<pb::SetAgentPresenceResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let presence = Presence::from_proto(r.state, r.pause_reason)?;
         let presence = self.queue.set_presence(&r.agent_id, presence).await?;
         Ok(Response::new(pb::SetAgentPresenceResponse {
@@ -301,7 +303,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::GetAgentPresenceRequest>,
     ) -> Result<Response<pb::GetAgentPresenceResponse>, Status> {
-        let presence = self.queue.presence(&request.into_inner().agent_id).await?;
+        let presence = self.queue.presence(&vouched(request)?.agent_id).await?;
         Ok(Response::new(pb::GetAgentPresenceResponse {
             presence: Some(presence),
         }))
@@ -334,7 +336,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
-        let presence = self.queue.heartbeat(&request.into_inner().agent_id).await?;
+        let presence = self.queue.heartbeat(&vouched(request)?.agent_id).await?;
         Ok(Response::new(pb::HeartbeatResponse {
             presence: Some(presence),
         }))
@@ -344,7 +346,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::DeclineOfferRequest>,
     ) -> Result<Response<pb::DeclineOfferResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         self.queue.decline(&r.attention_id, &r.agent_id).await?;
         Ok(Response::new(pb::DeclineOfferResponse {}))
     }
@@ -353,7 +355,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::TransferAttentionRequest>,
     ) -> Result<Response<pb::TransferAttentionResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let target = Target::from_proto(r.target)?;
         let attention = self
             .queue
@@ -368,7 +370,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::SetAttentionTagRequest>,
     ) -> Result<Response<pb::SetAttentionTagResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let attention = self
             .queue
             .set_tag(&r.attention_id, &r.agent_id, &r.tag)
@@ -382,7 +384,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::GetCampaignSnapshotRequest>,
     ) -> Result<Response<pb::GetCampaignSnapshotResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let snapshot = self.queue.snapshot(&r.actor_id, &r.campaign_id).await?;
         Ok(Response::new(pb::GetCampaignSnapshotResponse {
             snapshot: Some(snapshot),
@@ -393,7 +395,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::ListCampaignsRequest>,
     ) -> Result<Response<pb::ListCampaignsResponse>, Status> {
-        let actor = request.into_inner().actor_id;
+        let actor = vouched(request)?.actor_id;
         let (campaigns, business_numbers) = self.queue.list_campaigns(&actor).await?;
         Ok(Response::new(pb::ListCampaignsResponse {
             campaigns,
@@ -405,10 +407,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::ListAgentsRequest>,
     ) -> Result<Response<pb::ListAgentsResponse>, Status> {
-        let agents = self
-            .queue
-            .list_agents(&request.into_inner().actor_id)
-            .await?;
+        let agents = self.queue.list_agents(&vouched(request)?.actor_id).await?;
         Ok(Response::new(pb::ListAgentsResponse { agents }))
     }
 
@@ -416,7 +415,7 @@ impl QueueService for QueueApi {
         &self,
         request: Request<pb::ListAuditEntriesRequest>,
     ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
-        let r = request.into_inner();
+        let r = vouched(request)?;
         let (entries, next_page_token) = self
             .queue
             .audit_entries(&r.actor_id, r.page_size, &r.page_token)

@@ -19,7 +19,22 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
 use tonic_health::ServingStatus;
 
-use crate::trace_context::{Traced, call_span};
+use crate::caller::{Caller, Keys, Signed, VerifyLayer};
+use crate::settings::{ServiceName, Settings};
+use crate::trace_context::call_span;
+
+/// Calls served to anyone: health checks and server reflection.
+const OPEN: [&str; 3] = [
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+/// Whether the call at `path` (`/package.Service/Method`) is open to callers
+/// without a credential.
+pub fn is_open(path: &str) -> bool {
+    OPEN.iter().any(|prefix| path.starts_with(prefix))
+}
 
 /// A bound listener: bind first so port 0 works and the real address is known.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
@@ -71,10 +86,12 @@ where
 }
 
 /// Serves `routes` on `listener` until `shutdown` is cancelled, then stops
-/// accepting and lets in-flight calls finish.
+/// accepting and lets in-flight calls finish. Only calls signed with `keys`
+/// are served (health and reflection are open).
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
+    keys: Keys,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     // Without TCP_NODELAY a response's last segment can wait for the peer's
@@ -86,13 +103,15 @@ pub async fn serve(
         // A span per call, continuing the caller's trace, so every log line
         // carries the RPC (and the action) it belongs to.
         .trace_fn(call_span)
+        .layer(VerifyLayer::new(keys))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
 }
 
-/// A channel to another service, carrying the caller's trace context.
-pub type Channel = Traced<tonic::transport::Channel>;
+/// A channel to another service, carrying the caller's trace context and
+/// signed credential.
+pub type Channel = Signed<tonic::transport::Channel>;
 
 /// How often a service's name is resolved again: replicas come and go.
 const RESOLVE_EVERY: Duration = Duration::from_secs(10);
@@ -101,12 +120,14 @@ const RESOLVE_EVERY: Duration = Duration::from_secs(10);
 /// by itself, so services can start in any order. A URL naming a host rather
 /// than an IP address (a Kubernetes headless service) is resolved now and
 /// every [`RESOLVE_EVERY`], and calls are spread over every address it has.
-pub fn channel(url: &str) -> Result<Channel, tonic::transport::Error> {
+/// Calls are signed as `me` (see [`crate::caller`]).
+pub fn channel(url: &str, keys: Keys, me: Caller) -> Result<Channel, tonic::transport::Error> {
     let given = endpoint(url)?;
     let uri = given.uri().clone();
     let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+    let wrap = |channel| Signed::new(channel, keys, me);
     if host.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(Traced::new(given.connect_lazy()));
+        return Ok(wrap(given.connect_lazy()));
     }
     let scheme = uri.scheme_str().unwrap_or("http").to_owned();
     let port = uri
@@ -136,7 +157,20 @@ pub fn channel(url: &str) -> Result<Channel, tonic::transport::Error> {
             tokio::time::sleep(RESOLVE_EVERY).await;
         }
     });
-    Ok(Traced::new(channel))
+    Ok(wrap(channel))
+}
+
+/// The channel from the service `me` to `service`, as settings say.
+pub fn service_channel(
+    settings: &Settings,
+    me: &str,
+    service: ServiceName,
+) -> Result<Channel, tonic::transport::Error> {
+    channel(
+        &settings.service_url(service),
+        Keys::new(&settings.internal),
+        Caller::service(me),
+    )
 }
 
 fn endpoint(url: &str) -> Result<Endpoint, tonic::transport::Error> {
@@ -181,10 +215,17 @@ mod tests {
             .expect("bind");
         let (_reporter, health) = tonic_health::server::health_reporter();
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, Routes::new(health), shutdown.clone()));
+        let keys = Keys::new(&Settings::load(None).expect("settings").internal);
+        let server = tokio::spawn(serve(
+            listener,
+            Routes::new(health),
+            keys.clone(),
+            shutdown.clone(),
+        ));
         // `localhost` may also resolve to ::1, where nothing listens: the
         // balancer must route around it.
-        let channel = channel(&format!("http://localhost:{}", address.port())).expect("channel");
+        let url = format!("http://localhost:{}", address.port());
+        let channel = channel(&url, keys, Caller::service("test")).expect("channel");
         let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
         for _ in 0..5 {
             let status = client

@@ -1,7 +1,8 @@
 //! What every atenciones process shares: settings, telemetry, database
-//! connection and readiness, gRPC serving with health, reflection and graceful
-//! shutdown.
+//! connection and readiness, gRPC serving with health, reflection, signed
+//! callers and graceful shutdown.
 
+pub mod caller;
 pub mod database;
 pub mod grpc;
 pub mod settings;

@@ -25,6 +25,7 @@ pub struct Settings {
     pub history: HistorySettings,
     pub whatsapp: WhatsAppSettings,
     pub media: MediaSettings,
+    pub internal: InternalSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,11 +59,17 @@ pub struct GatewaySettings {
     pub request_timeout_ms: u64,
     /// Browser origins allowed to call through gRPC-Web (CORS); `*` for any.
     pub cors_allowed_origins: Vec<String>,
+    /// How long the gateway keeps who belongs to which campaigns; 0: not kept.
+    pub membership_cache_ms: u64,
 }
 
 impl GatewaySettings {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+
+    pub fn membership_cache(&self) -> Duration {
+        Duration::from_millis(self.membership_cache_ms)
     }
 }
 
@@ -77,6 +84,13 @@ pub struct AuthSettings {
     pub public_key_pem: String,
     pub issuer: String,
     pub audience: String,
+}
+
+/// How services know a call comes from inside the deployment.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InternalSettings {
+    /// HS256 secret signing the caller of every call between services.
+    pub secret: String,
 }
 
 /// A gRPC service: where it listens, how others reach it, where its data lives.

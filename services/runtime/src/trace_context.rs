@@ -4,8 +4,6 @@
 //! have trace ids only when a collector is configured; otherwise this costs
 //! an empty header check.)
 
-use std::task::{Context, Poll};
-
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Span;
@@ -26,36 +24,10 @@ pub fn call_span<B>(request: &http::Request<B>) -> Span {
     span
 }
 
-/// A client channel that sends the current span's context with every call.
-#[derive(Debug, Clone)]
-pub struct Traced<S> {
-    inner: S,
-}
-
-impl<S> Traced<S> {
-    pub fn new(inner: S) -> Self {
-        Self { inner }
-    }
-}
-
-impl<S, B> tower::Service<http::Request<B>> for Traced<S>
-where
-    S: tower::Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let context = Span::current().context();
-        TraceContextPropagator::new()
-            .inject_context(&context, &mut HeaderInjector(request.headers_mut()));
-        self.inner.call(request)
-    }
+/// Puts the current span's context on an outgoing call's `headers`.
+pub fn inject(headers: &mut http::HeaderMap) {
+    let context = Span::current().context();
+    TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
 }
 
 struct HeaderInjector<'a>(&'a mut http::HeaderMap);

@@ -3,28 +3,24 @@
 //! shutdown, nothing flushed) and started again on the same data. The
 //! restarted suite sends the message once and it ends ACCEPTED.
 
+use atenciones_test_support::services;
 use std::time::{Duration, Instant};
 
 use atenciones_proto::common::v1::Customer;
 use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
 use atenciones_proto::messaging::v1::{MessageStatus, Recipient, SendTemplateRequest};
+use atenciones_runtime::grpc::Channel;
 use atenciones_test_support::{
     Answer, CloudApi, SuiteProcess, TestDatabase, on_both_databases, suite_env,
 };
 use sea_orm::{ConnectionTrait, Statement};
-use tonic::transport::Channel;
 
 /// The binary `cargo test` built for this crate's tests.
 const ATENCIONES: &str = env!("CARGO_BIN_EXE_atenciones");
 const KEY: &str = "crash-1";
 
 async fn messaging(suite: &SuiteProcess) -> MessagingServiceClient<Channel> {
-    let channel = Channel::from_shared(suite.url("messaging"))
-        .expect("url")
-        .connect()
-        .await
-        .expect("messaging reachable");
-    MessagingServiceClient::new(channel)
+    MessagingServiceClient::new(services::service_channel(&suite.url("messaging")))
 }
 
 /// The stored status of the message with the test's key, read straight from

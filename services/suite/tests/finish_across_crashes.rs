@@ -9,6 +9,7 @@
 //!   the attention was closed: the retried Finish completes it, the form is
 //!   submitted once.
 
+use atenciones_test_support::services;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -42,7 +43,7 @@ const CUSTOMER: &str = "5491177770000";
 /// one. Armed, it lets a SubmitForm reach the form service, then signals the
 /// test (which kills the caller) instead of answering.
 struct FormProxy {
-    upstream: FormServiceClient<Channel>,
+    upstream: FormServiceClient<atenciones_runtime::grpc::Channel>,
     after_submit: Arc<Mutex<Option<oneshot::Sender<()>>>>,
 }
 
@@ -156,9 +157,7 @@ async fn stored_state(db: &TestDatabase, attention_id: &str) -> String {
 }
 
 async fn submission(form_url: &str, attention_id: &str) -> Option<form_pb::Submission> {
-    let mut form = FormServiceClient::connect(form_url.to_owned())
-        .await
-        .expect("form reachable");
+    let mut form = FormServiceClient::new(services::service_channel(form_url));
     form.get_submission(form_pb::GetSubmissionRequest {
         attention_id: attention_id.into(),
     })
@@ -185,11 +184,7 @@ async fn finish_survives_crashes_of_each_process(db: TestDatabase) {
 
     let after_submit = Arc::new(Mutex::new(None));
     let proxy = FormProxy {
-        upstream: FormServiceClient::new(
-            Endpoint::from_shared(form_url.clone())
-                .expect("url")
-                .connect_lazy(),
-        ),
+        upstream: FormServiceClient::new(services::service_channel(&form_url)),
         after_submit: after_submit.clone(),
     };
     let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -1,12 +1,13 @@
 //! What the workspace's tests share: a fresh database per test (a SQLite
 //! directory, or a PostgreSQL database made for the test and dropped after it),
 //! the `on_both_databases!` macro that runs a test on each, a fake WhatsApp
-//! Cloud API, signed webhook bodies, and the suite as a child process for
-//! crash tests.
+//! Cloud API, signed webhook bodies, signed channels to services, and the
+//! suite as a child process for crash tests.
 
 pub mod cloud_api;
 mod database;
 pub mod process;
+pub mod services;
 pub mod webhook;
 
 pub use cloud_api::{Answer, CloudApi, SentRequest, UploadedMedia};

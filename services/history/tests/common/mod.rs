@@ -7,12 +7,13 @@ use atenciones_proto::common::v1::{Customer, Direction};
 use atenciones_proto::form::v1 as form;
 use atenciones_proto::history::v1::{self as pb, history_service_client::HistoryServiceClient};
 use atenciones_proto::messaging::v1::{Message, MessageDirection, MessageError, MessageStatus};
+use atenciones_runtime::grpc::Channel;
 use atenciones_runtime::{CancellationToken, Settings};
 use atenciones_test_support::TestDatabase;
+use atenciones_test_support::services;
 use prost_types::Timestamp;
 use tokio::net::TcpListener;
 use tonic::Code;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 /// The history service, serving on port 0 from its own database.
@@ -39,7 +40,7 @@ impl Service {
         let url = format!("http://{}", app.address());
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run(shutdown.clone()));
-        let client = HistoryServiceClient::connect(url).await.expect("connect");
+        let client = HistoryServiceClient::new(services::service_channel(&url));
         Self {
             client,
             shutdown,
