@@ -11,6 +11,8 @@ use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::gateway::v1::admin_service_server::AdminService;
 use atenciones_proto::history::v1 as history_pb;
 use atenciones_proto::history::v1::history_service_client::HistoryServiceClient;
+use atenciones_proto::messaging::v1 as messaging_pb;
+use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
 use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
 use atenciones_runtime::{ServiceName, Settings};
@@ -25,6 +27,7 @@ pub struct Admin {
     queue: QueueServiceClient<Channel>,
     form: FormServiceClient<Channel>,
     history: HistoryServiceClient<Channel>,
+    messaging: MessagingServiceClient<Channel>,
     memberships: Memberships,
     feed: live::Feed,
 }
@@ -41,6 +44,7 @@ impl Admin {
             queue: QueueServiceClient::new(channel(ServiceName::Queue)?),
             form: FormServiceClient::new(channel(ServiceName::Form)?),
             history: HistoryServiceClient::new(channel(ServiceName::History)?),
+            messaging: MessagingServiceClient::new(channel(ServiceName::Messaging)?),
             memberships,
             feed,
         })
@@ -52,6 +56,18 @@ impl Admin {
     /// supervises what.
     async fn supervised(&self, actor_id: String) -> Result<Vec<String>, Status> {
         Ok(self.memberships.supervised(&actor_id).await?.to_vec())
+    }
+
+    /// The business numbers bound to the campaigns the supervisor supervises.
+    async fn supervised_numbers(&self, actor_id: String) -> Result<Vec<String>, Status> {
+        let numbers = self
+            .queue
+            .clone()
+            .list_campaigns(queue_pb::ListCampaignsRequest { actor_id })
+            .await?
+            .into_inner()
+            .business_numbers;
+        Ok(numbers.into_iter().map(|n| n.phone_number_id).collect())
     }
 
     /// PERMISSION_DENIED unless the supervisor supervises `campaign_id`.
@@ -245,6 +261,66 @@ impl AdminService for Admin {
             })
             .await?;
         Ok(Response::new(pb::SetVipCustomerResponse {}))
+    }
+
+    async fn save_template(
+        &self,
+        request: Request<pb::SaveTemplateRequest>,
+    ) -> Result<Response<pb::SaveTemplateResponse>, Status> {
+        let actor_id = actor(&request)?;
+        let template = request.into_inner().template.unwrap_or_default();
+        // An empty number is the messaging service's to report, with the
+        // template's other bad fields.
+        if !template.business_phone_number_id.is_empty()
+            && !self
+                .supervised_numbers(actor_id)
+                .await?
+                .contains(&template.business_phone_number_id)
+        {
+            return Err(Error::PermissionDenied(format!(
+                "business number {} is not one of your campaigns'",
+                template.business_phone_number_id
+            ))
+            .into());
+        }
+        let saved = self
+            .messaging
+            .clone()
+            .save_template(messaging_pb::SaveTemplateRequest {
+                template: Some(template),
+            })
+            .await?
+            .into_inner()
+            .template;
+        Ok(Response::new(pb::SaveTemplateResponse { template: saved }))
+    }
+
+    async fn list_number_templates(
+        &self,
+        request: Request<pb::ListNumberTemplatesRequest>,
+    ) -> Result<Response<pb::ListNumberTemplatesResponse>, Status> {
+        let actor_id = actor(&request)?;
+        let only = request.into_inner().business_phone_number_id;
+        let numbers: Vec<String> = self
+            .supervised_numbers(actor_id)
+            .await?
+            .into_iter()
+            .filter(|n| only.is_empty() || *n == only)
+            .collect();
+        if numbers.is_empty() {
+            return Ok(Response::new(pb::ListNumberTemplatesResponse::default()));
+        }
+        let templates = self
+            .messaging
+            .clone()
+            .list_templates(messaging_pb::ListTemplatesRequest {
+                business_phone_number_ids: numbers,
+                approved_only: false,
+            })
+            .await?
+            .into_inner()
+            .templates;
+        Ok(Response::new(pb::ListNumberTemplatesResponse { templates }))
     }
 
     async fn get_campaign_snapshot(

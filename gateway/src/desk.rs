@@ -8,6 +8,7 @@ use atenciones_runtime::grpc::Channel;
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
+use atenciones_proto::common::v1 as common;
 use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::form::v1::form_service_client::FormServiceClient;
 use atenciones_proto::gateway::v1 as pb;
@@ -38,6 +39,9 @@ pub struct AgentDesk {
     /// A call's deadline when the caller sets none.
     request_timeout: Duration,
 }
+
+/// The attention id of a template checked before its attention exists.
+const NO_ATTENTION_YET: &str = "00000000-0000-0000-0000-000000000000";
 
 /// The most an optional part of a composite call may take: the screen is
 /// better served without it than late.
@@ -241,6 +245,7 @@ impl AgentDeskService for AgentDesk {
                         body_parameters: r.body_parameters,
                         reply_to_message_id: r.reply_to_message_id,
                         idempotency_key: r.idempotency_key,
+                        validate_only: false,
                     };
                     Ok(messaging.send_template(request).await?.into_inner().message)
                 },
@@ -248,6 +253,118 @@ impl AgentDeskService for AgentDesk {
             .await?;
         Ok(Response::new(pb::SendTemplateResponse {
             message: Some(message),
+        }))
+    }
+
+    async fn list_templates(
+        &self,
+        request: Request<pb::ListTemplatesRequest>,
+    ) -> Result<Response<pb::ListTemplatesResponse>, Status> {
+        let caller = caller(&request)?;
+        let campaign_id = request.into_inner().campaign_id;
+        let numbers: Vec<String> = self
+            .agent(&caller)
+            .await?
+            .business_numbers
+            .into_iter()
+            .filter(|n| campaign_id.is_empty() || n.campaign_id == campaign_id)
+            .map(|n| n.phone_number_id)
+            .collect();
+        if numbers.is_empty() {
+            return Ok(Response::new(pb::ListTemplatesResponse::default()));
+        }
+        let templates = self
+            .messaging
+            .clone()
+            .list_templates(messaging_pb::ListTemplatesRequest {
+                business_phone_number_ids: numbers,
+                approved_only: true,
+            })
+            .await?
+            .into_inner()
+            .templates;
+        Ok(Response::new(pb::ListTemplatesResponse { templates }))
+    }
+
+    async fn start_outbound_attention(
+        &self,
+        request: Request<pb::StartOutboundAttentionRequest>,
+    ) -> Result<Response<pb::StartOutboundAttentionResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let number = crate::outbound::e164(&r.customer_number)
+            .map_err(|violation| Error::InvalidArgument(vec![violation]))?;
+        let customer = common::Customer {
+            id: number.clone(),
+            wa_id: number,
+            user_id: String::new(),
+            name: r.customer_name,
+        };
+        let agent = self.agent(&caller).await?;
+        let business_number =
+            crate::outbound::business_number(&agent, &r.campaign_id, &r.business_phone_number_id)?;
+        let template = |attention_id: String, validate_only| messaging_pb::SendTemplateRequest {
+            recipient: Some(messaging_pb::Recipient {
+                attention_id,
+                business_phone_number_id: business_number.clone(),
+                customer: Some(customer.clone()),
+                agent_id: caller.subject.clone(),
+            }),
+            name: r.template_name.clone(),
+            language: r.template_language.clone(),
+            body_parameters: r.body_parameters.clone(),
+            reply_to_message_id: String::new(),
+            idempotency_key: r.idempotency_key.clone(),
+            validate_only,
+        };
+        let mut messaging = self.messaging.clone();
+        // Nothing is started with a template WhatsApp would refuse.
+        messaging
+            .send_template(template(NO_ATTENTION_YET.to_owned(), true))
+            .await?;
+        let started = self
+            .queue
+            .clone()
+            .start_outbound_attention(queue_pb::StartOutboundAttentionRequest {
+                agent_id: caller.subject.clone(),
+                campaign_id: r.campaign_id.clone(),
+                business_phone_number_id: business_number.clone(),
+                customer: Some(customer.clone()),
+                idempotency_key: r.idempotency_key.clone(),
+            })
+            .await?
+            .into_inner();
+        let attention = started
+            .attention
+            .ok_or_else(|| Status::internal("queue returned no attention"))?;
+        if !started.created {
+            return Ok(Response::new(pb::StartOutboundAttentionResponse {
+                attention: Some(attention),
+                message: None,
+                started: false,
+            }));
+        }
+        // Idempotent on the key: a retry sends the template once, and
+        // completes a start whose send was cut short.
+        let message = messaging
+            .send_template(template(attention.id.clone(), false))
+            .await?
+            .into_inner()
+            .message
+            .ok_or_else(|| Status::internal("messaging returned no message"))?;
+        self.queue
+            .clone()
+            .record_outbound_message(queue_pb::RecordOutboundMessageRequest {
+                attention_id: attention.id.clone(),
+                message_id: message.id.clone(),
+                preview: message.text.chars().take(100).collect(),
+                time: message.time,
+            })
+            .await?;
+        Ok(Response::new(pb::StartOutboundAttentionResponse {
+            attention: Some(attention),
+            message: Some(message),
+            started: true,
         }))
     }
 

@@ -11,6 +11,7 @@ mod desk;
 mod error;
 mod live;
 mod membership;
+mod outbound;
 mod pipeline;
 
 pub use app::Application;

@@ -33,6 +33,7 @@ acting! {
         ListAttentionsRequest => agent_id,
         GetAttentionRequest => agent_id,
         OpenAttentionRequest => agent_id,
+        StartOutboundAttentionRequest => agent_id,
         FinishAttentionRequest => agent_id,
         GetAgentRequest => agent_id,
         SetAgentPresenceRequest => agent_id,

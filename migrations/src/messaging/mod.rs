@@ -1,6 +1,6 @@
 //! Tables of the messaging service: the webhook inbox, the messages of every
 //! conversation, the delivery statuses WhatsApp reports, the reactions on
-//! messages and media files.
+//! messages, media files and the business numbers' templates.
 
 use sea_orm_migration::prelude::*;
 
@@ -9,6 +9,7 @@ mod m20261126_000002_reactions;
 mod m20261126_000003_outbound;
 mod m20261126_000004_media;
 mod m20261126_000005_window_warnings;
+mod m20261126_000006_templates;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_outbound::Migration),
             Box::new(m20261126_000004_media::Migration),
             Box::new(m20261126_000005_window_warnings::Migration),
+            Box::new(m20261126_000006_templates::Migration),
         ]
     }
 

@@ -7,6 +7,7 @@ mod m20261126_000001_create_queue;
 mod m20261126_000002_admin;
 mod m20261126_000003_routing;
 mod m20261126_000004_event_positions;
+mod m20261126_000005_outbound_starts;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_admin::Migration),
             Box::new(m20261126_000003_routing::Migration),
             Box::new(m20261126_000004_event_positions::Migration),
+            Box::new(m20261126_000005_outbound_starts::Migration),
         ]
     }
 

@@ -1,6 +1,17 @@
 //! The vocabulary every service shares: who started a conversation, and what
 //! is wrong with a field of a request — with their one mapping to the wire.
 
+pub mod demo {
+    //! The embedded demo's business numbers, which the queue binds to its demo
+    //! campaigns and messaging gives demo templates.
+
+    /// (phone number id, display number, campaign): the WhatsApp fixtures' numbers.
+    pub const NUMBERS: [(&str, &str, &str); 2] = [
+        ("1122334455667", "972123456789", "ventas"),
+        ("277321005464405", "15550953877", "soporte"),
+    ];
+}
+
 use serde::{Deserialize, Serialize};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};

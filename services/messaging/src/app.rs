@@ -79,6 +79,14 @@ impl Application {
         );
         let wake = Arc::new(Notify::new());
         let messaging = Arc::new(Messaging::new(db.clone(), graph, sender.clone()));
+        if settings.demo {
+            let numbers = atenciones_domain::demo::NUMBERS.map(|(id, _, _)| id);
+            messaging
+                .templates()
+                .seed_demo(&numbers)
+                .await
+                .context("registering the demo templates")?;
+        }
         let router = webhook::router(WebhookState {
             db: db.clone(),
             app_secret: settings.whatsapp.app_secret.as_str().into(),
@@ -176,8 +184,8 @@ mod tests {
     use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
     use atenciones_proto::messaging::v1::messaging_service_server::SERVICE_NAME;
     use atenciones_proto::messaging::v1::{
-        GetWindowRequest, ListMessagesRequest, MessageStatus, Recipient, SendTemplateRequest,
-        SendTextRequest,
+        GetWindowRequest, ListMessagesRequest, MessageStatus, Recipient, SaveTemplateRequest,
+        SendTemplateRequest, SendTextRequest, Template, TemplateCategory, TemplateStatus,
     };
     use atenciones_test_support::{Answer, CloudApi, TestDatabase, on_both_databases};
     use tonic::Code;
@@ -460,7 +468,27 @@ mod tests {
         );
         assert_eq!(graph.sent().len(), 2);
 
-        // A template still goes; WhatsApp being down leaves it pending.
+        // A template still goes (once registered for the number); WhatsApp
+        // being down leaves it pending.
+        let number = reply
+            .recipient
+            .as_ref()
+            .map(|r| r.business_phone_number_id.clone())
+            .unwrap_or_default();
+        client
+            .save_template(SaveTemplateRequest {
+                template: Some(Template {
+                    business_phone_number_id: number,
+                    name: "seguimiento".to_owned(),
+                    language: "es".to_owned(),
+                    category: TemplateCategory::Utility.into(),
+                    status: TemplateStatus::Approved.into(),
+                    body: "Hola {{1}}, ¿pudimos ayudarle?".to_owned(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("SaveTemplate");
         graph.answer(Answer::Fail);
         let pending = client
             .send_template(SendTemplateRequest {
@@ -470,6 +498,7 @@ mod tests {
                 body_parameters: vec!["Ana".to_owned()],
                 reply_to_message_id: String::new(),
                 idempotency_key: "reply-4".to_owned(),
+                validate_only: false,
             })
             .await
             .expect("pending")

@@ -26,6 +26,10 @@ pub enum Error {
     /// since the time given, or never opened).
     #[error("the customer's 24-hour window is closed")]
     WindowClosed(Option<DateTime<Utc>>),
+    /// A template WhatsApp would refuse: not registered for the number, or
+    /// not approved.
+    #[error("{0}")]
+    TemplateUnavailable(String),
     /// The request is fine but the state it needs is not there.
     #[error("{0}")]
     FailedPrecondition(String),
@@ -94,6 +98,14 @@ impl From<Error> for Status {
                      until the customer writes again",
                     details,
                 )
+            }
+            Error::TemplateUnavailable(why) => {
+                let details = ErrorDetails::with_error_info(
+                    "TEMPLATE_UNAVAILABLE",
+                    "whatsapp",
+                    HashMap::new(),
+                );
+                Status::with_error_details(Code::FailedPrecondition, why, details)
             }
             Error::FailedPrecondition(why) => Status::failed_precondition(why),
             Error::Unavailable(reason) => {

@@ -128,11 +128,47 @@ impl MessagingService for MessagingGrpc {
         &self,
         request: Request<SendTemplateRequest>,
     ) -> Result<Response<SendTemplateResponse>, Status> {
-        let outbound = Outbound::try_from(vouched(request)?)?;
+        let request = vouched(request)?;
+        let validate_only = request.validate_only;
+        let outbound = Outbound::try_from(request)?;
+        if validate_only {
+            if let OutboundBody::Template(template) = &outbound.body {
+                let number = &outbound.recipient.business_phone_number_id;
+                self.messaging.templates().check(number, template).await?;
+            }
+            return Ok(Response::new(SendTemplateResponse { message: None }));
+        }
         let message = self.messaging.send(outbound).await?;
         Ok(Response::new(SendTemplateResponse {
             message: Some(proto::message(&message)),
         }))
+    }
+
+    async fn save_template(
+        &self,
+        request: Request<pb::SaveTemplateRequest>,
+    ) -> Result<Response<pb::SaveTemplateResponse>, Status> {
+        let template = request
+            .into_inner()
+            .template
+            .ok_or_else(|| Error::InvalidArgument(vec![Violation::new("template", "required")]))?;
+        let saved = self.messaging.templates().save(template).await?;
+        Ok(Response::new(pb::SaveTemplateResponse {
+            template: Some(saved),
+        }))
+    }
+
+    async fn list_templates(
+        &self,
+        request: Request<pb::ListTemplatesRequest>,
+    ) -> Result<Response<pb::ListTemplatesResponse>, Status> {
+        let r = request.into_inner();
+        let templates = self
+            .messaging
+            .templates()
+            .list(r.business_phone_number_ids, r.approved_only)
+            .await?;
+        Ok(Response::new(pb::ListTemplatesResponse { templates }))
     }
 
     async fn send_reaction(
@@ -589,6 +625,7 @@ mod tests {
             body_parameters: vec!["Ana".into()],
             reply_to_message_id: String::new(),
             idempotency_key: "k-1".into(),
+            validate_only: false,
         }
     }
 

@@ -20,6 +20,7 @@ mod purge;
 mod sender;
 pub mod signature;
 mod store;
+mod template;
 mod webhook;
 mod window;
 mod window_watch;

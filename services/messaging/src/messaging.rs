@@ -16,6 +16,7 @@ use crate::error::{Error, Violation};
 use crate::graph::{self, Graph, SendError};
 use crate::outbound::{Outbound, OutboundBody, Recipient};
 use crate::sender::{Outcome, Sender};
+use crate::template::Templates;
 use crate::window::{self, Window};
 use crate::{notification, store};
 
@@ -121,11 +122,23 @@ pub struct Messaging {
     db: DatabaseConnection,
     graph: Arc<Graph>,
     sender: Sender,
+    templates: Templates,
 }
 
 impl Messaging {
     pub fn new(db: DatabaseConnection, graph: Arc<Graph>, sender: Sender) -> Self {
-        Self { db, graph, sender }
+        let templates = Templates::new(db.clone());
+        Self {
+            db,
+            graph,
+            sender,
+            templates,
+        }
+    }
+
+    /// The business numbers' templates, which every template send is checked against.
+    pub fn templates(&self) -> &Templates {
+        &self.templates
     }
 
     /// See [`crate::purge::purge`].
@@ -151,6 +164,11 @@ impl Messaging {
             return Ok(stored);
         }
         let recipient = &outbound.recipient;
+        if let OutboundBody::Template(template) = &outbound.body {
+            self.templates
+                .check(&recipient.business_phone_number_id, template)
+                .await?;
+        }
         if outbound.body.needs_window() {
             let window = self
                 .window(&recipient.business_phone_number_id, &recipient.customer.id)
@@ -446,8 +464,23 @@ mod tests {
         let stop = CancellationToken::new();
         tokio::spawn(sender.clone().run(stop.clone()));
         let client = Arc::new(Graph::new(&settings).expect("graph client"));
+        let messaging = Messaging::new(db.clone(), client, sender);
+        // The template the tests send, as a supervisor registers it.
+        messaging
+            .templates()
+            .save(atenciones_proto::messaging::v1::Template {
+                business_phone_number_id: NUMBER.into(),
+                name: "seguimiento".into(),
+                language: "es".into(),
+                category: atenciones_proto::messaging::v1::TemplateCategory::Utility.into(),
+                status: atenciones_proto::messaging::v1::TemplateStatus::Approved.into(),
+                body: "Hola {{1}}, ¿pudimos ayudarle?".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("template registered");
         Harness {
-            messaging: Messaging::new(db.clone(), client, sender),
+            messaging,
             db,
             graph,
             settings,
@@ -708,6 +741,61 @@ mod tests {
         assert_eq!(sent.text, "Template seguimiento: Ana");
     }
     on_both_databases!(only_templates_go_outside_the_window);
+
+    /// What WhatsApp would refuse never gets stored or sent: a template not
+    /// registered for the number, one not approved, the wrong parameters.
+    async fn templates_are_checked_before_anything_is_stored(db: TestDatabase) {
+        let h = harness(db).await;
+        h.messaging
+            .templates()
+            .save(atenciones_proto::messaging::v1::Template {
+                business_phone_number_id: NUMBER.into(),
+                name: "promo".into(),
+                language: "es".into(),
+                category: atenciones_proto::messaging::v1::TemplateCategory::Marketing.into(),
+                status: atenciones_proto::messaging::v1::TemplateStatus::Paused.into(),
+                body: "Oferta para {{1}}".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("saved");
+        let with = |key: &str, name: &str, language: &str, parameters: &[&str]| Outbound {
+            body: OutboundBody::Template(Template {
+                name: name.into(),
+                language: language.into(),
+                body_parameters: parameters.iter().map(|p| (*p).to_owned()).collect(),
+            }),
+            ..text(key)
+        };
+        for (name, language) in [("promo", "es"), ("nope", "es"), ("seguimiento", "en")] {
+            let refused = h
+                .messaging
+                .send(with("k1", name, language, &["Ana"]))
+                .await
+                .expect_err("unavailable");
+            assert!(
+                matches!(refused, Error::TemplateUnavailable(_)),
+                "{refused:?}"
+            );
+        }
+        let refused = h
+            .messaging
+            .send(with("k1", "seguimiento", "es", &["Ana", "de más"]))
+            .await
+            .expect_err("one parameter too many");
+        let Error::InvalidArgument(violations) = refused else {
+            panic!("expected field violations, got {refused:?}");
+        };
+        assert_eq!(violations[0].field, "body_parameters");
+        assert!(h.graph.sent().is_empty(), "nothing reached WhatsApp");
+        assert_eq!(count(&h.db).await, 0, "nothing stored");
+        h.messaging
+            .send(with("k1", "seguimiento", "es", &["Ana"]))
+            .await
+            .expect("approved, with its one parameter");
+    }
+
+    on_both_databases!(templates_are_checked_before_anything_is_stored);
 
     async fn replies_and_reactions_point_at_messages_of_the_conversation(db: TestDatabase) {
         let h = harness(db).await;

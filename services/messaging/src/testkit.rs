@@ -170,6 +170,7 @@ fake_queue_service! {
         list_attentions(ListAttentionsRequest) -> ListAttentionsResponse;
         get_attention(GetAttentionRequest) -> GetAttentionResponse;
         open_attention(OpenAttentionRequest) -> OpenAttentionResponse;
+        start_outbound_attention(StartOutboundAttentionRequest) -> StartOutboundAttentionResponse;
         finish_attention(FinishAttentionRequest) -> FinishAttentionResponse;
         get_agent(GetAgentRequest) -> GetAgentResponse;
         save_campaign(SaveCampaignRequest) -> SaveCampaignResponse;

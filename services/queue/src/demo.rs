@@ -13,11 +13,7 @@ use crate::entity::{
 };
 
 pub const CAMPAIGNS: [(&str, &str); 2] = [("ventas", "Ventas"), ("soporte", "Soporte")];
-/// (phone number id, display number, campaign)
-pub const NUMBERS: [(&str, &str, &str); 2] = [
-    ("1122334455667", "972123456789", "ventas"),
-    ("277321005464405", "15550953877", "soporte"),
-];
+pub use atenciones_domain::demo::NUMBERS;
 /// (agent id, name, campaign)
 pub const AGENTS: [(&str, &str, &str); 3] = [
     ("ana", "Ana Torres", "ventas"),

@@ -165,6 +165,30 @@ impl QueueService for QueueApi {
         }))
     }
 
+    async fn start_outbound_attention(
+        &self,
+        request: Request<pb::StartOutboundAttentionRequest>,
+    ) -> Result<Response<pb::StartOutboundAttentionResponse>, Status> {
+        let r = vouched(request)?;
+        let customer = r
+            .customer
+            .ok_or_else(|| Error::invalid("customer", "required"))?;
+        let (attention, created) = self
+            .queue
+            .start_outbound(
+                &r.agent_id,
+                &r.campaign_id,
+                &r.business_phone_number_id,
+                customer,
+                &r.idempotency_key,
+            )
+            .await?;
+        Ok(Response::new(pb::StartOutboundAttentionResponse {
+            attention: Some(attention),
+            created,
+        }))
+    }
+
     async fn get_agent(
         &self,
         request: Request<pb::GetAgentRequest>,

@@ -13,6 +13,7 @@ mod feed;
 mod grpc;
 mod handoff;
 mod hours;
+mod outbound;
 mod presence;
 mod privacy;
 mod queue;

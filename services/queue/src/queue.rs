@@ -125,34 +125,20 @@ impl Queue {
                     let now = Utc::now();
                     let out_of_hours = crate::admin::business_hours(&campaign)
                         .is_some_and(|hours| !hours.is_open(now));
-                    let insert = attentions::Entity::insert(attentions::ActiveModel {
-                        id: Set(id),
-                        campaign_id: Set(number.campaign_id.clone()),
-                        business_phone_number_id: Set(business_number_id.to_owned()),
-                        customer_id: Set(customer.id.clone()),
-                        customer_wa_id: Set(customer.wa_id.clone()),
-                        customer_user_id: Set(customer.user_id.clone()),
-                        customer_name: Set(customer.name.clone()),
-                        direction: Set(Direction::Inbound.as_str().to_owned()),
-                        state: Set(State::Queued.as_str().to_owned()),
-                        agent_id: Set(None),
-                        form_id: Set(form_id),
-                        last_message_preview: Set(message.preview.clone()),
-                        last_message_at: Set(message.time),
-                        unread_count: Set(1),
-                        created_at: Set(now),
-                        opened_at: Set(None),
-                        finished_at: Set(None),
-                        queued_at: Set(Some(now)),
-                        priority: Set(i32::from(vip)),
-                        offered_to: Set(None),
-                        offer_expires_at: Set(None),
-                        out_of_hours: Set(out_of_hours),
-                        orphaned: Set(false),
-                        overflowed: Set(false),
-                        tag: Set(None),
-                        transfer_note: Set(None),
-                    })
+                    let insert = attentions::Entity::insert(new_attention(Start {
+                        id,
+                        campaign_id: &number.campaign_id,
+                        business_phone_number_id: business_number_id,
+                        customer: &customer,
+                        direction: Direction::Inbound,
+                        form_id,
+                        now,
+                        holder: None,
+                        vip,
+                        out_of_hours,
+                        message: Some(&message),
+                        start_key: None,
+                    }))
                     .exec(&txn)
                     .await;
                     match insert {
@@ -518,10 +504,26 @@ impl Queue {
             .one(&self.db)
             .await?
             .ok_or_else(|| Error::NotFound(format!("agent {agent_id}")))?;
+        let campaign_ids = self.campaigns_of(agent_id).await?;
+        let business_numbers = business_number::Entity::find()
+            .filter(business_number::Column::CampaignId.is_in(campaign_ids.clone()))
+            .filter(business_number::Column::Active.eq(true))
+            .order_by_asc(business_number::Column::PhoneNumberId)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|n| pb::BusinessNumber {
+                phone_number_id: n.phone_number_id,
+                display_phone_number: n.display_phone_number,
+                campaign_id: n.campaign_id,
+                active: n.active,
+            })
+            .collect();
         Ok(pb::Agent {
             id: agent.id,
             name: agent.name,
-            campaign_ids: self.campaigns_of(agent_id).await?,
+            campaign_ids,
+            business_numbers,
         })
     }
 
@@ -630,7 +632,7 @@ impl Queue {
         }
     }
 
-    async fn active_attention(
+    pub(crate) async fn active_attention(
         &self,
         number: &str,
         customer_id: &str,
@@ -644,7 +646,7 @@ impl Queue {
     }
 
     /// The campaign's form version in force, if it has one.
-    async fn current_form(
+    pub(crate) async fn current_form(
         &self,
         campaign_id: &str,
         direction: Direction,
@@ -665,7 +667,7 @@ pub(crate) fn parse_id(attention_id: &str) -> Result<Uuid, Error> {
     Uuid::parse_str(attention_id).map_err(|_| Error::invalid("attention_id", "must be a UUID"))
 }
 
-fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
+pub(crate) fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
     matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
@@ -875,6 +877,62 @@ pub(crate) async fn capacity(
             .map_or(0, |c| c.default_agent_capacity),
     };
     Ok(u64::try_from(capacity).unwrap_or(0))
+}
+
+/// What a new attention starts with.
+pub(crate) struct Start<'a> {
+    pub id: Uuid,
+    pub campaign_id: &'a str,
+    pub business_phone_number_id: &'a str,
+    pub customer: &'a common::Customer,
+    pub direction: Direction,
+    pub form_id: Option<String>,
+    pub now: DateTime<Utc>,
+    /// The agent holding it from the start (outbound), or none: it is queued.
+    pub holder: Option<&'a str>,
+    pub vip: bool,
+    pub out_of_hours: bool,
+    /// The customer's message that started it (inbound).
+    pub message: Option<&'a NewMessage>,
+    /// The client's key of the start that made it (outbound).
+    pub start_key: Option<&'a str>,
+}
+
+/// The row of a new attention: queued, or open and held when it has a holder.
+pub(crate) fn new_attention(start: Start<'_>) -> attentions::ActiveModel {
+    let (state, queued_at, opened_at) = match start.holder {
+        Some(_) => (State::Open, None, Some(start.now)),
+        None => (State::Queued, Some(start.now), None),
+    };
+    attentions::ActiveModel {
+        id: Set(start.id),
+        campaign_id: Set(start.campaign_id.to_owned()),
+        business_phone_number_id: Set(start.business_phone_number_id.to_owned()),
+        customer_id: Set(start.customer.id.clone()),
+        customer_wa_id: Set(start.customer.wa_id.clone()),
+        customer_user_id: Set(start.customer.user_id.clone()),
+        customer_name: Set(start.customer.name.clone()),
+        direction: Set(start.direction.as_str().to_owned()),
+        state: Set(state.as_str().to_owned()),
+        agent_id: Set(start.holder.map(str::to_owned)),
+        form_id: Set(start.form_id),
+        last_message_preview: Set(start.message.map(|m| m.preview.clone()).unwrap_or_default()),
+        last_message_at: Set(start.message.map_or(start.now, |m| m.time)),
+        unread_count: Set(i32::from(start.message.is_some())),
+        created_at: Set(start.now),
+        opened_at: Set(opened_at),
+        finished_at: Set(None),
+        queued_at: Set(queued_at),
+        priority: Set(i32::from(start.vip)),
+        offered_to: Set(None),
+        offer_expires_at: Set(None),
+        out_of_hours: Set(start.out_of_hours),
+        orphaned: Set(false),
+        overflowed: Set(false),
+        tag: Set(None),
+        transfer_note: Set(None),
+        start_key: Set(start.start_key.map(str::to_owned)),
+    }
 }
 
 pub(crate) async fn record_event(

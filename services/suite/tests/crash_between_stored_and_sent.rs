@@ -69,6 +69,7 @@ async fn a_send_cut_by_a_crash_goes_out_once_after_the_restart(db: TestDatabase)
         body_parameters: vec!["Ana".into()],
         reply_to_message_id: String::new(),
         idempotency_key: KEY.into(),
+        validate_only: false,
     };
     let mut client = messaging(&suite).await;
     let call = {

@@ -5,4 +5,5 @@ pub mod media;
 pub mod message;
 pub mod reaction;
 pub mod status;
+pub mod template;
 pub mod window;

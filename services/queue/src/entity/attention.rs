@@ -35,6 +35,8 @@ pub struct Model {
     pub overflowed: bool,
     pub tag: Option<String>,
     pub transfer_note: Option<String>,
+    /// The client's key of the start that made an outbound attention.
+    pub start_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,7 +8,7 @@ import type { Draft, FieldValue, Form } from "../../form/v1/form_pb";
 import { file_atenciones_form_v1_form } from "../../form/v1/form_pb";
 import type { AttentionRecord, HistoryFilter } from "../../history/v1/history_pb";
 import { file_atenciones_history_v1_history } from "../../history/v1/history_pb";
-import type { ConversationWindow, MediaContent, Message as Message$1 } from "../../messaging/v1/messaging_pb";
+import type { ConversationWindow, MediaContent, Message as Message$1, Template } from "../../messaging/v1/messaging_pb";
 import { file_atenciones_messaging_v1_messaging } from "../../messaging/v1/messaging_pb";
 import type { Agent, Attention, Presence, PresenceState } from "../../queue/v1/queue_pb";
 import { file_atenciones_queue_v1_queue } from "../../queue/v1/queue_pb";
@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file atenciones/gateway/v1/gateway.proto.
  */
 export const file_atenciones_gateway_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("CiNhdGVuY2lvbmVzL2dhdGV3YXkvdjEvZ2F0ZXdheS5wcm90bxIVYXRlbmNpb25lcy5nYXRld2F5LnYxIiUKE1N0cmVhbUV2ZW50c1JlcXVlc3QSDgoGY3Vyc29yGAEgASgJIo4BChRTdHJlYW1FdmVudHNSZXNwb25zZRIxCgVldmVudBgBIAEoCzIgLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5MaXZlRXZlbnRIABI7CgloZWFydGJlYXQYAiABKAsyJi5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU3RyZWFtSGVhcnRiZWF0SABCBgoEaXRlbSKUAQoJTGl2ZUV2ZW50Eg4KBmN1cnNvchgBIAEoCRIMCgRraW5kGAIgASgJEhQKDGF0dGVudGlvbl9pZBgDIAEoCRITCgtjYW1wYWlnbl9pZBgEIAEoCRIUCgxwYXlsb2FkX2pzb24YBSABKAkSKAoEdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiIQoPU3RyZWFtSGVhcnRiZWF0Eg4KBmN1cnNvchgBIAEoCSJzChRTZWFyY2hIaXN0b3J5UmVxdWVzdBI0CgZmaWx0ZXIYASABKAsyJC5hdGVuY2lvbmVzLmhpc3RvcnkudjEuSGlzdG9yeUZpbHRlchIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJpChVTZWFyY2hIaXN0b3J5UmVzcG9uc2USNwoHcmVjb3JkcxgBIAMoCzImLmF0ZW5jaW9uZXMuaGlzdG9yeS52MS5BdHRlbnRpb25SZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhIKEEhlYXJ0YmVhdFJlcXVlc3QiRAoRSGVhcnRiZWF0UmVzcG9uc2USLwoIcHJlc2VuY2UYASABKAsyHS5hdGVuY2lvbmVzLnF1ZXVlLnYxLlByZXNlbmNlIisKE0RlY2xpbmVPZmZlclJlcXVlc3QSFAoMYXR0ZW50aW9uX2lkGAEgASgJIhYKFERlY2xpbmVPZmZlclJlc3BvbnNlInkKGFRyYW5zZmVyQXR0ZW50aW9uUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkSFQoLdG9fYWdlbnRfaWQYAiABKAlIABIYCg50b19jYW1wYWlnbl9pZBgDIAEoCUgAEgwKBG5vdGUYBCABKAlCCAoGdGFyZ2V0Ik4KGVRyYW5zZmVyQXR0ZW50aW9uUmVzcG9uc2USMQoJYXR0ZW50aW9uGAEgASgLMh4uYXRlbmNpb25lcy5xdWV1ZS52MS5BdHRlbnRpb24iOwoWU2V0QXR0ZW50aW9uVGFnUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkSCwoDdGFnGAIgASgJIkwKF1NldEF0dGVudGlvblRhZ1Jlc3BvbnNlEjEKCWF0dGVudGlvbhgBIAEoCzIeLmF0ZW5jaW9uZXMucXVldWUudjEuQXR0ZW50aW9uIl0KElNldFByZXNlbmNlUmVxdWVzdBIxCgVzdGF0ZRgBIAEoDjIiLmF0ZW5jaW9uZXMucXVldWUudjEuUHJlc2VuY2VTdGF0ZRIUCgxwYXVzZV9yZWFzb24YAiABKAkiRgoTU2V0UHJlc2VuY2VSZXNwb25zZRIvCghwcmVzZW5jZRgBIAEoCzIdLmF0ZW5jaW9uZXMucXVldWUudjEuUHJlc2VuY2UiFAoSR2V0UHJlc2VuY2VSZXF1ZXN0IkYKE0dldFByZXNlbmNlUmVzcG9uc2USLwoIcHJlc2VuY2UYASABKAsyHS5hdGVuY2lvbmVzLnF1ZXVlLnYxLlByZXNlbmNlIg4KDEdldE1lUmVxdWVzdCI6Cg1HZXRNZVJlc3BvbnNlEikKBWFnZW50GAEgASgLMhouYXRlbmNpb25lcy5xdWV1ZS52MS5BZ2VudCImChVMaXN0QXR0ZW50aW9uc1JlcXVlc3QSDQoFcXVlcnkYASABKAkidgoWTGlzdEF0dGVudGlvbnNSZXNwb25zZRIyCgphdHRlbnRpb25zGAEgAygLMh4uYXRlbmNpb25lcy5xdWV1ZS52MS5BdHRlbnRpb24SEgoKb3Blbl9jb3VudBgCIAEoDRIUCgxxdWV1ZWRfY291bnQYAyABKA0iRwoUT3BlbkF0dGVudGlvblJlcXVlc3QSFAoMYXR0ZW50aW9uX2lkGAEgASgJEhkKEW1lc3NhZ2VfcGFnZV9zaXplGAIgASgNIocDChVPcGVuQXR0ZW50aW9uUmVzcG9uc2USMQoJYXR0ZW50aW9uGAEgASgLMh4uYXRlbmNpb25lcy5xdWV1ZS52MS5BdHRlbnRpb24SMgoIbWVzc2FnZXMYAiADKAsyIC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZXNzYWdlEh8KF25leHRfbWVzc2FnZV9wYWdlX3Rva2VuGAMgASgJEiYKBGZvcm0YBCABKAsyGC5hdGVuY2lvbmVzLmZvcm0udjEuRm9ybRIoCgVkcmFmdBgFIAEoCzIZLmF0ZW5jaW9uZXMuZm9ybS52MS5EcmFmdBJCChJlYXJsaWVyX2F0dGVudGlvbnMYBiADKAsyJi5hdGVuY2lvbmVzLmhpc3RvcnkudjEuQXR0ZW50aW9uUmVjb3JkEjsKBndpbmRvdxgHIAEoCzIrLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLkNvbnZlcnNhdGlvbldpbmRvdxITCgt1bmF2YWlsYWJsZRgIIAMoCSJSChNMaXN0TWVzc2FnZXNSZXF1ZXN0EhQKDGF0dGVudGlvbl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJjChRMaXN0TWVzc2FnZXNSZXNwb25zZRIyCghtZXNzYWdlcxgBIAMoCzIgLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lc3NhZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIoABCg9TZW5kVGV4dFJlcXVlc3QSFAoMYXR0ZW50aW9uX2lkGAEgASgJEgwKBHRleHQYAiABKAkSEwoLcHJldmlld191cmwYAyABKAgSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEhsKE3JlcGx5X3RvX21lc3NhZ2VfaWQYBSABKAkiRQoQU2VuZFRleHRSZXNwb25zZRIxCgdtZXNzYWdlGAEgASgLMiAuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVzc2FnZSKBAQoQU2VuZE1lZGlhUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkSEAoIbWVkaWFfaWQYAiABKAkSDwoHY2FwdGlvbhgDIAEoCRIbChNyZXBseV90b19tZXNzYWdlX2lkGAQgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgFIAEoCSJGChFTZW5kTWVkaWFSZXNwb25zZRIxCgdtZXNzYWdlGAEgASgLMiAuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVzc2FnZSKaAQoTU2VuZFRlbXBsYXRlUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkSDAoEbmFtZRgCIAEoCRIQCghsYW5ndWFnZRgDIAEoCRIXCg9ib2R5X3BhcmFtZXRlcnMYBCADKAkSGwoTcmVwbHlfdG9fbWVzc2FnZV9pZBgFIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkiSQoUU2VuZFRlbXBsYXRlUmVzcG9uc2USMQoHbWVzc2FnZRgBIAEoCzIgLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lc3NhZ2UiZwoTU2VuZFJlYWN0aW9uUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRINCgVlbW9qaRgDIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkiSQoUU2VuZFJlYWN0aW9uUmVzcG9uc2USMQoHbWVzc2FnZRgBIAEoCzIgLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lc3NhZ2UieAoXU3RhcnRNZWRpYVVwbG9hZFJlcXVlc3QSFAoMYXR0ZW50aW9uX2lkGAEgASgJEhEKCW1pbWVfdHlwZRgCIAEoCRIQCghmaWxlbmFtZRgDIAEoCRISCgpzaXplX2J5dGVzGAQgASgEEg4KBnNoYTI1NhgFIAEoCSJGChhTdGFydE1lZGlhVXBsb2FkUmVzcG9uc2USEQoJdXBsb2FkX2lkGAEgASgJEhcKD21heF9jaHVua19ieXRlcxgCIAEoDSJgChdVcGxvYWRNZWRpYUNodW5rUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkSEQoJdXBsb2FkX2lkGAIgASgJEg4KBm9mZnNldBgDIAEoBBIMCgRkYXRhGAQgASgMIjIKGFVwbG9hZE1lZGlhQ2h1bmtSZXNwb25zZRIWCg5yZWNlaXZlZF9ieXRlcxgBIAEoBCJDChhGaW5pc2hNZWRpYVVwbG9hZFJlcXVlc3QSFAoMYXR0ZW50aW9uX2lkGAEgASgJEhEKCXVwbG9hZF9pZBgCIAEoCSJRChlGaW5pc2hNZWRpYVVwbG9hZFJlc3BvbnNlEjQKBW1lZGlhGAEgASgLMiUuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVkaWFDb250ZW50Ij4KFERvd25sb2FkTWVkaWFSZXF1ZXN0EhQKDGF0dGVudGlvbl9pZBgBIAEoCRIQCghtZWRpYV9pZBgCIAEoCSJnChVEb3dubG9hZE1lZGlhUmVzcG9uc2USNQoEaW5mbxgBIAEoCzIlLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lZGlhQ29udGVudEgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCLEAQoUU2F2ZUZvcm1EcmFmdFJlcXVlc3QSFAoMYXR0ZW50aW9uX2lkGAEgASgJEkcKBnZhbHVlcxgCIAMoCzI3LmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TYXZlRm9ybURyYWZ0UmVxdWVzdC5WYWx1ZXNFbnRyeRpNCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSLQoFdmFsdWUYAiABKAsyHi5hdGVuY2lvbmVzLmZvcm0udjEuRmllbGRWYWx1ZToCOAEiQQoVU2F2ZUZvcm1EcmFmdFJlc3BvbnNlEigKBWRyYWZ0GAEgASgLMhkuYXRlbmNpb25lcy5mb3JtLnYxLkRyYWZ0Ii4KFkZpbmlzaEF0dGVudGlvblJlcXVlc3QSFAoMYXR0ZW50aW9uX2lkGAEgASgJIkwKF0ZpbmlzaEF0dGVudGlvblJlc3BvbnNlEjEKCWF0dGVudGlvbhgBIAEoCzIeLmF0ZW5jaW9uZXMucXVldWUudjEuQXR0ZW50aW9uIlgKGkxpc3RDdXN0b21lckhpc3RvcnlSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIm8KG0xpc3RDdXN0b21lckhpc3RvcnlSZXNwb25zZRI3CgdyZWNvcmRzGAEgAygLMiYuYXRlbmNpb25lcy5oaXN0b3J5LnYxLkF0dGVudGlvblJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMQoZR2V0QXR0ZW50aW9uUmVjb3JkUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkiVAoaR2V0QXR0ZW50aW9uUmVjb3JkUmVzcG9uc2USNgoGcmVjb3JkGAEgASgLMiYuYXRlbmNpb25lcy5oaXN0b3J5LnYxLkF0dGVudGlvblJlY29yZDK2FAoQQWdlbnREZXNrU2VydmljZRJSCgVHZXRNZRIjLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5HZXRNZVJlcXVlc3QaJC5hdGVuY2lvbmVzLmdhdGV3YXkudjEuR2V0TWVSZXNwb25zZRJtCg5MaXN0QXR0ZW50aW9ucxIsLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5MaXN0QXR0ZW50aW9uc1JlcXVlc3QaLS5hdGVuY2lvbmVzLmdhdGV3YXkudjEuTGlzdEF0dGVudGlvbnNSZXNwb25zZRJqCg1PcGVuQXR0ZW50aW9uEisuYXRlbmNpb25lcy5nYXRld2F5LnYxLk9wZW5BdHRlbnRpb25SZXF1ZXN0GiwuYXRlbmNpb25lcy5nYXRld2F5LnYxLk9wZW5BdHRlbnRpb25SZXNwb25zZRJnCgxMaXN0TWVzc2FnZXMSKi5hdGVuY2lvbmVzLmdhdGV3YXkudjEuTGlzdE1lc3NhZ2VzUmVxdWVzdBorLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5MaXN0TWVzc2FnZXNSZXNwb25zZRJbCghTZW5kVGV4dBImLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TZW5kVGV4dFJlcXVlc3QaJy5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU2VuZFRleHRSZXNwb25zZRJeCglTZW5kTWVkaWESJy5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU2VuZE1lZGlhUmVxdWVzdBooLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TZW5kTWVkaWFSZXNwb25zZRJnCgxTZW5kVGVtcGxhdGUSKi5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU2VuZFRlbXBsYXRlUmVxdWVzdBorLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TZW5kVGVtcGxhdGVSZXNwb25zZRJnCgxTZW5kUmVhY3Rpb24SKi5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU2VuZFJlYWN0aW9uUmVxdWVzdBorLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TZW5kUmVhY3Rpb25SZXNwb25zZRJzChBTdGFydE1lZGlhVXBsb2FkEi4uYXRlbmNpb25lcy5nYXRld2F5LnYxLlN0YXJ0TWVkaWFVcGxvYWRSZXF1ZXN0Gi8uYXRlbmNpb25lcy5nYXRld2F5LnYxLlN0YXJ0TWVkaWFVcGxvYWRSZXNwb25zZRJzChBVcGxvYWRNZWRpYUNodW5rEi4uYXRlbmNpb25lcy5nYXRld2F5LnYxLlVwbG9hZE1lZGlhQ2h1bmtSZXF1ZXN0Gi8uYXRlbmNpb25lcy5nYXRld2F5LnYxLlVwbG9hZE1lZGlhQ2h1bmtSZXNwb25zZRJ2ChFGaW5pc2hNZWRpYVVwbG9hZBIvLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5GaW5pc2hNZWRpYVVwbG9hZFJlcXVlc3QaMC5hdGVuY2lvbmVzLmdhdGV3YXkudjEuRmluaXNoTWVkaWFVcGxvYWRSZXNwb25zZRJsCg1Eb3dubG9hZE1lZGlhEisuYXRlbmNpb25lcy5nYXRld2F5LnYxLkRvd25sb2FkTWVkaWFSZXF1ZXN0GiwuYXRlbmNpb25lcy5nYXRld2F5LnYxLkRvd25sb2FkTWVkaWFSZXNwb25zZTABEmoKDVNhdmVGb3JtRHJhZnQSKy5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU2F2ZUZvcm1EcmFmdFJlcXVlc3QaLC5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU2F2ZUZvcm1EcmFmdFJlc3BvbnNlEnAKD0ZpbmlzaEF0dGVudGlvbhItLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5GaW5pc2hBdHRlbnRpb25SZXF1ZXN0Gi4uYXRlbmNpb25lcy5nYXRld2F5LnYxLkZpbmlzaEF0dGVudGlvblJlc3BvbnNlEnwKE0xpc3RDdXN0b21lckhpc3RvcnkSMS5hdGVuY2lvbmVzLmdhdGV3YXkudjEuTGlzdEN1c3RvbWVySGlzdG9yeVJlcXVlc3QaMi5hdGVuY2lvbmVzLmdhdGV3YXkudjEuTGlzdEN1c3RvbWVySGlzdG9yeVJlc3BvbnNlEnkKEkdldEF0dGVudGlvblJlY29yZBIwLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5HZXRBdHRlbnRpb25SZWNvcmRSZXF1ZXN0GjEuYXRlbmNpb25lcy5nYXRld2F5LnYxLkdldEF0dGVudGlvblJlY29yZFJlc3BvbnNlEmQKC1NldFByZXNlbmNlEikuYXRlbmNpb25lcy5nYXRld2F5LnYxLlNldFByZXNlbmNlUmVxdWVzdBoqLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TZXRQcmVzZW5jZVJlc3BvbnNlEmQKC0dldFByZXNlbmNlEikuYXRlbmNpb25lcy5nYXRld2F5LnYxLkdldFByZXNlbmNlUmVxdWVzdBoqLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5HZXRQcmVzZW5jZVJlc3BvbnNlEl4KCUhlYXJ0YmVhdBInLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5IZWFydGJlYXRSZXF1ZXN0GiguYXRlbmNpb25lcy5nYXRld2F5LnYxLkhlYXJ0YmVhdFJlc3BvbnNlEmcKDERlY2xpbmVPZmZlchIqLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5EZWNsaW5lT2ZmZXJSZXF1ZXN0GisuYXRlbmNpb25lcy5nYXRld2F5LnYxLkRlY2xpbmVPZmZlclJlc3BvbnNlEnYKEVRyYW5zZmVyQXR0ZW50aW9uEi8uYXRlbmNpb25lcy5nYXRld2F5LnYxLlRyYW5zZmVyQXR0ZW50aW9uUmVxdWVzdBowLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5UcmFuc2ZlckF0dGVudGlvblJlc3BvbnNlEnAKD1NldEF0dGVudGlvblRhZxItLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TZXRBdHRlbnRpb25UYWdSZXF1ZXN0Gi4uYXRlbmNpb25lcy5nYXRld2F5LnYxLlNldEF0dGVudGlvblRhZ1Jlc3BvbnNlEmoKDVNlYXJjaEhpc3RvcnkSKy5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU2VhcmNoSGlzdG9yeVJlcXVlc3QaLC5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU2VhcmNoSGlzdG9yeVJlc3BvbnNlEmkKDFN0cmVhbUV2ZW50cxIqLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TdHJlYW1FdmVudHNSZXF1ZXN0GisuYXRlbmNpb25lcy5nYXRld2F5LnYxLlN0cmVhbUV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_atenciones_form_v1_form, file_atenciones_history_v1_history, file_atenciones_messaging_v1_messaging, file_atenciones_queue_v1_queue, file_google_protobuf_timestamp]);
+  fileDesc("CiNhdGVuY2lvbmVzL2dhdGV3YXkvdjEvZ2F0ZXdheS5wcm90bxIVYXRlbmNpb25lcy5nYXRld2F5LnYxIiUKE1N0cmVhbUV2ZW50c1JlcXVlc3QSDgoGY3Vyc29yGAEgASgJIo4BChRTdHJlYW1FdmVudHNSZXNwb25zZRIxCgVldmVudBgBIAEoCzIgLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5MaXZlRXZlbnRIABI7CgloZWFydGJlYXQYAiABKAsyJi5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU3RyZWFtSGVhcnRiZWF0SABCBgoEaXRlbSKUAQoJTGl2ZUV2ZW50Eg4KBmN1cnNvchgBIAEoCRIMCgRraW5kGAIgASgJEhQKDGF0dGVudGlvbl9pZBgDIAEoCRITCgtjYW1wYWlnbl9pZBgEIAEoCRIUCgxwYXlsb2FkX2pzb24YBSABKAkSKAoEdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiIQoPU3RyZWFtSGVhcnRiZWF0Eg4KBmN1cnNvchgBIAEoCSJzChRTZWFyY2hIaXN0b3J5UmVxdWVzdBI0CgZmaWx0ZXIYASABKAsyJC5hdGVuY2lvbmVzLmhpc3RvcnkudjEuSGlzdG9yeUZpbHRlchIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJpChVTZWFyY2hIaXN0b3J5UmVzcG9uc2USNwoHcmVjb3JkcxgBIAMoCzImLmF0ZW5jaW9uZXMuaGlzdG9yeS52MS5BdHRlbnRpb25SZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhIKEEhlYXJ0YmVhdFJlcXVlc3QiRAoRSGVhcnRiZWF0UmVzcG9uc2USLwoIcHJlc2VuY2UYASABKAsyHS5hdGVuY2lvbmVzLnF1ZXVlLnYxLlByZXNlbmNlIisKE0RlY2xpbmVPZmZlclJlcXVlc3QSFAoMYXR0ZW50aW9uX2lkGAEgASgJIhYKFERlY2xpbmVPZmZlclJlc3BvbnNlInkKGFRyYW5zZmVyQXR0ZW50aW9uUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkSFQoLdG9fYWdlbnRfaWQYAiABKAlIABIYCg50b19jYW1wYWlnbl9pZBgDIAEoCUgAEgwKBG5vdGUYBCABKAlCCAoGdGFyZ2V0Ik4KGVRyYW5zZmVyQXR0ZW50aW9uUmVzcG9uc2USMQoJYXR0ZW50aW9uGAEgASgLMh4uYXRlbmNpb25lcy5xdWV1ZS52MS5BdHRlbnRpb24iOwoWU2V0QXR0ZW50aW9uVGFnUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkSCwoDdGFnGAIgASgJIkwKF1NldEF0dGVudGlvblRhZ1Jlc3BvbnNlEjEKCWF0dGVudGlvbhgBIAEoCzIeLmF0ZW5jaW9uZXMucXVldWUudjEuQXR0ZW50aW9uIl0KElNldFByZXNlbmNlUmVxdWVzdBIxCgVzdGF0ZRgBIAEoDjIiLmF0ZW5jaW9uZXMucXVldWUudjEuUHJlc2VuY2VTdGF0ZRIUCgxwYXVzZV9yZWFzb24YAiABKAkiRgoTU2V0UHJlc2VuY2VSZXNwb25zZRIvCghwcmVzZW5jZRgBIAEoCzIdLmF0ZW5jaW9uZXMucXVldWUudjEuUHJlc2VuY2UiFAoSR2V0UHJlc2VuY2VSZXF1ZXN0IkYKE0dldFByZXNlbmNlUmVzcG9uc2USLwoIcHJlc2VuY2UYASABKAsyHS5hdGVuY2lvbmVzLnF1ZXVlLnYxLlByZXNlbmNlIg4KDEdldE1lUmVxdWVzdCI6Cg1HZXRNZVJlc3BvbnNlEikKBWFnZW50GAEgASgLMhouYXRlbmNpb25lcy5xdWV1ZS52MS5BZ2VudCImChVMaXN0QXR0ZW50aW9uc1JlcXVlc3QSDQoFcXVlcnkYASABKAkidgoWTGlzdEF0dGVudGlvbnNSZXNwb25zZRIyCgphdHRlbnRpb25zGAEgAygLMh4uYXRlbmNpb25lcy5xdWV1ZS52MS5BdHRlbnRpb24SEgoKb3Blbl9jb3VudBgCIAEoDRIUCgxxdWV1ZWRfY291bnQYAyABKA0iRwoUT3BlbkF0dGVudGlvblJlcXVlc3QSFAoMYXR0ZW50aW9uX2lkGAEgASgJEhkKEW1lc3NhZ2VfcGFnZV9zaXplGAIgASgNIocDChVPcGVuQXR0ZW50aW9uUmVzcG9uc2USMQoJYXR0ZW50aW9uGAEgASgLMh4uYXRlbmNpb25lcy5xdWV1ZS52MS5BdHRlbnRpb24SMgoIbWVzc2FnZXMYAiADKAsyIC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZXNzYWdlEh8KF25leHRfbWVzc2FnZV9wYWdlX3Rva2VuGAMgASgJEiYKBGZvcm0YBCABKAsyGC5hdGVuY2lvbmVzLmZvcm0udjEuRm9ybRIoCgVkcmFmdBgFIAEoCzIZLmF0ZW5jaW9uZXMuZm9ybS52MS5EcmFmdBJCChJlYXJsaWVyX2F0dGVudGlvbnMYBiADKAsyJi5hdGVuY2lvbmVzLmhpc3RvcnkudjEuQXR0ZW50aW9uUmVjb3JkEjsKBndpbmRvdxgHIAEoCzIrLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLkNvbnZlcnNhdGlvbldpbmRvdxITCgt1bmF2YWlsYWJsZRgIIAMoCSJSChNMaXN0TWVzc2FnZXNSZXF1ZXN0EhQKDGF0dGVudGlvbl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJjChRMaXN0TWVzc2FnZXNSZXNwb25zZRIyCghtZXNzYWdlcxgBIAMoCzIgLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lc3NhZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIoABCg9TZW5kVGV4dFJlcXVlc3QSFAoMYXR0ZW50aW9uX2lkGAEgASgJEgwKBHRleHQYAiABKAkSEwoLcHJldmlld191cmwYAyABKAgSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEhsKE3JlcGx5X3RvX21lc3NhZ2VfaWQYBSABKAkiRQoQU2VuZFRleHRSZXNwb25zZRIxCgdtZXNzYWdlGAEgASgLMiAuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVzc2FnZSKBAQoQU2VuZE1lZGlhUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkSEAoIbWVkaWFfaWQYAiABKAkSDwoHY2FwdGlvbhgDIAEoCRIbChNyZXBseV90b19tZXNzYWdlX2lkGAQgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgFIAEoCSJGChFTZW5kTWVkaWFSZXNwb25zZRIxCgdtZXNzYWdlGAEgASgLMiAuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVzc2FnZSKaAQoTU2VuZFRlbXBsYXRlUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkSDAoEbmFtZRgCIAEoCRIQCghsYW5ndWFnZRgDIAEoCRIXCg9ib2R5X3BhcmFtZXRlcnMYBCADKAkSGwoTcmVwbHlfdG9fbWVzc2FnZV9pZBgFIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkiSQoUU2VuZFRlbXBsYXRlUmVzcG9uc2USMQoHbWVzc2FnZRgBIAEoCzIgLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lc3NhZ2UiKwoUTGlzdFRlbXBsYXRlc1JlcXVlc3QSEwoLY2FtcGFpZ25faWQYASABKAkiTQoVTGlzdFRlbXBsYXRlc1Jlc3BvbnNlEjQKCXRlbXBsYXRlcxgBIAMoCzIhLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlRlbXBsYXRlIuoBCh1TdGFydE91dGJvdW5kQXR0ZW50aW9uUmVxdWVzdBITCgtjYW1wYWlnbl9pZBgBIAEoCRIXCg9jdXN0b21lcl9udW1iZXIYAiABKAkSFQoNY3VzdG9tZXJfbmFtZRgDIAEoCRIgChhidXNpbmVzc19waG9uZV9udW1iZXJfaWQYBCABKAkSFQoNdGVtcGxhdGVfbmFtZRgFIAEoCRIZChF0ZW1wbGF0ZV9sYW5ndWFnZRgGIAEoCRIXCg9ib2R5X3BhcmFtZXRlcnMYByADKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAggASgJIpcBCh5TdGFydE91dGJvdW5kQXR0ZW50aW9uUmVzcG9uc2USMQoJYXR0ZW50aW9uGAEgASgLMh4uYXRlbmNpb25lcy5xdWV1ZS52MS5BdHRlbnRpb24SMQoHbWVzc2FnZRgCIAEoCzIgLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lc3NhZ2USDwoHc3RhcnRlZBgDIAEoCCJnChNTZW5kUmVhY3Rpb25SZXF1ZXN0EhQKDGF0dGVudGlvbl9pZBgBIAEoCRISCgptZXNzYWdlX2lkGAIgASgJEg0KBWVtb2ppGAMgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCSJJChRTZW5kUmVhY3Rpb25SZXNwb25zZRIxCgdtZXNzYWdlGAEgASgLMiAuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVzc2FnZSJ4ChdTdGFydE1lZGlhVXBsb2FkUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkSEQoJbWltZV90eXBlGAIgASgJEhAKCGZpbGVuYW1lGAMgASgJEhIKCnNpemVfYnl0ZXMYBCABKAQSDgoGc2hhMjU2GAUgASgJIkYKGFN0YXJ0TWVkaWFVcGxvYWRSZXNwb25zZRIRCgl1cGxvYWRfaWQYASABKAkSFwoPbWF4X2NodW5rX2J5dGVzGAIgASgNImAKF1VwbG9hZE1lZGlhQ2h1bmtSZXF1ZXN0EhQKDGF0dGVudGlvbl9pZBgBIAEoCRIRCgl1cGxvYWRfaWQYAiABKAkSDgoGb2Zmc2V0GAMgASgEEgwKBGRhdGEYBCABKAwiMgoYVXBsb2FkTWVkaWFDaHVua1Jlc3BvbnNlEhYKDnJlY2VpdmVkX2J5dGVzGAEgASgEIkMKGEZpbmlzaE1lZGlhVXBsb2FkUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkSEQoJdXBsb2FkX2lkGAIgASgJIlEKGUZpbmlzaE1lZGlhVXBsb2FkUmVzcG9uc2USNAoFbWVkaWEYASABKAsyJS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZWRpYUNvbnRlbnQiPgoURG93bmxvYWRNZWRpYVJlcXVlc3QSFAoMYXR0ZW50aW9uX2lkGAEgASgJEhAKCG1lZGlhX2lkGAIgASgJImcKFURvd25sb2FkTWVkaWFSZXNwb25zZRI1CgRpbmZvGAEgASgLMiUuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVkaWFDb250ZW50SAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0IsQBChRTYXZlRm9ybURyYWZ0UmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkSRwoGdmFsdWVzGAIgAygLMjcuYXRlbmNpb25lcy5nYXRld2F5LnYxLlNhdmVGb3JtRHJhZnRSZXF1ZXN0LlZhbHVlc0VudHJ5Gk0KC1ZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRItCgV2YWx1ZRgCIAEoCzIeLmF0ZW5jaW9uZXMuZm9ybS52MS5GaWVsZFZhbHVlOgI4ASJBChVTYXZlRm9ybURyYWZ0UmVzcG9uc2USKAoFZHJhZnQYASABKAsyGS5hdGVuY2lvbmVzLmZvcm0udjEuRHJhZnQiLgoWRmluaXNoQXR0ZW50aW9uUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkiTAoXRmluaXNoQXR0ZW50aW9uUmVzcG9uc2USMQoJYXR0ZW50aW9uGAEgASgLMh4uYXRlbmNpb25lcy5xdWV1ZS52MS5BdHRlbnRpb24iWAoaTGlzdEN1c3RvbWVySGlzdG9yeVJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkibwobTGlzdEN1c3RvbWVySGlzdG9yeVJlc3BvbnNlEjcKB3JlY29yZHMYASADKAsyJi5hdGVuY2lvbmVzLmhpc3RvcnkudjEuQXR0ZW50aW9uUmVjb3JkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIxChlHZXRBdHRlbnRpb25SZWNvcmRSZXF1ZXN0EhQKDGF0dGVudGlvbl9pZBgBIAEoCSJUChpHZXRBdHRlbnRpb25SZWNvcmRSZXNwb25zZRI2CgZyZWNvcmQYASABKAsyJi5hdGVuY2lvbmVzLmhpc3RvcnkudjEuQXR0ZW50aW9uUmVjb3JkMqoWChBBZ2VudERlc2tTZXJ2aWNlElIKBUdldE1lEiMuYXRlbmNpb25lcy5nYXRld2F5LnYxLkdldE1lUmVxdWVzdBokLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5HZXRNZVJlc3BvbnNlEm0KDkxpc3RBdHRlbnRpb25zEiwuYXRlbmNpb25lcy5nYXRld2F5LnYxLkxpc3RBdHRlbnRpb25zUmVxdWVzdBotLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5MaXN0QXR0ZW50aW9uc1Jlc3BvbnNlEmoKDU9wZW5BdHRlbnRpb24SKy5hdGVuY2lvbmVzLmdhdGV3YXkudjEuT3BlbkF0dGVudGlvblJlcXVlc3QaLC5hdGVuY2lvbmVzLmdhdGV3YXkudjEuT3BlbkF0dGVudGlvblJlc3BvbnNlEmcKDExpc3RNZXNzYWdlcxIqLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0GisuYXRlbmNpb25lcy5nYXRld2F5LnYxLkxpc3RNZXNzYWdlc1Jlc3BvbnNlElsKCFNlbmRUZXh0EiYuYXRlbmNpb25lcy5nYXRld2F5LnYxLlNlbmRUZXh0UmVxdWVzdBonLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TZW5kVGV4dFJlc3BvbnNlEl4KCVNlbmRNZWRpYRInLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TZW5kTWVkaWFSZXF1ZXN0GiguYXRlbmNpb25lcy5nYXRld2F5LnYxLlNlbmRNZWRpYVJlc3BvbnNlEmcKDFNlbmRUZW1wbGF0ZRIqLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TZW5kVGVtcGxhdGVSZXF1ZXN0GisuYXRlbmNpb25lcy5nYXRld2F5LnYxLlNlbmRUZW1wbGF0ZVJlc3BvbnNlEmoKDUxpc3RUZW1wbGF0ZXMSKy5hdGVuY2lvbmVzLmdhdGV3YXkudjEuTGlzdFRlbXBsYXRlc1JlcXVlc3QaLC5hdGVuY2lvbmVzLmdhdGV3YXkudjEuTGlzdFRlbXBsYXRlc1Jlc3BvbnNlEoUBChZTdGFydE91dGJvdW5kQXR0ZW50aW9uEjQuYXRlbmNpb25lcy5nYXRld2F5LnYxLlN0YXJ0T3V0Ym91bmRBdHRlbnRpb25SZXF1ZXN0GjUuYXRlbmNpb25lcy5nYXRld2F5LnYxLlN0YXJ0T3V0Ym91bmRBdHRlbnRpb25SZXNwb25zZRJnCgxTZW5kUmVhY3Rpb24SKi5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU2VuZFJlYWN0aW9uUmVxdWVzdBorLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TZW5kUmVhY3Rpb25SZXNwb25zZRJzChBTdGFydE1lZGlhVXBsb2FkEi4uYXRlbmNpb25lcy5nYXRld2F5LnYxLlN0YXJ0TWVkaWFVcGxvYWRSZXF1ZXN0Gi8uYXRlbmNpb25lcy5nYXRld2F5LnYxLlN0YXJ0TWVkaWFVcGxvYWRSZXNwb25zZRJzChBVcGxvYWRNZWRpYUNodW5rEi4uYXRlbmNpb25lcy5nYXRld2F5LnYxLlVwbG9hZE1lZGlhQ2h1bmtSZXF1ZXN0Gi8uYXRlbmNpb25lcy5nYXRld2F5LnYxLlVwbG9hZE1lZGlhQ2h1bmtSZXNwb25zZRJ2ChFGaW5pc2hNZWRpYVVwbG9hZBIvLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5GaW5pc2hNZWRpYVVwbG9hZFJlcXVlc3QaMC5hdGVuY2lvbmVzLmdhdGV3YXkudjEuRmluaXNoTWVkaWFVcGxvYWRSZXNwb25zZRJsCg1Eb3dubG9hZE1lZGlhEisuYXRlbmNpb25lcy5nYXRld2F5LnYxLkRvd25sb2FkTWVkaWFSZXF1ZXN0GiwuYXRlbmNpb25lcy5nYXRld2F5LnYxLkRvd25sb2FkTWVkaWFSZXNwb25zZTABEmoKDVNhdmVGb3JtRHJhZnQSKy5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU2F2ZUZvcm1EcmFmdFJlcXVlc3QaLC5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU2F2ZUZvcm1EcmFmdFJlc3BvbnNlEnAKD0ZpbmlzaEF0dGVudGlvbhItLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5GaW5pc2hBdHRlbnRpb25SZXF1ZXN0Gi4uYXRlbmNpb25lcy5nYXRld2F5LnYxLkZpbmlzaEF0dGVudGlvblJlc3BvbnNlEnwKE0xpc3RDdXN0b21lckhpc3RvcnkSMS5hdGVuY2lvbmVzLmdhdGV3YXkudjEuTGlzdEN1c3RvbWVySGlzdG9yeVJlcXVlc3QaMi5hdGVuY2lvbmVzLmdhdGV3YXkudjEuTGlzdEN1c3RvbWVySGlzdG9yeVJlc3BvbnNlEnkKEkdldEF0dGVudGlvblJlY29yZBIwLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5HZXRBdHRlbnRpb25SZWNvcmRSZXF1ZXN0GjEuYXRlbmNpb25lcy5nYXRld2F5LnYxLkdldEF0dGVudGlvblJlY29yZFJlc3BvbnNlEmQKC1NldFByZXNlbmNlEikuYXRlbmNpb25lcy5nYXRld2F5LnYxLlNldFByZXNlbmNlUmVxdWVzdBoqLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TZXRQcmVzZW5jZVJlc3BvbnNlEmQKC0dldFByZXNlbmNlEikuYXRlbmNpb25lcy5nYXRld2F5LnYxLkdldFByZXNlbmNlUmVxdWVzdBoqLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5HZXRQcmVzZW5jZVJlc3BvbnNlEl4KCUhlYXJ0YmVhdBInLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5IZWFydGJlYXRSZXF1ZXN0GiguYXRlbmNpb25lcy5nYXRld2F5LnYxLkhlYXJ0YmVhdFJlc3BvbnNlEmcKDERlY2xpbmVPZmZlchIqLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5EZWNsaW5lT2ZmZXJSZXF1ZXN0GisuYXRlbmNpb25lcy5nYXRld2F5LnYxLkRlY2xpbmVPZmZlclJlc3BvbnNlEnYKEVRyYW5zZmVyQXR0ZW50aW9uEi8uYXRlbmNpb25lcy5nYXRld2F5LnYxLlRyYW5zZmVyQXR0ZW50aW9uUmVxdWVzdBowLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5UcmFuc2ZlckF0dGVudGlvblJlc3BvbnNlEnAKD1NldEF0dGVudGlvblRhZxItLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TZXRBdHRlbnRpb25UYWdSZXF1ZXN0Gi4uYXRlbmNpb25lcy5nYXRld2F5LnYxLlNldEF0dGVudGlvblRhZ1Jlc3BvbnNlEmoKDVNlYXJjaEhpc3RvcnkSKy5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU2VhcmNoSGlzdG9yeVJlcXVlc3QaLC5hdGVuY2lvbmVzLmdhdGV3YXkudjEuU2VhcmNoSGlzdG9yeVJlc3BvbnNlEmkKDFN0cmVhbUV2ZW50cxIqLmF0ZW5jaW9uZXMuZ2F0ZXdheS52MS5TdHJlYW1FdmVudHNSZXF1ZXN0GisuYXRlbmNpb25lcy5nYXRld2F5LnYxLlN0cmVhbUV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_atenciones_form_v1_form, file_atenciones_history_v1_history, file_atenciones_messaging_v1_messaging, file_atenciones_queue_v1_queue, file_google_protobuf_timestamp]);
 
 /**
  * Request of AgentDeskService.StreamEvents.
@@ -977,6 +977,154 @@ export const SendTemplateResponseSchema: GenMessage<SendTemplateResponse> = /*@_
   messageDesc(file_atenciones_gateway_v1_gateway, 31);
 
 /**
+ * Request of AgentDeskService.ListTemplates.
+ *
+ * @generated from message atenciones.gateway.v1.ListTemplatesRequest
+ */
+export type ListTemplatesRequest = Message<"atenciones.gateway.v1.ListTemplatesRequest"> & {
+  /**
+   * Only this campaign's numbers; empty: every campaign of the agent.
+   *
+   * @generated from field: string campaign_id = 1;
+   */
+  campaignId: string;
+};
+
+/**
+ * Describes the message atenciones.gateway.v1.ListTemplatesRequest.
+ * Use `create(ListTemplatesRequestSchema)` to create a new message.
+ */
+export const ListTemplatesRequestSchema: GenMessage<ListTemplatesRequest> = /*@__PURE__*/
+  messageDesc(file_atenciones_gateway_v1_gateway, 32);
+
+/**
+ * Response of AgentDeskService.ListTemplates.
+ *
+ * @generated from message atenciones.gateway.v1.ListTemplatesResponse
+ */
+export type ListTemplatesResponse = Message<"atenciones.gateway.v1.ListTemplatesResponse"> & {
+  /**
+   * Approved templates, by number, name and language.
+   *
+   * @generated from field: repeated atenciones.messaging.v1.Template templates = 1;
+   */
+  templates: Template[];
+};
+
+/**
+ * Describes the message atenciones.gateway.v1.ListTemplatesResponse.
+ * Use `create(ListTemplatesResponseSchema)` to create a new message.
+ */
+export const ListTemplatesResponseSchema: GenMessage<ListTemplatesResponse> = /*@__PURE__*/
+  messageDesc(file_atenciones_gateway_v1_gateway, 33);
+
+/**
+ * Request of AgentDeskService.StartOutboundAttention.
+ *
+ * @generated from message atenciones.gateway.v1.StartOutboundAttentionRequest
+ */
+export type StartOutboundAttentionRequest = Message<"atenciones.gateway.v1.StartOutboundAttentionRequest"> & {
+  /**
+   * One of the agent's campaigns.
+   *
+   * @generated from field: string campaign_id = 1;
+   */
+  campaignId: string;
+
+  /**
+   * The customer's number in E.164 (+ and 8 to 15 digits, such as
+   * +5491155550000; spaces, dashes and parentheses are ignored).
+   *
+   * @generated from field: string customer_number = 2;
+   */
+  customerNumber: string;
+
+  /**
+   * The customer's name as the agent knows it; optional.
+   *
+   * @generated from field: string customer_name = 3;
+   */
+  customerName: string;
+
+  /**
+   * Business number to write from; empty: the campaign's.
+   *
+   * @generated from field: string business_phone_number_id = 4;
+   */
+  businessPhoneNumberId: string;
+
+  /**
+   * Approved template name.
+   *
+   * @generated from field: string template_name = 5;
+   */
+  templateName: string;
+
+  /**
+   * Template language code.
+   *
+   * @generated from field: string template_language = 6;
+   */
+  templateLanguage: string;
+
+  /**
+   * Body parameters in order.
+   *
+   * @generated from field: repeated string body_parameters = 7;
+   */
+  bodyParameters: string[];
+
+  /**
+   * A key the client makes once per start; a retry with it sends nothing twice.
+   *
+   * @generated from field: string idempotency_key = 8;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message atenciones.gateway.v1.StartOutboundAttentionRequest.
+ * Use `create(StartOutboundAttentionRequestSchema)` to create a new message.
+ */
+export const StartOutboundAttentionRequestSchema: GenMessage<StartOutboundAttentionRequest> = /*@__PURE__*/
+  messageDesc(file_atenciones_gateway_v1_gateway, 34);
+
+/**
+ * Response of AgentDeskService.StartOutboundAttention.
+ *
+ * @generated from message atenciones.gateway.v1.StartOutboundAttentionResponse
+ */
+export type StartOutboundAttentionResponse = Message<"atenciones.gateway.v1.StartOutboundAttentionResponse"> & {
+  /**
+   * The attention started, or the customer's queued or open one.
+   *
+   * @generated from field: atenciones.queue.v1.Attention attention = 1;
+   */
+  attention?: Attention;
+
+  /**
+   * The template sent; absent when an existing attention was returned.
+   *
+   * @generated from field: atenciones.messaging.v1.Message message = 2;
+   */
+  message?: Message$1;
+
+  /**
+   * Whether the attention was started by this call.
+   *
+   * @generated from field: bool started = 3;
+   */
+  started: boolean;
+};
+
+/**
+ * Describes the message atenciones.gateway.v1.StartOutboundAttentionResponse.
+ * Use `create(StartOutboundAttentionResponseSchema)` to create a new message.
+ */
+export const StartOutboundAttentionResponseSchema: GenMessage<StartOutboundAttentionResponse> = /*@__PURE__*/
+  messageDesc(file_atenciones_gateway_v1_gateway, 35);
+
+/**
  * Request of AgentDeskService.SendReaction.
  *
  * @generated from message atenciones.gateway.v1.SendReactionRequest
@@ -1016,7 +1164,7 @@ export type SendReactionRequest = Message<"atenciones.gateway.v1.SendReactionReq
  * Use `create(SendReactionRequestSchema)` to create a new message.
  */
 export const SendReactionRequestSchema: GenMessage<SendReactionRequest> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 32);
+  messageDesc(file_atenciones_gateway_v1_gateway, 36);
 
 /**
  * Response of AgentDeskService.SendReaction.
@@ -1037,7 +1185,7 @@ export type SendReactionResponse = Message<"atenciones.gateway.v1.SendReactionRe
  * Use `create(SendReactionResponseSchema)` to create a new message.
  */
 export const SendReactionResponseSchema: GenMessage<SendReactionResponse> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 33);
+  messageDesc(file_atenciones_gateway_v1_gateway, 37);
 
 /**
  * Request of AgentDeskService.StartMediaUpload.
@@ -1086,7 +1234,7 @@ export type StartMediaUploadRequest = Message<"atenciones.gateway.v1.StartMediaU
  * Use `create(StartMediaUploadRequestSchema)` to create a new message.
  */
 export const StartMediaUploadRequestSchema: GenMessage<StartMediaUploadRequest> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 34);
+  messageDesc(file_atenciones_gateway_v1_gateway, 38);
 
 /**
  * Response of AgentDeskService.StartMediaUpload.
@@ -1114,7 +1262,7 @@ export type StartMediaUploadResponse = Message<"atenciones.gateway.v1.StartMedia
  * Use `create(StartMediaUploadResponseSchema)` to create a new message.
  */
 export const StartMediaUploadResponseSchema: GenMessage<StartMediaUploadResponse> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 35);
+  messageDesc(file_atenciones_gateway_v1_gateway, 39);
 
 /**
  * Request of AgentDeskService.UploadMediaChunk.
@@ -1156,7 +1304,7 @@ export type UploadMediaChunkRequest = Message<"atenciones.gateway.v1.UploadMedia
  * Use `create(UploadMediaChunkRequestSchema)` to create a new message.
  */
 export const UploadMediaChunkRequestSchema: GenMessage<UploadMediaChunkRequest> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 36);
+  messageDesc(file_atenciones_gateway_v1_gateway, 40);
 
 /**
  * Response of AgentDeskService.UploadMediaChunk.
@@ -1177,7 +1325,7 @@ export type UploadMediaChunkResponse = Message<"atenciones.gateway.v1.UploadMedi
  * Use `create(UploadMediaChunkResponseSchema)` to create a new message.
  */
 export const UploadMediaChunkResponseSchema: GenMessage<UploadMediaChunkResponse> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 37);
+  messageDesc(file_atenciones_gateway_v1_gateway, 41);
 
 /**
  * Request of AgentDeskService.FinishMediaUpload.
@@ -1205,7 +1353,7 @@ export type FinishMediaUploadRequest = Message<"atenciones.gateway.v1.FinishMedi
  * Use `create(FinishMediaUploadRequestSchema)` to create a new message.
  */
 export const FinishMediaUploadRequestSchema: GenMessage<FinishMediaUploadRequest> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 38);
+  messageDesc(file_atenciones_gateway_v1_gateway, 42);
 
 /**
  * Response of AgentDeskService.FinishMediaUpload.
@@ -1226,7 +1374,7 @@ export type FinishMediaUploadResponse = Message<"atenciones.gateway.v1.FinishMed
  * Use `create(FinishMediaUploadResponseSchema)` to create a new message.
  */
 export const FinishMediaUploadResponseSchema: GenMessage<FinishMediaUploadResponse> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 39);
+  messageDesc(file_atenciones_gateway_v1_gateway, 43);
 
 /**
  * Request of AgentDeskService.DownloadMedia.
@@ -1254,7 +1402,7 @@ export type DownloadMediaRequest = Message<"atenciones.gateway.v1.DownloadMediaR
  * Use `create(DownloadMediaRequestSchema)` to create a new message.
  */
 export const DownloadMediaRequestSchema: GenMessage<DownloadMediaRequest> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 40);
+  messageDesc(file_atenciones_gateway_v1_gateway, 44);
 
 /**
  * One part of a media download: first `info`, then `chunk`s.
@@ -1291,7 +1439,7 @@ export type DownloadMediaResponse = Message<"atenciones.gateway.v1.DownloadMedia
  * Use `create(DownloadMediaResponseSchema)` to create a new message.
  */
 export const DownloadMediaResponseSchema: GenMessage<DownloadMediaResponse> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 41);
+  messageDesc(file_atenciones_gateway_v1_gateway, 45);
 
 /**
  * Request of AgentDeskService.SaveFormDraft.
@@ -1319,7 +1467,7 @@ export type SaveFormDraftRequest = Message<"atenciones.gateway.v1.SaveFormDraftR
  * Use `create(SaveFormDraftRequestSchema)` to create a new message.
  */
 export const SaveFormDraftRequestSchema: GenMessage<SaveFormDraftRequest> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 42);
+  messageDesc(file_atenciones_gateway_v1_gateway, 46);
 
 /**
  * Response of AgentDeskService.SaveFormDraft.
@@ -1340,7 +1488,7 @@ export type SaveFormDraftResponse = Message<"atenciones.gateway.v1.SaveFormDraft
  * Use `create(SaveFormDraftResponseSchema)` to create a new message.
  */
 export const SaveFormDraftResponseSchema: GenMessage<SaveFormDraftResponse> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 43);
+  messageDesc(file_atenciones_gateway_v1_gateway, 47);
 
 /**
  * Request of AgentDeskService.FinishAttention.
@@ -1361,7 +1509,7 @@ export type FinishAttentionRequest = Message<"atenciones.gateway.v1.FinishAttent
  * Use `create(FinishAttentionRequestSchema)` to create a new message.
  */
 export const FinishAttentionRequestSchema: GenMessage<FinishAttentionRequest> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 44);
+  messageDesc(file_atenciones_gateway_v1_gateway, 48);
 
 /**
  * Response of AgentDeskService.FinishAttention.
@@ -1382,7 +1530,7 @@ export type FinishAttentionResponse = Message<"atenciones.gateway.v1.FinishAtten
  * Use `create(FinishAttentionResponseSchema)` to create a new message.
  */
 export const FinishAttentionResponseSchema: GenMessage<FinishAttentionResponse> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 45);
+  messageDesc(file_atenciones_gateway_v1_gateway, 49);
 
 /**
  * Request of AgentDeskService.ListCustomerHistory.
@@ -1417,7 +1565,7 @@ export type ListCustomerHistoryRequest = Message<"atenciones.gateway.v1.ListCust
  * Use `create(ListCustomerHistoryRequestSchema)` to create a new message.
  */
 export const ListCustomerHistoryRequestSchema: GenMessage<ListCustomerHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 46);
+  messageDesc(file_atenciones_gateway_v1_gateway, 50);
 
 /**
  * Response of AgentDeskService.ListCustomerHistory.
@@ -1445,7 +1593,7 @@ export type ListCustomerHistoryResponse = Message<"atenciones.gateway.v1.ListCus
  * Use `create(ListCustomerHistoryResponseSchema)` to create a new message.
  */
 export const ListCustomerHistoryResponseSchema: GenMessage<ListCustomerHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 47);
+  messageDesc(file_atenciones_gateway_v1_gateway, 51);
 
 /**
  * Request of AgentDeskService.GetAttentionRecord.
@@ -1466,7 +1614,7 @@ export type GetAttentionRecordRequest = Message<"atenciones.gateway.v1.GetAttent
  * Use `create(GetAttentionRecordRequestSchema)` to create a new message.
  */
 export const GetAttentionRecordRequestSchema: GenMessage<GetAttentionRecordRequest> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 48);
+  messageDesc(file_atenciones_gateway_v1_gateway, 52);
 
 /**
  * Response of AgentDeskService.GetAttentionRecord.
@@ -1487,7 +1635,7 @@ export type GetAttentionRecordResponse = Message<"atenciones.gateway.v1.GetAtten
  * Use `create(GetAttentionRecordResponseSchema)` to create a new message.
  */
 export const GetAttentionRecordResponseSchema: GenMessage<GetAttentionRecordResponse> = /*@__PURE__*/
-  messageDesc(file_atenciones_gateway_v1_gateway, 49);
+  messageDesc(file_atenciones_gateway_v1_gateway, 53);
 
 /**
  * The one API the agent screen calls. Every call needs the header
@@ -1577,7 +1725,10 @@ export const AgentDeskService: GenService<{
   },
   /**
    * Sends an approved template in an attention the agent holds; allowed
-   * outside the 24-hour window. Otherwise as SendText.
+   * outside the 24-hour window. Otherwise as SendText, and:
+   * FAILED_PRECONDITION (the template is not registered for the attention's
+   * number or not approved: reason TEMPLATE_UNAVAILABLE), INVALID_ARGUMENT
+   * (not as many body parameters as the template's placeholders).
    *
    * @generated from rpc atenciones.gateway.v1.AgentDeskService.SendTemplate
    */
@@ -1585,6 +1736,39 @@ export const AgentDeskService: GenService<{
     methodKind: "unary";
     input: typeof SendTemplateRequestSchema;
     output: typeof SendTemplateResponseSchema;
+  },
+  /**
+   * The approved templates of the business numbers of the agent's campaigns
+   * (or of one of them), to start an outbound attention or to write outside
+   * the 24-hour window.
+   *
+   * @generated from rpc atenciones.gateway.v1.AgentDeskService.ListTemplates
+   */
+  listTemplates: {
+    methodKind: "unary";
+    input: typeof ListTemplatesRequestSchema;
+    output: typeof ListTemplatesResponseSchema;
+  },
+  /**
+   * Starts an outbound attention to a customer (a number, or the number of a
+   * customer from history) with an approved template: open and held by the
+   * agent from the start, with the campaign's outbound form; the customer's
+   * reply lands in it and opens the 24-hour window. When the customer already
+   * has a queued or open attention on the number, that one is returned and
+   * nothing is sent (`started` false). Repeating a call with the same
+   * `idempotency_key` sends nothing twice.
+   * Errors: INVALID_ARGUMENT (a number that is not E.164, missing template
+   * fields or the wrong number of parameters), FAILED_PRECONDITION (the
+   * template is not approved for the number: reason TEMPLATE_UNAVAILABLE; the
+   * campaign has no active number; the agent is offline or at capacity),
+   * PERMISSION_DENIED (not one of the agent's campaigns), NOT_FOUND (campaign).
+   *
+   * @generated from rpc atenciones.gateway.v1.AgentDeskService.StartOutboundAttention
+   */
+  startOutboundAttention: {
+    methodKind: "unary";
+    input: typeof StartOutboundAttentionRequestSchema;
+    output: typeof StartOutboundAttentionResponseSchema;
   },
   /**
    * Reacts to a message of an attention the agent holds; an empty emoji

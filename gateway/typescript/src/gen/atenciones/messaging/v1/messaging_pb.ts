@@ -14,7 +14,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file atenciones/messaging/v1/messaging.proto.
  */
 export const file_atenciones_messaging_v1_messaging: GenFile = /*@__PURE__*/
-  fileDesc("CidhdGVuY2lvbmVzL21lc3NhZ2luZy92MS9tZXNzYWdpbmcucHJvdG8SF2F0ZW5jaW9uZXMubWVzc2FnaW5nLnYxIkcKFlB1cmdlQXR0ZW50aW9uc1JlcXVlc3QSFQoNYXR0ZW50aW9uX2lkcxgBIAMoCRIWCg5lcmFzZV9jdXN0b21lchgCIAEoCCI6ChdQdXJnZUF0dGVudGlvbnNSZXNwb25zZRIQCghtZXNzYWdlcxgBIAEoDRINCgVmaWxlcxgCIAEoDSI7CgxNZXNzYWdlRXJyb3ISDAoEY29kZRgBIAEoAxINCgV0aXRsZRgCIAEoCRIOCgZkZXRhaWwYAyABKAki6gkKB01lc3NhZ2USCgoCaWQYASABKAkSFAoMYXR0ZW50aW9uX2lkGAIgASgJEg0KBXdhbWlkGAMgASgJEiAKGGJ1c2luZXNzX3Bob25lX251bWJlcl9pZBgEIAEoCRIwCghjdXN0b21lchgFIAEoCzIeLmF0ZW5jaW9uZXMuY29tbW9uLnYxLkN1c3RvbWVyEjwKCWRpcmVjdGlvbhgGIAEoDjIpLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lc3NhZ2VEaXJlY3Rpb24SDAoEdHlwZRgHIAEoCRIMCgR0ZXh0GAggASgJEjYKBnN0YXR1cxgJIAEoDjImLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lc3NhZ2VTdGF0dXMSNAoFZXJyb3IYCiABKAsyJS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZXNzYWdlRXJyb3ISKAoEdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIYWdlbnRfaWQYDCABKAkSNQoIcmVwbHlfdG8YDSABKAsyIy5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZXNzYWdlUmVmEhEKCWZvcndhcmRlZBgOIAEoCBIcChRmcmVxdWVudGx5X2ZvcndhcmRlZBgPIAEoCBIzCghyZWZlcnJhbBgQIAEoCzIhLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlJlZmVycmFsEjQKCXJlYWN0aW9ucxgRIAMoCzIhLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlJlYWN0aW9uEjYKBW1lZGlhGBQgASgLMiUuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVkaWFDb250ZW50SAASPAoIbG9jYXRpb24YFSABKAsyKC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5Mb2NhdGlvbkNvbnRlbnRIABI8Cghjb250YWN0cxgWIAEoCzIoLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLkNvbnRhY3RzQ29udGVudEgAEk0KEWludGVyYWN0aXZlX3JlcGx5GBcgASgLMjAuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuSW50ZXJhY3RpdmVSZXBseUNvbnRlbnRIABJDCgxidXR0b25fcmVwbHkYGCABKAsyKy5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5CdXR0b25SZXBseUNvbnRlbnRIABI2CgVvcmRlchgZIAEoCzIlLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk9yZGVyQ29udGVudEgAEjgKBnN5c3RlbRgaIAEoCzImLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlN5c3RlbUNvbnRlbnRIABI8Cgh0ZW1wbGF0ZRgbIAEoCzIoLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlRlbXBsYXRlQ29udGVudEgAEjwKCHJlYWN0aW9uGBwgASgLMiguYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuUmVhY3Rpb25Db250ZW50SAASQgoLdW5zdXBwb3J0ZWQYHSABKAsyKy5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5VbnN1cHBvcnRlZENvbnRlbnRIAEIJCgdjb250ZW50Ii8KCk1lc3NhZ2VSZWYSEgoKbWVzc2FnZV9pZBgBIAEoCRINCgV3YW1pZBgCIAEoCSKNAQoIUmVmZXJyYWwSEgoKc291cmNlX3VybBgBIAEoCRITCgtzb3VyY2VfdHlwZRgCIAEoCRIRCglzb3VyY2VfaWQYAyABKAkSEAoIaGVhZGxpbmUYBCABKAkSDAoEYm9keRgFIAEoCRISCgptZWRpYV90eXBlGAYgASgJEhEKCWN0d2FfY2xpZBgHIAEoCSKBAQoIUmVhY3Rpb24SDQoFZW1vamkYASABKAkSPAoJZGlyZWN0aW9uGAIgASgOMikuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVzc2FnZURpcmVjdGlvbhIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLNAQoMTWVkaWFDb250ZW50EgwKBGtpbmQYASABKAkSEAoIbWVkaWFfaWQYAiABKAkSEQoJbWltZV90eXBlGAMgASgJEg8KB2NhcHRpb24YBCABKAkSEAoIZmlsZW5hbWUYBSABKAkSEgoKc2l6ZV9ieXRlcxgGIAEoBBINCgV2b2ljZRgHIAEoCBIQCghhbmltYXRlZBgIIAEoCBIyCgVzdGF0ZRgJIAEoDjIjLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lZGlhU3RhdGUiYgoPTG9jYXRpb25Db250ZW50EhAKCGxhdGl0dWRlGAEgASgBEhEKCWxvbmdpdHVkZRgCIAEoARIMCgRuYW1lGAMgASgJEg8KB2FkZHJlc3MYBCABKAkSCwoDdXJsGAUgASgJIkkKD0NvbnRhY3RzQ29udGVudBI2Cghjb250YWN0cxgBIAMoCzIkLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLkNvbnRhY3RDYXJkIoIBCgtDb250YWN0Q2FyZBIWCg5mb3JtYXR0ZWRfbmFtZRgBIAEoCRI1CgZwaG9uZXMYAiADKAsyJS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5Db250YWN0UGhvbmUSDgoGZW1haWxzGAMgAygJEhQKDG9yZ2FuaXphdGlvbhgEIAEoCSI6CgxDb250YWN0UGhvbmUSDQoFcGhvbmUYASABKAkSDAoEdHlwZRgCIAEoCRINCgV3YV9pZBgDIAEoCSJuChdJbnRlcmFjdGl2ZVJlcGx5Q29udGVudBIMCgRraW5kGAEgASgJEgoKAmlkGAIgASgJEg0KBXRpdGxlGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhUKDXJlc3BvbnNlX2pzb24YBSABKAkiMwoSQnV0dG9uUmVwbHlDb250ZW50Eg8KB3BheWxvYWQYASABKAkSDAoEdGV4dBgCIAEoCSJjCgxPcmRlckNvbnRlbnQSEgoKY2F0YWxvZ19pZBgBIAEoCRIMCgR0ZXh0GAIgASgJEjEKBWl0ZW1zGAMgAygLMiIuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuT3JkZXJJdGVtImAKCU9yZGVySXRlbRIbChNwcm9kdWN0X3JldGFpbGVyX2lkGAEgASgJEhAKCHF1YW50aXR5GAIgASgNEhIKCml0ZW1fcHJpY2UYAyABKAESEAoIY3VycmVuY3kYBCABKAkiPgoNU3lzdGVtQ29udGVudBIMCgRraW5kGAEgASgJEgwKBGJvZHkYAiABKAkSEQoJbmV3X3dhX2lkGAMgASgJIkoKD1RlbXBsYXRlQ29udGVudBIMCgRuYW1lGAEgASgJEhAKCGxhbmd1YWdlGAIgASgJEhcKD2JvZHlfcGFyYW1ldGVycxgDIAMoCSJVCg9SZWFjdGlvbkNvbnRlbnQSMwoGdGFyZ2V0GAEgASgLMiMuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVzc2FnZVJlZhINCgVlbW9qaRgCIAEoCSJZChJVbnN1cHBvcnRlZENvbnRlbnQSDAoEdHlwZRgBIAEoCRI1CgZlcnJvcnMYAiADKAsyJS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZXNzYWdlRXJyb3IihwEKCVJlY2lwaWVudBIUCgxhdHRlbnRpb25faWQYASABKAkSIAoYYnVzaW5lc3NfcGhvbmVfbnVtYmVyX2lkGAIgASgJEjAKCGN1c3RvbWVyGAMgASgLMh4uYXRlbmNpb25lcy5jb21tb24udjEuQ3VzdG9tZXISEAoIYWdlbnRfaWQYBCABKAkioQEKD1NlbmRUZXh0UmVxdWVzdBI1CglyZWNpcGllbnQYASABKAsyIi5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5SZWNpcGllbnQSDAoEdGV4dBgCIAEoCRITCgtwcmV2aWV3X3VybBgDIAEoCBIbChNyZXBseV90b19tZXNzYWdlX2lkGAQgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgFIAEoCSJFChBTZW5kVGV4dFJlc3BvbnNlEjEKB21lc3NhZ2UYASABKAsyIC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZXNzYWdlIqIBChBTZW5kTWVkaWFSZXF1ZXN0EjUKCXJlY2lwaWVudBgBIAEoCzIiLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlJlY2lwaWVudBIQCghtZWRpYV9pZBgCIAEoCRIPCgdjYXB0aW9uGAMgASgJEhsKE3JlcGx5X3RvX21lc3NhZ2VfaWQYBCABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJIkYKEVNlbmRNZWRpYVJlc3BvbnNlEjEKB21lc3NhZ2UYASABKAsyIC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZXNzYWdlIrsBChNTZW5kVGVtcGxhdGVSZXF1ZXN0EjUKCXJlY2lwaWVudBgBIAEoCzIiLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlJlY2lwaWVudBIMCgRuYW1lGAIgASgJEhAKCGxhbmd1YWdlGAMgASgJEhcKD2JvZHlfcGFyYW1ldGVycxgEIAMoCRIbChNyZXBseV90b19tZXNzYWdlX2lkGAUgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgGIAEoCSJJChRTZW5kVGVtcGxhdGVSZXNwb25zZRIxCgdtZXNzYWdlGAEgASgLMiAuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVzc2FnZSKIAQoTU2VuZFJlYWN0aW9uUmVxdWVzdBI1CglyZWNpcGllbnQYASABKAsyIi5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5SZWNpcGllbnQSEgoKbWVzc2FnZV9pZBgCIAEoCRINCgVlbW9qaRgDIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkiSQoUU2VuZFJlYWN0aW9uUmVzcG9uc2USMQoHbWVzc2FnZRgBIAEoCzIgLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lc3NhZ2UiMAoYTWFya0F0dGVudGlvblJlYWRSZXF1ZXN0EhQKDGF0dGVudGlvbl9pZBgBIAEoCSIrChlNYXJrQXR0ZW50aW9uUmVhZFJlc3BvbnNlEg4KBm1hcmtlZBgBIAEoDSJJChBHZXRXaW5kb3dSZXF1ZXN0EiAKGGJ1c2luZXNzX3Bob25lX251bWJlcl9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCSJQChFHZXRXaW5kb3dSZXNwb25zZRI7CgZ3aW5kb3cYASABKAsyKy5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5Db252ZXJzYXRpb25XaW5kb3ciUwoSQ29udmVyc2F0aW9uV2luZG93EgwKBG9wZW4YASABKAgSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpoBChdTdGFydE1lZGlhVXBsb2FkUmVxdWVzdBIUCgxhdHRlbnRpb25faWQYASABKAkSEQoJbWltZV90eXBlGAIgASgJEhAKCGZpbGVuYW1lGAMgASgJEhIKCnNpemVfYnl0ZXMYBCABKAQSDgoGc2hhMjU2GAUgASgJEiAKGGJ1c2luZXNzX3Bob25lX251bWJlcl9pZBgGIAEoCSJGChhTdGFydE1lZGlhVXBsb2FkUmVzcG9uc2USEQoJdXBsb2FkX2lkGAEgASgJEhcKD21heF9jaHVua19ieXRlcxgCIAEoDSJgChdVcGxvYWRNZWRpYUNodW5rUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwSFAoMYXR0ZW50aW9uX2lkGAQgASgJIjIKGFVwbG9hZE1lZGlhQ2h1bmtSZXNwb25zZRIWCg5yZWNlaXZlZF9ieXRlcxgBIAEoBCJDChhGaW5pc2hNZWRpYVVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEhQKDGF0dGVudGlvbl9pZBgCIAEoCSJRChlGaW5pc2hNZWRpYVVwbG9hZFJlc3BvbnNlEjQKBW1lZGlhGAEgASgLMiUuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVkaWFDb250ZW50Ij4KFERvd25sb2FkTWVkaWFSZXF1ZXN0EhAKCG1lZGlhX2lkGAEgASgJEhQKDGF0dGVudGlvbl9pZBgCIAEoCSJnChVEb3dubG9hZE1lZGlhUmVzcG9uc2USNQoEaW5mbxgBIAEoCzIlLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lZGlhQ29udGVudEgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCJSChNMaXN0TWVzc2FnZXNSZXF1ZXN0EhQKDGF0dGVudGlvbl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJjChRMaXN0TWVzc2FnZXNSZXNwb25zZRIyCghtZXNzYWdlcxgBIAMoCzIgLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lc3NhZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKnQKEE1lc3NhZ2VEaXJlY3Rpb24SIQodTUVTU0FHRV9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIdChlNRVNTQUdFX0RJUkVDVElPTl9JTkJPVU5EEAESHgoaTUVTU0FHRV9ESVJFQ1RJT05fT1VUQk9VTkQQAiqLAgoNTWVzc2FnZVN0YXR1cxIeChpNRVNTQUdFX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFk1FU1NBR0VfU1RBVFVTX1BFTkRJTkcQARIbChdNRVNTQUdFX1NUQVRVU19BQ0NFUFRFRBACEhcKE01FU1NBR0VfU1RBVFVTX1NFTlQQAxIcChhNRVNTQUdFX1NUQVRVU19ERUxJVkVSRUQQBBIXChNNRVNTQUdFX1NUQVRVU19SRUFEEAUSGQoVTUVTU0FHRV9TVEFUVVNfUExBWUVEEAYSGQoVTUVTU0FHRV9TVEFUVVNfRkFJTEVEEAcSGwoXTUVTU0FHRV9TVEFUVVNfUkVDRUlWRUQQCCp2CgpNZWRpYVN0YXRlEhsKF01FRElBX1NUQVRFX1VOU1BFQ0lGSUVEEAASGwoXTUVESUFfU1RBVEVfRE9XTkxPQURJTkcQARIWChJNRURJQV9TVEFURV9TVE9SRUQQAhIWChJNRURJQV9TVEFURV9GQUlMRUQQAzLUCgoQTWVzc2FnaW5nU2VydmljZRJfCghTZW5kVGV4dBIoLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlNlbmRUZXh0UmVxdWVzdBopLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlNlbmRUZXh0UmVzcG9uc2USYgoJU2VuZE1lZGlhEikuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuU2VuZE1lZGlhUmVxdWVzdBoqLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlNlbmRNZWRpYVJlc3BvbnNlEmsKDFNlbmRUZW1wbGF0ZRIsLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlNlbmRUZW1wbGF0ZVJlcXVlc3QaLS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5TZW5kVGVtcGxhdGVSZXNwb25zZRJrCgxTZW5kUmVhY3Rpb24SLC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5TZW5kUmVhY3Rpb25SZXF1ZXN0Gi0uYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuU2VuZFJlYWN0aW9uUmVzcG9uc2USegoRTWFya0F0dGVudGlvblJlYWQSMS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NYXJrQXR0ZW50aW9uUmVhZFJlcXVlc3QaMi5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NYXJrQXR0ZW50aW9uUmVhZFJlc3BvbnNlEmIKCUdldFdpbmRvdxIpLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLkdldFdpbmRvd1JlcXVlc3QaKi5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5HZXRXaW5kb3dSZXNwb25zZRJ3ChBTdGFydE1lZGlhVXBsb2FkEjAuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuU3RhcnRNZWRpYVVwbG9hZFJlcXVlc3QaMS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5TdGFydE1lZGlhVXBsb2FkUmVzcG9uc2USdwoQVXBsb2FkTWVkaWFDaHVuaxIwLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlVwbG9hZE1lZGlhQ2h1bmtSZXF1ZXN0GjEuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuVXBsb2FkTWVkaWFDaHVua1Jlc3BvbnNlEnoKEUZpbmlzaE1lZGlhVXBsb2FkEjEuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuRmluaXNoTWVkaWFVcGxvYWRSZXF1ZXN0GjIuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuRmluaXNoTWVkaWFVcGxvYWRSZXNwb25zZRJwCg1Eb3dubG9hZE1lZGlhEi0uYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuRG93bmxvYWRNZWRpYVJlcXVlc3QaLi5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5Eb3dubG9hZE1lZGlhUmVzcG9uc2UwARJrCgxMaXN0TWVzc2FnZXMSLC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0Gi0uYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2USdAoPUHVyZ2VBdHRlbnRpb25zEi8uYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuUHVyZ2VBdHRlbnRpb25zUmVxdWVzdBowLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlB1cmdlQXR0ZW50aW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_atenciones_common_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("CidhdGVuY2lvbmVzL21lc3NhZ2luZy92MS9tZXNzYWdpbmcucHJvdG8SF2F0ZW5jaW9uZXMubWVzc2FnaW5nLnYxIkcKFlB1cmdlQXR0ZW50aW9uc1JlcXVlc3QSFQoNYXR0ZW50aW9uX2lkcxgBIAMoCRIWCg5lcmFzZV9jdXN0b21lchgCIAEoCCI6ChdQdXJnZUF0dGVudGlvbnNSZXNwb25zZRIQCghtZXNzYWdlcxgBIAEoDRINCgVmaWxlcxgCIAEoDSI7CgxNZXNzYWdlRXJyb3ISDAoEY29kZRgBIAEoAxINCgV0aXRsZRgCIAEoCRIOCgZkZXRhaWwYAyABKAki6gkKB01lc3NhZ2USCgoCaWQYASABKAkSFAoMYXR0ZW50aW9uX2lkGAIgASgJEg0KBXdhbWlkGAMgASgJEiAKGGJ1c2luZXNzX3Bob25lX251bWJlcl9pZBgEIAEoCRIwCghjdXN0b21lchgFIAEoCzIeLmF0ZW5jaW9uZXMuY29tbW9uLnYxLkN1c3RvbWVyEjwKCWRpcmVjdGlvbhgGIAEoDjIpLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lc3NhZ2VEaXJlY3Rpb24SDAoEdHlwZRgHIAEoCRIMCgR0ZXh0GAggASgJEjYKBnN0YXR1cxgJIAEoDjImLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lc3NhZ2VTdGF0dXMSNAoFZXJyb3IYCiABKAsyJS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZXNzYWdlRXJyb3ISKAoEdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIYWdlbnRfaWQYDCABKAkSNQoIcmVwbHlfdG8YDSABKAsyIy5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZXNzYWdlUmVmEhEKCWZvcndhcmRlZBgOIAEoCBIcChRmcmVxdWVudGx5X2ZvcndhcmRlZBgPIAEoCBIzCghyZWZlcnJhbBgQIAEoCzIhLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlJlZmVycmFsEjQKCXJlYWN0aW9ucxgRIAMoCzIhLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlJlYWN0aW9uEjYKBW1lZGlhGBQgASgLMiUuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVkaWFDb250ZW50SAASPAoIbG9jYXRpb24YFSABKAsyKC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5Mb2NhdGlvbkNvbnRlbnRIABI8Cghjb250YWN0cxgWIAEoCzIoLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLkNvbnRhY3RzQ29udGVudEgAEk0KEWludGVyYWN0aXZlX3JlcGx5GBcgASgLMjAuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuSW50ZXJhY3RpdmVSZXBseUNvbnRlbnRIABJDCgxidXR0b25fcmVwbHkYGCABKAsyKy5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5CdXR0b25SZXBseUNvbnRlbnRIABI2CgVvcmRlchgZIAEoCzIlLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk9yZGVyQ29udGVudEgAEjgKBnN5c3RlbRgaIAEoCzImLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlN5c3RlbUNvbnRlbnRIABI8Cgh0ZW1wbGF0ZRgbIAEoCzIoLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlRlbXBsYXRlQ29udGVudEgAEjwKCHJlYWN0aW9uGBwgASgLMiguYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuUmVhY3Rpb25Db250ZW50SAASQgoLdW5zdXBwb3J0ZWQYHSABKAsyKy5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5VbnN1cHBvcnRlZENvbnRlbnRIAEIJCgdjb250ZW50Ii8KCk1lc3NhZ2VSZWYSEgoKbWVzc2FnZV9pZBgBIAEoCRINCgV3YW1pZBgCIAEoCSKNAQoIUmVmZXJyYWwSEgoKc291cmNlX3VybBgBIAEoCRITCgtzb3VyY2VfdHlwZRgCIAEoCRIRCglzb3VyY2VfaWQYAyABKAkSEAoIaGVhZGxpbmUYBCABKAkSDAoEYm9keRgFIAEoCRISCgptZWRpYV90eXBlGAYgASgJEhEKCWN0d2FfY2xpZBgHIAEoCSKBAQoIUmVhY3Rpb24SDQoFZW1vamkYASABKAkSPAoJZGlyZWN0aW9uGAIgASgOMikuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVzc2FnZURpcmVjdGlvbhIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLNAQoMTWVkaWFDb250ZW50EgwKBGtpbmQYASABKAkSEAoIbWVkaWFfaWQYAiABKAkSEQoJbWltZV90eXBlGAMgASgJEg8KB2NhcHRpb24YBCABKAkSEAoIZmlsZW5hbWUYBSABKAkSEgoKc2l6ZV9ieXRlcxgGIAEoBBINCgV2b2ljZRgHIAEoCBIQCghhbmltYXRlZBgIIAEoCBIyCgVzdGF0ZRgJIAEoDjIjLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLk1lZGlhU3RhdGUiYgoPTG9jYXRpb25Db250ZW50EhAKCGxhdGl0dWRlGAEgASgBEhEKCWxvbmdpdHVkZRgCIAEoARIMCgRuYW1lGAMgASgJEg8KB2FkZHJlc3MYBCABKAkSCwoDdXJsGAUgASgJIkkKD0NvbnRhY3RzQ29udGVudBI2Cghjb250YWN0cxgBIAMoCzIkLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLkNvbnRhY3RDYXJkIoIBCgtDb250YWN0Q2FyZBIWCg5mb3JtYXR0ZWRfbmFtZRgBIAEoCRI1CgZwaG9uZXMYAiADKAsyJS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5Db250YWN0UGhvbmUSDgoGZW1haWxzGAMgAygJEhQKDG9yZ2FuaXphdGlvbhgEIAEoCSI6CgxDb250YWN0UGhvbmUSDQoFcGhvbmUYASABKAkSDAoEdHlwZRgCIAEoCRINCgV3YV9pZBgDIAEoCSJuChdJbnRlcmFjdGl2ZVJlcGx5Q29udGVudBIMCgRraW5kGAEgASgJEgoKAmlkGAIgASgJEg0KBXRpdGxlGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhUKDXJlc3BvbnNlX2pzb24YBSABKAkiMwoSQnV0dG9uUmVwbHlDb250ZW50Eg8KB3BheWxvYWQYASABKAkSDAoEdGV4dBgCIAEoCSJjCgxPcmRlckNvbnRlbnQSEgoKY2F0YWxvZ19pZBgBIAEoCRIMCgR0ZXh0GAIgASgJEjEKBWl0ZW1zGAMgAygLMiIuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuT3JkZXJJdGVtImAKCU9yZGVySXRlbRIbChNwcm9kdWN0X3JldGFpbGVyX2lkGAEgASgJEhAKCHF1YW50aXR5GAIgASgNEhIKCml0ZW1fcHJpY2UYAyABKAESEAoIY3VycmVuY3kYBCABKAkiPgoNU3lzdGVtQ29udGVudBIMCgRraW5kGAEgASgJEgwKBGJvZHkYAiABKAkSEQoJbmV3X3dhX2lkGAMgASgJIkoKD1RlbXBsYXRlQ29udGVudBIMCgRuYW1lGAEgASgJEhAKCGxhbmd1YWdlGAIgASgJEhcKD2JvZHlfcGFyYW1ldGVycxgDIAMoCSJVCg9SZWFjdGlvbkNvbnRlbnQSMwoGdGFyZ2V0GAEgASgLMiMuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVzc2FnZVJlZhINCgVlbW9qaRgCIAEoCSJZChJVbnN1cHBvcnRlZENvbnRlbnQSDAoEdHlwZRgBIAEoCRI1CgZlcnJvcnMYAiADKAsyJS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZXNzYWdlRXJyb3IihwEKCVJlY2lwaWVudBIUCgxhdHRlbnRpb25faWQYASABKAkSIAoYYnVzaW5lc3NfcGhvbmVfbnVtYmVyX2lkGAIgASgJEjAKCGN1c3RvbWVyGAMgASgLMh4uYXRlbmNpb25lcy5jb21tb24udjEuQ3VzdG9tZXISEAoIYWdlbnRfaWQYBCABKAkioQEKD1NlbmRUZXh0UmVxdWVzdBI1CglyZWNpcGllbnQYASABKAsyIi5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5SZWNpcGllbnQSDAoEdGV4dBgCIAEoCRITCgtwcmV2aWV3X3VybBgDIAEoCBIbChNyZXBseV90b19tZXNzYWdlX2lkGAQgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgFIAEoCSJFChBTZW5kVGV4dFJlc3BvbnNlEjEKB21lc3NhZ2UYASABKAsyIC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZXNzYWdlIqIBChBTZW5kTWVkaWFSZXF1ZXN0EjUKCXJlY2lwaWVudBgBIAEoCzIiLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlJlY2lwaWVudBIQCghtZWRpYV9pZBgCIAEoCRIPCgdjYXB0aW9uGAMgASgJEhsKE3JlcGx5X3RvX21lc3NhZ2VfaWQYBCABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJIkYKEVNlbmRNZWRpYVJlc3BvbnNlEjEKB21lc3NhZ2UYASABKAsyIC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZXNzYWdlItIBChNTZW5kVGVtcGxhdGVSZXF1ZXN0EjUKCXJlY2lwaWVudBgBIAEoCzIiLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlJlY2lwaWVudBIMCgRuYW1lGAIgASgJEhAKCGxhbmd1YWdlGAMgASgJEhcKD2JvZHlfcGFyYW1ldGVycxgEIAMoCRIbChNyZXBseV90b19tZXNzYWdlX2lkGAUgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgGIAEoCRIVCg12YWxpZGF0ZV9vbmx5GAcgASgIIkkKFFNlbmRUZW1wbGF0ZVJlc3BvbnNlEjEKB21lc3NhZ2UYASABKAsyIC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZXNzYWdlIogBChNTZW5kUmVhY3Rpb25SZXF1ZXN0EjUKCXJlY2lwaWVudBgBIAEoCzIiLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlJlY2lwaWVudBISCgptZXNzYWdlX2lkGAIgASgJEg0KBWVtb2ppGAMgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCSJJChRTZW5kUmVhY3Rpb25SZXNwb25zZRIxCgdtZXNzYWdlGAEgASgLMiAuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVzc2FnZSIwChhNYXJrQXR0ZW50aW9uUmVhZFJlcXVlc3QSFAoMYXR0ZW50aW9uX2lkGAEgASgJIisKGU1hcmtBdHRlbnRpb25SZWFkUmVzcG9uc2USDgoGbWFya2VkGAEgASgNIkkKEEdldFdpbmRvd1JlcXVlc3QSIAoYYnVzaW5lc3NfcGhvbmVfbnVtYmVyX2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJIlAKEUdldFdpbmRvd1Jlc3BvbnNlEjsKBndpbmRvdxgBIAEoCzIrLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLkNvbnZlcnNhdGlvbldpbmRvdyJTChJDb252ZXJzYXRpb25XaW5kb3cSDAoEb3BlbhgBIAEoCBIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimgEKF1N0YXJ0TWVkaWFVcGxvYWRSZXF1ZXN0EhQKDGF0dGVudGlvbl9pZBgBIAEoCRIRCgltaW1lX3R5cGUYAiABKAkSEAoIZmlsZW5hbWUYAyABKAkSEgoKc2l6ZV9ieXRlcxgEIAEoBBIOCgZzaGEyNTYYBSABKAkSIAoYYnVzaW5lc3NfcGhvbmVfbnVtYmVyX2lkGAYgASgJIkYKGFN0YXJ0TWVkaWFVcGxvYWRSZXNwb25zZRIRCgl1cGxvYWRfaWQYASABKAkSFwoPbWF4X2NodW5rX2J5dGVzGAIgASgNImAKF1VwbG9hZE1lZGlhQ2h1bmtSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDBIUCgxhdHRlbnRpb25faWQYBCABKAkiMgoYVXBsb2FkTWVkaWFDaHVua1Jlc3BvbnNlEhYKDnJlY2VpdmVkX2J5dGVzGAEgASgEIkMKGEZpbmlzaE1lZGlhVXBsb2FkUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkSFAoMYXR0ZW50aW9uX2lkGAIgASgJIlEKGUZpbmlzaE1lZGlhVXBsb2FkUmVzcG9uc2USNAoFbWVkaWEYASABKAsyJS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NZWRpYUNvbnRlbnQiPgoURG93bmxvYWRNZWRpYVJlcXVlc3QSEAoIbWVkaWFfaWQYASABKAkSFAoMYXR0ZW50aW9uX2lkGAIgASgJImcKFURvd25sb2FkTWVkaWFSZXNwb25zZRI1CgRpbmZvGAEgASgLMiUuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVkaWFDb250ZW50SAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0IlIKE0xpc3RNZXNzYWdlc1JlcXVlc3QSFAoMYXR0ZW50aW9uX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJImMKFExpc3RNZXNzYWdlc1Jlc3BvbnNlEjIKCG1lc3NhZ2VzGAEgAygLMiAuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTWVzc2FnZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiwgEKDlRlbXBsYXRlQnV0dG9uEjoKBGtpbmQYASABKA4yLC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5UZW1wbGF0ZUJ1dHRvbi5LaW5kEgwKBHRleHQYAiABKAkSDQoFdmFsdWUYAyABKAkiVwoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASFAoQS0lORF9RVUlDS19SRVBMWRABEgwKCEtJTkRfVVJMEAISFQoRS0lORF9QSE9ORV9OVU1CRVIQAyLuAgoIVGVtcGxhdGUSIAoYYnVzaW5lc3NfcGhvbmVfbnVtYmVyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIbGFuZ3VhZ2UYAyABKAkSOwoIY2F0ZWdvcnkYBCABKA4yKS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5UZW1wbGF0ZUNhdGVnb3J5EjcKBnN0YXR1cxgFIAEoDjInLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlRlbXBsYXRlU3RhdHVzEgwKBGJvZHkYBiABKAkSHAoUYm9keV9wYXJhbWV0ZXJfY291bnQYByABKA0SEwoLaGVhZGVyX3RleHQYCCABKAkSOAoHYnV0dG9ucxgJIAMoCzInLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlRlbXBsYXRlQnV0dG9uEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJKChNTYXZlVGVtcGxhdGVSZXF1ZXN0EjMKCHRlbXBsYXRlGAEgASgLMiEuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuVGVtcGxhdGUiSwoUU2F2ZVRlbXBsYXRlUmVzcG9uc2USMwoIdGVtcGxhdGUYASABKAsyIS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5UZW1wbGF0ZSJQChRMaXN0VGVtcGxhdGVzUmVxdWVzdBIhChlidXNpbmVzc19waG9uZV9udW1iZXJfaWRzGAEgAygJEhUKDWFwcHJvdmVkX29ubHkYAiABKAgiTQoVTGlzdFRlbXBsYXRlc1Jlc3BvbnNlEjQKCXRlbXBsYXRlcxgBIAMoCzIhLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlRlbXBsYXRlKnQKEE1lc3NhZ2VEaXJlY3Rpb24SIQodTUVTU0FHRV9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIdChlNRVNTQUdFX0RJUkVDVElPTl9JTkJPVU5EEAESHgoaTUVTU0FHRV9ESVJFQ1RJT05fT1VUQk9VTkQQAiqLAgoNTWVzc2FnZVN0YXR1cxIeChpNRVNTQUdFX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFk1FU1NBR0VfU1RBVFVTX1BFTkRJTkcQARIbChdNRVNTQUdFX1NUQVRVU19BQ0NFUFRFRBACEhcKE01FU1NBR0VfU1RBVFVTX1NFTlQQAxIcChhNRVNTQUdFX1NUQVRVU19ERUxJVkVSRUQQBBIXChNNRVNTQUdFX1NUQVRVU19SRUFEEAUSGQoVTUVTU0FHRV9TVEFUVVNfUExBWUVEEAYSGQoVTUVTU0FHRV9TVEFUVVNfRkFJTEVEEAcSGwoXTUVTU0FHRV9TVEFUVVNfUkVDRUlWRUQQCCp2CgpNZWRpYVN0YXRlEhsKF01FRElBX1NUQVRFX1VOU1BFQ0lGSUVEEAASGwoXTUVESUFfU1RBVEVfRE9XTkxPQURJTkcQARIWChJNRURJQV9TVEFURV9TVE9SRUQQAhIWChJNRURJQV9TVEFURV9GQUlMRUQQAyqbAQoQVGVtcGxhdGVDYXRlZ29yeRIhCh1URU1QTEFURV9DQVRFR09SWV9VTlNQRUNJRklFRBAAEh8KG1RFTVBMQVRFX0NBVEVHT1JZX01BUktFVElORxABEh0KGVRFTVBMQVRFX0NBVEVHT1JZX1VUSUxJVFkQAhIkCiBURU1QTEFURV9DQVRFR09SWV9BVVRIRU5USUNBVElPThADKokBCg5UZW1wbGF0ZVN0YXR1cxIfChtURU1QTEFURV9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhURU1QTEFURV9TVEFUVVNfQVBQUk9WRUQQARIaChZURU1QTEFURV9TVEFUVVNfUEFVU0VEEAISHAoYVEVNUExBVEVfU1RBVFVTX1JFSkVDVEVEEAMysQwKEE1lc3NhZ2luZ1NlcnZpY2USXwoIU2VuZFRleHQSKC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5TZW5kVGV4dFJlcXVlc3QaKS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5TZW5kVGV4dFJlc3BvbnNlEmIKCVNlbmRNZWRpYRIpLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlNlbmRNZWRpYVJlcXVlc3QaKi5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5TZW5kTWVkaWFSZXNwb25zZRJrCgxTZW5kVGVtcGxhdGUSLC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5TZW5kVGVtcGxhdGVSZXF1ZXN0Gi0uYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuU2VuZFRlbXBsYXRlUmVzcG9uc2USawoMU2F2ZVRlbXBsYXRlEiwuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuU2F2ZVRlbXBsYXRlUmVxdWVzdBotLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlNhdmVUZW1wbGF0ZVJlc3BvbnNlEm4KDUxpc3RUZW1wbGF0ZXMSLS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5MaXN0VGVtcGxhdGVzUmVxdWVzdBouLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLkxpc3RUZW1wbGF0ZXNSZXNwb25zZRJrCgxTZW5kUmVhY3Rpb24SLC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5TZW5kUmVhY3Rpb25SZXF1ZXN0Gi0uYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuU2VuZFJlYWN0aW9uUmVzcG9uc2USegoRTWFya0F0dGVudGlvblJlYWQSMS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NYXJrQXR0ZW50aW9uUmVhZFJlcXVlc3QaMi5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5NYXJrQXR0ZW50aW9uUmVhZFJlc3BvbnNlEmIKCUdldFdpbmRvdxIpLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLkdldFdpbmRvd1JlcXVlc3QaKi5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5HZXRXaW5kb3dSZXNwb25zZRJ3ChBTdGFydE1lZGlhVXBsb2FkEjAuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuU3RhcnRNZWRpYVVwbG9hZFJlcXVlc3QaMS5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5TdGFydE1lZGlhVXBsb2FkUmVzcG9uc2USdwoQVXBsb2FkTWVkaWFDaHVuaxIwLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlVwbG9hZE1lZGlhQ2h1bmtSZXF1ZXN0GjEuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuVXBsb2FkTWVkaWFDaHVua1Jlc3BvbnNlEnoKEUZpbmlzaE1lZGlhVXBsb2FkEjEuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuRmluaXNoTWVkaWFVcGxvYWRSZXF1ZXN0GjIuYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuRmluaXNoTWVkaWFVcGxvYWRSZXNwb25zZRJwCg1Eb3dubG9hZE1lZGlhEi0uYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuRG93bmxvYWRNZWRpYVJlcXVlc3QaLi5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5Eb3dubG9hZE1lZGlhUmVzcG9uc2UwARJrCgxMaXN0TWVzc2FnZXMSLC5hdGVuY2lvbmVzLm1lc3NhZ2luZy52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0Gi0uYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2USdAoPUHVyZ2VBdHRlbnRpb25zEi8uYXRlbmNpb25lcy5tZXNzYWdpbmcudjEuUHVyZ2VBdHRlbnRpb25zUmVxdWVzdBowLmF0ZW5jaW9uZXMubWVzc2FnaW5nLnYxLlB1cmdlQXR0ZW50aW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_atenciones_common_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * Request of MessagingService.PurgeAttentions.
@@ -1194,6 +1194,15 @@ export type SendTemplateRequest = Message$1<"atenciones.messaging.v1.SendTemplat
    * @generated from field: string idempotency_key = 6;
    */
   idempotencyKey: string;
+
+  /**
+   * Only check the request, the template and its parameters for the
+   * recipient's number (before starting an attention): nothing is stored or
+   * sent, and the response has no message.
+   *
+   * @generated from field: bool validate_only = 7;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -1736,6 +1745,258 @@ export const ListMessagesResponseSchema: GenMessage<ListMessagesResponse> = /*@_
   messageDesc(file_atenciones_messaging_v1_messaging, 43);
 
 /**
+ * A button of a template.
+ *
+ * @generated from message atenciones.messaging.v1.TemplateButton
+ */
+export type TemplateButton = Message$1<"atenciones.messaging.v1.TemplateButton"> & {
+  /**
+   * What pressing it does.
+   *
+   * @generated from field: atenciones.messaging.v1.TemplateButton.Kind kind = 1;
+   */
+  kind: TemplateButton_Kind;
+
+  /**
+   * Label, at most 25 characters.
+   *
+   * @generated from field: string text = 2;
+   */
+  text: string;
+
+  /**
+   * The URL or phone number; empty for quick replies.
+   *
+   * @generated from field: string value = 3;
+   */
+  value: string;
+};
+
+/**
+ * Describes the message atenciones.messaging.v1.TemplateButton.
+ * Use `create(TemplateButtonSchema)` to create a new message.
+ */
+export const TemplateButtonSchema: GenMessage<TemplateButton> = /*@__PURE__*/
+  messageDesc(file_atenciones_messaging_v1_messaging, 44);
+
+/**
+ * What pressing it does.
+ *
+ * @generated from enum atenciones.messaging.v1.TemplateButton.Kind
+ */
+export enum TemplateButton_Kind {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Sends `text` back as the customer's reply.
+   *
+   * @generated from enum value: KIND_QUICK_REPLY = 1;
+   */
+  QUICK_REPLY = 1,
+
+  /**
+   * Opens `value`, a URL.
+   *
+   * @generated from enum value: KIND_URL = 2;
+   */
+  URL = 2,
+
+  /**
+   * Calls `value`, a phone number.
+   *
+   * @generated from enum value: KIND_PHONE_NUMBER = 3;
+   */
+  PHONE_NUMBER = 3,
+}
+
+/**
+ * Describes the enum atenciones.messaging.v1.TemplateButton.Kind.
+ */
+export const TemplateButton_KindSchema: GenEnum<TemplateButton_Kind> = /*@__PURE__*/
+  enumDesc(file_atenciones_messaging_v1_messaging, 44, 0);
+
+/**
+ * A template registered for a business number.
+ *
+ * @generated from message atenciones.messaging.v1.Template
+ */
+export type Template = Message$1<"atenciones.messaging.v1.Template"> & {
+  /**
+   * Business number it is approved for.
+   *
+   * @generated from field: string business_phone_number_id = 1;
+   */
+  businessPhoneNumberId: string;
+
+  /**
+   * Name as approved by WhatsApp: lowercase letters, digits and _.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Language code of this translation, for example es or es_MX.
+   *
+   * @generated from field: string language = 3;
+   */
+  language: string;
+
+  /**
+   * WhatsApp's category.
+   *
+   * @generated from field: atenciones.messaging.v1.TemplateCategory category = 4;
+   */
+  category: TemplateCategory;
+
+  /**
+   * Whether it may be sent.
+   *
+   * @generated from field: atenciones.messaging.v1.TemplateStatus status = 5;
+   */
+  status: TemplateStatus;
+
+  /**
+   * Body text with numbered placeholders {{1}}, {{2}}, … (at most 1024
+   * characters); sends fill them with their body parameters, in order.
+   *
+   * @generated from field: string body = 6;
+   */
+  body: string;
+
+  /**
+   * How many placeholders the body has (output only).
+   *
+   * @generated from field: uint32 body_parameter_count = 7;
+   */
+  bodyParameterCount: number;
+
+  /**
+   * Optional header text, at most 60 characters.
+   *
+   * @generated from field: string header_text = 8;
+   */
+  headerText: string;
+
+  /**
+   * Optional buttons, at most 10.
+   *
+   * @generated from field: repeated atenciones.messaging.v1.TemplateButton buttons = 9;
+   */
+  buttons: TemplateButton[];
+
+  /**
+   * Last saved (output only).
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 10;
+   */
+  updateTime?: Timestamp;
+};
+
+/**
+ * Describes the message atenciones.messaging.v1.Template.
+ * Use `create(TemplateSchema)` to create a new message.
+ */
+export const TemplateSchema: GenMessage<Template> = /*@__PURE__*/
+  messageDesc(file_atenciones_messaging_v1_messaging, 45);
+
+/**
+ * Request of MessagingService.SaveTemplate.
+ *
+ * @generated from message atenciones.messaging.v1.SaveTemplateRequest
+ */
+export type SaveTemplateRequest = Message$1<"atenciones.messaging.v1.SaveTemplateRequest"> & {
+  /**
+   * The template (update_time and body_parameter_count are ignored).
+   *
+   * @generated from field: atenciones.messaging.v1.Template template = 1;
+   */
+  template?: Template;
+};
+
+/**
+ * Describes the message atenciones.messaging.v1.SaveTemplateRequest.
+ * Use `create(SaveTemplateRequestSchema)` to create a new message.
+ */
+export const SaveTemplateRequestSchema: GenMessage<SaveTemplateRequest> = /*@__PURE__*/
+  messageDesc(file_atenciones_messaging_v1_messaging, 46);
+
+/**
+ * Response of MessagingService.SaveTemplate.
+ *
+ * @generated from message atenciones.messaging.v1.SaveTemplateResponse
+ */
+export type SaveTemplateResponse = Message$1<"atenciones.messaging.v1.SaveTemplateResponse"> & {
+  /**
+   * The template as stored.
+   *
+   * @generated from field: atenciones.messaging.v1.Template template = 1;
+   */
+  template?: Template;
+};
+
+/**
+ * Describes the message atenciones.messaging.v1.SaveTemplateResponse.
+ * Use `create(SaveTemplateResponseSchema)` to create a new message.
+ */
+export const SaveTemplateResponseSchema: GenMessage<SaveTemplateResponse> = /*@__PURE__*/
+  messageDesc(file_atenciones_messaging_v1_messaging, 47);
+
+/**
+ * Request of MessagingService.ListTemplates.
+ *
+ * @generated from message atenciones.messaging.v1.ListTemplatesRequest
+ */
+export type ListTemplatesRequest = Message$1<"atenciones.messaging.v1.ListTemplatesRequest"> & {
+  /**
+   * Business numbers whose templates to list; at least one.
+   *
+   * @generated from field: repeated string business_phone_number_ids = 1;
+   */
+  businessPhoneNumberIds: string[];
+
+  /**
+   * Only templates that may be sent.
+   *
+   * @generated from field: bool approved_only = 2;
+   */
+  approvedOnly: boolean;
+};
+
+/**
+ * Describes the message atenciones.messaging.v1.ListTemplatesRequest.
+ * Use `create(ListTemplatesRequestSchema)` to create a new message.
+ */
+export const ListTemplatesRequestSchema: GenMessage<ListTemplatesRequest> = /*@__PURE__*/
+  messageDesc(file_atenciones_messaging_v1_messaging, 48);
+
+/**
+ * Response of MessagingService.ListTemplates.
+ *
+ * @generated from message atenciones.messaging.v1.ListTemplatesResponse
+ */
+export type ListTemplatesResponse = Message$1<"atenciones.messaging.v1.ListTemplatesResponse"> & {
+  /**
+   * By number, name and language.
+   *
+   * @generated from field: repeated atenciones.messaging.v1.Template templates = 1;
+   */
+  templates: Template[];
+};
+
+/**
+ * Describes the message atenciones.messaging.v1.ListTemplatesResponse.
+ * Use `create(ListTemplatesResponseSchema)` to create a new message.
+ */
+export const ListTemplatesResponseSchema: GenMessage<ListTemplatesResponse> = /*@__PURE__*/
+  messageDesc(file_atenciones_messaging_v1_messaging, 49);
+
+/**
  * Which side wrote a message.
  *
  * @generated from enum atenciones.messaging.v1.MessageDirection
@@ -1889,6 +2150,88 @@ export const MediaStateSchema: GenEnum<MediaState> = /*@__PURE__*/
   enumDesc(file_atenciones_messaging_v1_messaging, 2);
 
 /**
+ * What a template is for, as WhatsApp classifies it.
+ *
+ * @generated from enum atenciones.messaging.v1.TemplateCategory
+ */
+export enum TemplateCategory {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: TEMPLATE_CATEGORY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Promotions, offers, news.
+   *
+   * @generated from enum value: TEMPLATE_CATEGORY_MARKETING = 1;
+   */
+  MARKETING = 1,
+
+  /**
+   * About something the customer did or asked for (an order, an appointment).
+   *
+   * @generated from enum value: TEMPLATE_CATEGORY_UTILITY = 2;
+   */
+  UTILITY = 2,
+
+  /**
+   * One-time passcodes.
+   *
+   * @generated from enum value: TEMPLATE_CATEGORY_AUTHENTICATION = 3;
+   */
+  AUTHENTICATION = 3,
+}
+
+/**
+ * Describes the enum atenciones.messaging.v1.TemplateCategory.
+ */
+export const TemplateCategorySchema: GenEnum<TemplateCategory> = /*@__PURE__*/
+  enumDesc(file_atenciones_messaging_v1_messaging, 3);
+
+/**
+ * Whether WhatsApp lets a template be sent.
+ *
+ * @generated from enum atenciones.messaging.v1.TemplateStatus
+ */
+export enum TemplateStatus {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: TEMPLATE_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Approved: may be sent.
+   *
+   * @generated from enum value: TEMPLATE_STATUS_APPROVED = 1;
+   */
+  APPROVED = 1,
+
+  /**
+   * Paused by WhatsApp (low quality): may not be sent until it is approved again.
+   *
+   * @generated from enum value: TEMPLATE_STATUS_PAUSED = 2;
+   */
+  PAUSED = 2,
+
+  /**
+   * Rejected: may not be sent.
+   *
+   * @generated from enum value: TEMPLATE_STATUS_REJECTED = 3;
+   */
+  REJECTED = 3,
+}
+
+/**
+ * Describes the enum atenciones.messaging.v1.TemplateStatus.
+ */
+export const TemplateStatusSchema: GenEnum<TemplateStatus> = /*@__PURE__*/
+  enumDesc(file_atenciones_messaging_v1_messaging, 4);
+
+/**
  * The messaging service is the WhatsApp Cloud API adapter: it receives the
  * webhooks (over HTTP, not gRPC), stores every message of every conversation and
  * sends the business's messages through the Graph API.
@@ -1932,7 +2275,11 @@ export const MessagingService: GenService<{
   },
   /**
    * Sends an approved template (allowed outside the 24-hour window), as SendText
-   * sends a text.
+   * sends a text. The template must be registered for the business number
+   * (SaveTemplate). Errors as SendText, and: FAILED_PRECONDITION (not
+   * registered for the number, or not approved: reason TEMPLATE_UNAVAILABLE),
+   * INVALID_ARGUMENT (`body_parameters` not as many as the body's
+   * placeholders).
    *
    * @generated from rpc atenciones.messaging.v1.MessagingService.SendTemplate
    */
@@ -1940,6 +2287,29 @@ export const MessagingService: GenService<{
     methodKind: "unary";
     input: typeof SendTemplateRequestSchema;
     output: typeof SendTemplateResponseSchema;
+  },
+  /**
+   * Registers a business number's template as WhatsApp approved (or paused,
+   * or rejected) it, or updates it; keyed by number, name and language.
+   * Errors: INVALID_ARGUMENT (every bad field).
+   *
+   * @generated from rpc atenciones.messaging.v1.MessagingService.SaveTemplate
+   */
+  saveTemplate: {
+    methodKind: "unary";
+    input: typeof SaveTemplateRequestSchema;
+    output: typeof SaveTemplateResponseSchema;
+  },
+  /**
+   * The templates registered for business numbers, by number, name and
+   * language.
+   *
+   * @generated from rpc atenciones.messaging.v1.MessagingService.ListTemplates
+   */
+  listTemplates: {
+    methodKind: "unary";
+    input: typeof ListTemplatesRequestSchema;
+    output: typeof ListTemplatesResponseSchema;
   },
   /**
    * Reacts to a message of the conversation with an emoji; an empty emoji
