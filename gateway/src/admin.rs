@@ -70,6 +70,32 @@ impl Admin {
         Ok(numbers.into_iter().map(|n| n.phone_number_id).collect())
     }
 
+    /// PERMISSION_DENIED unless `number` is bound to a supervised campaign.
+    /// (An empty one is the service's to report with the other bad fields.)
+    async fn check_number(&self, actor_id: String, number: &str) -> Result<(), Status> {
+        if number.is_empty()
+            || self
+                .supervised_numbers(actor_id)
+                .await?
+                .iter()
+                .any(|n| n == number)
+        {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!(
+                "business number {number} is not one of your campaigns'"
+            ))
+            .into())
+        }
+    }
+
+    /// The supervised numbers, or only `only` when it is one of them.
+    async fn numbers_in_scope(&self, actor_id: String, only: &str) -> Result<Vec<String>, Status> {
+        let mut numbers = self.supervised_numbers(actor_id).await?;
+        numbers.retain(|n| only.is_empty() || n == only);
+        Ok(numbers)
+    }
+
     /// PERMISSION_DENIED unless the supervisor supervises `campaign_id`.
     async fn check_supervises(&self, actor_id: &str, campaign_id: &str) -> Result<(), Status> {
         if self
@@ -269,20 +295,8 @@ impl AdminService for Admin {
     ) -> Result<Response<pb::SaveTemplateResponse>, Status> {
         let actor_id = actor(&request)?;
         let template = request.into_inner().template.unwrap_or_default();
-        // An empty number is the messaging service's to report, with the
-        // template's other bad fields.
-        if !template.business_phone_number_id.is_empty()
-            && !self
-                .supervised_numbers(actor_id)
-                .await?
-                .contains(&template.business_phone_number_id)
-        {
-            return Err(Error::PermissionDenied(format!(
-                "business number {} is not one of your campaigns'",
-                template.business_phone_number_id
-            ))
-            .into());
-        }
+        self.check_number(actor_id, &template.business_phone_number_id)
+            .await?;
         let saved = self
             .messaging
             .clone()
@@ -301,12 +315,7 @@ impl AdminService for Admin {
     ) -> Result<Response<pb::ListNumberTemplatesResponse>, Status> {
         let actor_id = actor(&request)?;
         let only = request.into_inner().business_phone_number_id;
-        let numbers: Vec<String> = self
-            .supervised_numbers(actor_id)
-            .await?
-            .into_iter()
-            .filter(|n| only.is_empty() || *n == only)
-            .collect();
+        let numbers = self.numbers_in_scope(actor_id, &only).await?;
         if numbers.is_empty() {
             return Ok(Response::new(pb::ListNumberTemplatesResponse::default()));
         }
@@ -321,6 +330,50 @@ impl AdminService for Admin {
             .into_inner()
             .templates;
         Ok(Response::new(pb::ListNumberTemplatesResponse { templates }))
+    }
+
+    async fn mark_opt_out(
+        &self,
+        request: Request<pb::MarkOptOutRequest>,
+    ) -> Result<Response<pb::MarkOptOutResponse>, Status> {
+        let actor_id = actor(&request)?;
+        let r = request.into_inner();
+        let customer_id = crate::outbound::e164(&r.customer_number)
+            .map_err(|violation| Error::InvalidArgument(vec![violation]))?;
+        self.check_number(actor_id.clone(), &r.business_phone_number_id)
+            .await?;
+        self.messaging
+            .clone()
+            .opt_out_customer(messaging_pb::OptOutCustomerRequest {
+                business_phone_number_id: r.business_phone_number_id,
+                customer_id,
+                actor: actor_id,
+                reason: r.reason,
+            })
+            .await?;
+        Ok(Response::new(pb::MarkOptOutResponse {}))
+    }
+
+    async fn list_opt_outs(
+        &self,
+        request: Request<pb::ListOptOutsRequest>,
+    ) -> Result<Response<pb::ListOptOutsResponse>, Status> {
+        let actor_id = actor(&request)?;
+        let only = request.into_inner().business_phone_number_id;
+        let numbers = self.numbers_in_scope(actor_id, &only).await?;
+        if numbers.is_empty() {
+            return Ok(Response::new(pb::ListOptOutsResponse::default()));
+        }
+        let opt_outs = self
+            .messaging
+            .clone()
+            .list_opt_outs(messaging_pb::ListOptOutsRequest {
+                business_phone_number_ids: numbers,
+            })
+            .await?
+            .into_inner()
+            .opt_outs;
+        Ok(Response::new(pb::ListOptOutsResponse { opt_outs }))
     }
 
     async fn get_campaign_snapshot(

@@ -60,6 +60,8 @@ pub const TABLE: &[(&str, &[Role])] = &[
     ("AdminService/SetVipCustomer", SUPERVISOR),
     ("AdminService/SaveTemplate", SUPERVISOR),
     ("AdminService/ListNumberTemplates", READERS),
+    ("AdminService/MarkOptOut", SUPERVISOR),
+    ("AdminService/ListOptOuts", READERS),
     ("AdminService/GetCampaignSnapshot", READERS),
     ("AdminService/ListCampaigns", READERS),
     ("AdminService/ListAgents", READERS),

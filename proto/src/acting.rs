@@ -62,6 +62,9 @@ acting! {
     history {
         EraseCustomerRequest => actor,
     }
+    messaging {
+        OptOutCustomerRequest => actor,
+    }
 }
 
 /// Sends name the agent who sends in their recipient.

@@ -26,6 +26,7 @@ fn campaign(id: &str) -> queue_pb::Campaign {
         business_hours: None,
         orphan_grace_seconds: 120,
         tags: vec![],
+        out_of_hours_template: None,
     }
 }
 

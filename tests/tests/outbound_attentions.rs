@@ -349,3 +349,206 @@ async fn an_agent_starts_an_outbound_attention_the_reply_lands_in_it(db: TestDat
 }
 
 on_both_databases!(an_agent_starts_an_outbound_attention_the_reply_lands_in_it);
+
+/// Consent: a customer who replies BAJA, or whom a supervisor marks, gets no
+/// template from the number again, and erasing their data keeps that.
+async fn customers_who_opt_out_are_not_written_to_again(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
+    let mut sofia = suite.admin("sofia", Role::Supervisor).await;
+    sofia
+        .save_template(pb::SaveTemplateRequest {
+            template: Some(template("turno", messaging_pb::TemplateStatus::Approved)),
+        })
+        .await
+        .expect("SaveTemplate");
+    log_in(&suite, "ana").await;
+
+    let baja = text_webhook(
+        VENTAS_NUMBER,
+        "5491155550002",
+        "Beto",
+        "wamid.baja",
+        "¡BAJA!",
+    );
+    assert_eq!(suite.post_webhook(&baja).await.status(), 200);
+    sofia
+        .mark_opt_out(pb::MarkOptOutRequest {
+            business_phone_number_id: VENTAS_NUMBER.into(),
+            customer_number: "+54 9 11 5555-0003".into(),
+            reason: "lo pidió por teléfono".into(),
+        })
+        .await
+        .expect("MarkOptOut");
+    let elsewhere = sofia
+        .mark_opt_out(pb::MarkOptOutRequest {
+            business_phone_number_id: "999000111".into(),
+            customer_number: "+5491155550004".into(),
+            reason: "x".into(),
+        })
+        .await
+        .expect_err("not a number of hers");
+    assert_eq!(elsewhere.code(), Code::PermissionDenied);
+    let reader = sofia.clone();
+    let list = || {
+        let sofia = reader.clone();
+        async move {
+            let mut sofia = sofia;
+            let listed = sofia
+                .list_opt_outs(pb::ListOptOutsRequest::default())
+                .await
+                .expect("ListOptOuts")
+                .into_inner()
+                .opt_outs;
+            let mut who: Vec<_> = listed
+                .into_iter()
+                .map(|o| (o.customer_id, o.source))
+                .collect();
+            who.sort();
+            who
+        }
+    };
+    let expected = vec![
+        ("5491155550002".to_owned(), "customer".to_owned()),
+        ("5491155550003".to_owned(), "supervisor".to_owned()),
+    ];
+    eventually("both opt-outs", || {
+        let list = list();
+        let expected = expected.clone();
+        async move { (list.await == expected).then_some(()) }
+    })
+    .await;
+
+    let mut ana = suite.desk("ana").await;
+    for number in ["+5491155550002", "+5491155550003"] {
+        let refused = ana
+            .start_outbound_attention(pb::StartOutboundAttentionRequest {
+                customer_number: number.into(),
+                ..start(number, "turno", &["Beto", "lunes"])
+            })
+            .await
+            .expect_err("opted out");
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        assert_eq!(reason(&refused).as_deref(), Some("OPTED_OUT"));
+    }
+    assert!(suite.cloud_api.sent().is_empty(), "no template went");
+
+    sofia
+        .erase_customer_data(pb::EraseCustomerDataRequest {
+            customer_id: "5491155550002".into(),
+            reason: "pedido ARCO 12".into(),
+        })
+        .await
+        .expect("erased");
+    assert_eq!(list().await, expected, "erasure keeps the opt-outs");
+    suite.stop().await;
+}
+
+on_both_databases!(customers_who_opt_out_are_not_written_to_again);
+
+/// A campaign answers customers who write out of business hours with its
+/// template, once per attention.
+async fn out_of_hours_customers_get_the_campaigns_template_once(db: TestDatabase) {
+    use queue_pb::Weekday::*;
+    let suite = TestSuite::start(db).await;
+    let mut sofia = suite.admin("sofia", Role::Supervisor).await;
+    sofia
+        .save_template(pb::SaveTemplateRequest {
+            template: Some(messaging_pb::Template {
+                name: "fuera_de_horario".into(),
+                body: "Gracias por escribir: le respondemos de lunes a viernes.".into(),
+                ..template("x", messaging_pb::TemplateStatus::Approved)
+            }),
+        })
+        .await
+        .expect("SaveTemplate");
+    let mut ventas = sofia
+        .list_campaigns(pb::ListCampaignsRequest::default())
+        .await
+        .expect("ListCampaigns")
+        .into_inner()
+        .campaigns
+        .into_iter()
+        .find(|c| c.id == "ventas")
+        .expect("ventas");
+    // Open every day but today (Buenos Aires keeps UTC-3 all year).
+    let week = [
+        Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday,
+    ];
+    let local = chrono::Utc::now() - chrono::Duration::hours(3);
+    let today = week[chrono::Datelike::weekday(&local).num_days_from_monday() as usize];
+    ventas.business_hours = Some(queue_pb::BusinessHours {
+        time_zone: "America/Argentina/Buenos_Aires".into(),
+        intervals: week
+            .iter()
+            .filter(|d| **d != today)
+            .map(|d| queue_pb::OpeningInterval {
+                day: (*d).into(),
+                open: "00:00".into(),
+                close: "24:00".into(),
+            })
+            .collect(),
+    });
+    ventas.out_of_hours_template = Some(queue_pb::TemplateRef {
+        name: "Fuera De Horario".into(),
+        language: "es".into(),
+    });
+    let bad = sofia
+        .save_campaign(pb::SaveCampaignRequest {
+            campaign: Some(ventas.clone()),
+        })
+        .await
+        .expect_err("not a template name");
+    assert_eq!(violations(&bad), ["campaign.out_of_hours_template.name"]);
+    ventas.out_of_hours_template = Some(queue_pb::TemplateRef {
+        name: "fuera_de_horario".into(),
+        language: "es".into(),
+    });
+    sofia
+        .save_campaign(pb::SaveCampaignRequest {
+            campaign: Some(ventas),
+        })
+        .await
+        .expect("SaveCampaign");
+
+    for wamid in ["wamid.oh1", "wamid.oh2"] {
+        let hello = text_webhook(VENTAS_NUMBER, "5491155550009", "Nora", wamid, "Hola");
+        assert_eq!(suite.post_webhook(&hello).await.status(), 200);
+    }
+    let answers = eventually("the out-of-hours answer", || async {
+        let sent = suite.cloud_api.sent();
+        (!sent.is_empty()).then_some(sent)
+    })
+    .await;
+    assert_eq!(answers[0].body["template"]["name"], "fuera_de_horario");
+    assert_eq!(answers[0].body["to"], "5491155550009");
+    // Both messages are in the attention before the answer count is read.
+    let attention = eventually("both messages routed", || async {
+        suite
+            .attentions("ana")
+            .await
+            .into_iter()
+            .find(|a| a.unread_count == 2)
+    })
+    .await;
+    assert!(attention.out_of_hours);
+    // Stored before each message was marked routed: a second answer would be here.
+    let templates = suite
+        .desk("ana")
+        .await
+        .list_messages(pb::ListMessagesRequest {
+            attention_id: attention.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("ListMessages")
+        .into_inner()
+        .messages
+        .into_iter()
+        .filter(|m| m.r#type == "template")
+        .count();
+    assert_eq!(templates, 1, "answered once");
+    assert_eq!(suite.cloud_api.sent().len(), 1);
+    suite.stop().await;
+}
+
+on_both_databases!(out_of_hours_customers_get_the_campaigns_template_once);

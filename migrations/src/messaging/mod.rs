@@ -1,6 +1,6 @@
 //! Tables of the messaging service: the webhook inbox, the messages of every
 //! conversation, the delivery statuses WhatsApp reports, the reactions on
-//! messages, media files and the business numbers' templates.
+//! messages, media files, the business numbers' templates and opt-outs.
 
 use sea_orm_migration::prelude::*;
 
@@ -10,6 +10,7 @@ mod m20261126_000003_outbound;
 mod m20261126_000004_media;
 mod m20261126_000005_window_warnings;
 mod m20261126_000006_templates;
+mod m20261126_000007_opt_outs;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_media::Migration),
             Box::new(m20261126_000005_window_warnings::Migration),
             Box::new(m20261126_000006_templates::Migration),
+            Box::new(m20261126_000007_opt_outs::Migration),
         ]
     }
 

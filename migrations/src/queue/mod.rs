@@ -8,6 +8,7 @@ mod m20261126_000002_admin;
 mod m20261126_000003_routing;
 mod m20261126_000004_event_positions;
 mod m20261126_000005_outbound_starts;
+mod m20261126_000006_out_of_hours_template;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_routing::Migration),
             Box::new(m20261126_000004_event_positions::Migration),
             Box::new(m20261126_000005_outbound_starts::Migration),
+            Box::new(m20261126_000006_out_of_hours_template::Migration),
         ]
     }
 

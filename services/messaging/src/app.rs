@@ -104,7 +104,7 @@ impl Application {
             address,
             webhook,
             webhook_address,
-            service: MessagingGrpc::new(messaging, media.clone()),
+            service: MessagingGrpc::new(messaging.clone(), media.clone()),
             router,
             window_watch: WindowWatch {
                 db: db.clone(),
@@ -112,7 +112,7 @@ impl Application {
                 warning: settings.messaging.window_warning(),
                 every: settings.messaging.window_watch(),
             },
-            processor: Processor::new(db, queue, wake),
+            processor: Processor::new(db, queue, messaging, wake),
             media,
             sender,
         })

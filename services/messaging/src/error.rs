@@ -30,6 +30,9 @@ pub enum Error {
     /// not approved.
     #[error("{0}")]
     TemplateUnavailable(String),
+    /// The customer asked the number not to write to them.
+    #[error("{0}")]
+    OptedOut(String),
     /// The request is fine but the state it needs is not there.
     #[error("{0}")]
     FailedPrecondition(String),
@@ -105,6 +108,11 @@ impl From<Error> for Status {
                     "whatsapp",
                     HashMap::new(),
                 );
+                Status::with_error_details(Code::FailedPrecondition, why, details)
+            }
+            Error::OptedOut(why) => {
+                let details =
+                    ErrorDetails::with_error_info("OPTED_OUT", "atenciones", HashMap::new());
                 Status::with_error_details(Code::FailedPrecondition, why, details)
             }
             Error::FailedPrecondition(why) => Status::failed_precondition(why),

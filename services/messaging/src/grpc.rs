@@ -132,10 +132,7 @@ impl MessagingService for MessagingGrpc {
         let validate_only = request.validate_only;
         let outbound = Outbound::try_from(request)?;
         if validate_only {
-            if let OutboundBody::Template(template) = &outbound.body {
-                let number = &outbound.recipient.business_phone_number_id;
-                self.messaging.templates().check(number, template).await?;
-            }
+            self.messaging.check_template(&outbound).await?;
             return Ok(Response::new(SendTemplateResponse { message: None }));
         }
         let message = self.messaging.send(outbound).await?;
@@ -169,6 +166,44 @@ impl MessagingService for MessagingGrpc {
             .list(r.business_phone_number_ids, r.approved_only)
             .await?;
         Ok(Response::new(pb::ListTemplatesResponse { templates }))
+    }
+
+    async fn opt_out_customer(
+        &self,
+        request: Request<pb::OptOutCustomerRequest>,
+    ) -> Result<Response<pb::OptOutCustomerResponse>, Status> {
+        let r = vouched(request)?;
+        self.messaging
+            .opt_out(
+                &r.business_phone_number_id,
+                &r.customer_id,
+                &r.actor,
+                &r.reason,
+            )
+            .await?;
+        Ok(Response::new(pb::OptOutCustomerResponse {}))
+    }
+
+    async fn list_opt_outs(
+        &self,
+        request: Request<pb::ListOptOutsRequest>,
+    ) -> Result<Response<pb::ListOptOutsResponse>, Status> {
+        let numbers = request.into_inner().business_phone_number_ids;
+        let opt_outs = self
+            .messaging
+            .opt_outs(numbers)
+            .await?
+            .into_iter()
+            .map(|o| pb::OptOut {
+                business_phone_number_id: o.business_phone_number_id,
+                customer_id: o.customer_id,
+                source: o.source,
+                actor: o.actor,
+                reason: o.reason,
+                create_time: Some(atenciones_proto::time::timestamp(o.created_at)),
+            })
+            .collect();
+        Ok(Response::new(pb::ListOptOutsResponse { opt_outs }))
     }
 
     async fn send_reaction(

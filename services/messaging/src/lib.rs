@@ -4,6 +4,7 @@
 //! durable, paced, retried pipeline within WhatsApp's 24-hour window (gRPC).
 
 mod app;
+mod consent;
 mod content;
 mod domain;
 mod entity;

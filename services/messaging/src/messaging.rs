@@ -141,6 +141,58 @@ impl Messaging {
         &self.templates
     }
 
+    /// For a template: Ok when WhatsApp would take it (registered for the
+    /// number, approved, its parameters) and the customer has not opted out
+    /// of the number. Other messages answer a customer: Ok.
+    pub async fn check_template(&self, outbound: &Outbound) -> Result<(), Error> {
+        let OutboundBody::Template(template) = &outbound.body else {
+            return Ok(());
+        };
+        let recipient = &outbound.recipient;
+        let number = &recipient.business_phone_number_id;
+        self.templates.check(number, template).await?;
+        crate::consent::check(&self.db, number, &recipient.customer.id).await
+    }
+
+    /// See [`crate::consent::opt_out`] (a supervisor's mark).
+    pub async fn opt_out(
+        &self,
+        number: &str,
+        customer_id: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let mut bad = Vec::new();
+        for (field, value) in [
+            ("business_phone_number_id", number),
+            ("customer_id", customer_id),
+            ("reason", reason.trim()),
+        ] {
+            if value.is_empty() {
+                bad.push(Violation::new(field, "required"));
+            }
+        }
+        if !bad.is_empty() {
+            return Err(Error::InvalidArgument(bad));
+        }
+        let source = crate::consent::Source::Supervisor;
+        crate::consent::opt_out(&self.db, number, customer_id, source, actor, reason.trim()).await
+    }
+
+    /// See [`crate::consent::list`].
+    pub async fn opt_outs(
+        &self,
+        numbers: Vec<String>,
+    ) -> Result<Vec<crate::entity::opt_out::Model>, Error> {
+        if numbers.is_empty() {
+            return Err(Error::InvalidArgument(vec![Violation::new(
+                "business_phone_number_ids",
+                "at least one",
+            )]));
+        }
+        crate::consent::list(&self.db, numbers).await
+    }
+
     /// See [`crate::purge::purge`].
     pub async fn purge(
         &self,
@@ -164,11 +216,7 @@ impl Messaging {
             return Ok(stored);
         }
         let recipient = &outbound.recipient;
-        if let OutboundBody::Template(template) = &outbound.body {
-            self.templates
-                .check(&recipient.business_phone_number_id, template)
-                .await?;
-        }
+        self.check_template(&outbound).await?;
         if outbound.body.needs_window() {
             let window = self
                 .window(&recipient.business_phone_number_id, &recipient.customer.id)

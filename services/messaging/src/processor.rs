@@ -22,13 +22,15 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use uuid::Uuid;
 
+use crate::consent;
 use crate::content::Content;
 use crate::domain::{self, Direction, MessageStatus};
 use crate::entity::{inbox, message};
 use crate::error::Error;
 use crate::media;
-use crate::messaging::PREVIEW_CHARS;
+use crate::messaging::{Messaging, PREVIEW_CHARS};
 use crate::notification::{self, InboundMessage, Item, StatusUpdate};
+use crate::outbound::{Outbound, OutboundBody, Recipient, Template};
 use crate::store;
 use crate::window;
 
@@ -44,6 +46,8 @@ const MAX_BACKOFF_SECS: i64 = 300;
 pub struct Processor {
     db: DatabaseConnection,
     queue: QueueServiceClient<Channel>,
+    /// Sends the campaign's answer to customers who write out of hours.
+    messaging: Arc<Messaging>,
     wake: Arc<Notify>,
     poll_interval: Duration,
 }
@@ -52,11 +56,13 @@ impl Processor {
     pub fn new(
         db: DatabaseConnection,
         queue: QueueServiceClient<Channel>,
+        messaging: Arc<Messaging>,
         wake: Arc<Notify>,
     ) -> Self {
         Self {
             db,
             queue,
+            messaging,
             wake,
             poll_interval: POLL_INTERVAL,
         }
@@ -216,10 +222,17 @@ impl Processor {
         };
         match self.queue.clone().record_inbound_message(request).await {
             Ok(response) => {
-                let attention = response.into_inner().attention.unwrap_or_default();
+                let response = response.into_inner();
+                let attention = response.attention.unwrap_or_default();
                 let attention_id = Uuid::parse_str(&attention.id).map_err(|_| {
                     Error::Internal(format!("queue returned attention id {:?}", attention.id))
                 })?;
+                // Before the message is marked routed, so a retry after a
+                // crash sends it; its key makes it once per attention.
+                if let Some(template) = response.out_of_hours_template {
+                    self.answer_out_of_hours(stored, attention_id, template)
+                        .await?;
+                }
                 store::set_attention(&self.db, stored.id, attention_id).await
             }
             Err(status) if status.code() == Code::NotFound => {
@@ -237,12 +250,54 @@ impl Processor {
 
 /// Stores a message once per wamid; a reaction is also kept for the message
 /// it reacts to (known or not), so that message shows it.
+impl Processor {
+    /// Sends the campaign's out-of-hours template to the customer, once per
+    /// attention. A template the campaign names wrongly (not registered,
+    /// not approved, taking parameters) or a customer who opted out is
+    /// logged, not retried: the message is routed all the same.
+    async fn answer_out_of_hours(
+        &self,
+        stored: &message::Model,
+        attention_id: Uuid,
+        template: atenciones_proto::queue::v1::TemplateRef,
+    ) -> Result<(), Error> {
+        let outbound = Outbound {
+            recipient: Recipient {
+                attention_id,
+                business_phone_number_id: stored.business_phone_number_id.clone(),
+                customer: domain::Customer::new(
+                    stored.customer_wa_id.clone(),
+                    stored.customer_user_id.clone(),
+                    stored.customer_name.clone(),
+                ),
+                agent_id: None,
+            },
+            body: OutboundBody::Template(Template {
+                name: template.name,
+                language: template.language,
+                body_parameters: Vec::new(),
+            }),
+            reply_to: None,
+            idempotency_key: format!("out-of-hours:{attention_id}"),
+        };
+        match self.messaging.send(outbound).await {
+            Ok(_) => Ok(()),
+            Err(error @ (Error::Database(_) | Error::Internal(_))) => Err(error),
+            Err(error) => {
+                tracing::warn!(%attention_id, %error, "the out-of-hours answer was not sent");
+                Ok(())
+            }
+        }
+    }
+}
+
 async fn store_message<C: ConnectionTrait>(
     db: &C,
     inbound: &InboundMessage,
 ) -> Result<message::Model, Error> {
     let stored = store::store_inbound(db, inbound).await?;
     window::record_inbound(db, &stored).await?;
+    consent::record_inbound(db, &stored).await?;
     // In the same transaction: a stored media message always has its file
     // record, so the downloader fetches it without waiting for routing.
     media::track_inbound(db, &stored).await?;
@@ -282,7 +337,7 @@ pub(crate) fn backoff(attempts: i32) -> TimeDelta {
 
 #[cfg(test)]
 mod tests {
-    use atenciones_test_support::{TestDatabase, on_both_databases};
+    use atenciones_test_support::{CloudApi, TestDatabase, on_both_databases};
     use sea_orm::sea_query::Expr;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Statement};
     use serde_json::json;
@@ -310,6 +365,8 @@ mod tests {
         _shutdown: tokio_util::sync::DropGuard,
         db: DatabaseConnection,
         queue: FakeQueue,
+        graph: CloudApi,
+        messaging: Arc<Messaging>,
         processor: Processor,
         token: CancellationToken,
         _test_db: TestDatabase,
@@ -321,11 +378,20 @@ mod tests {
         queue.state().bound = bound.iter().map(|n| (*n).to_owned()).collect();
         let token = CancellationToken::new();
         let client = queue.client(token.clone()).await;
-        let processor = Processor::new(db.clone(), client, Arc::new(Notify::new()));
+        let graph = CloudApi::start().await;
+        let messaging = testkit::messaging(&db, &graph);
+        let processor = Processor::new(
+            db.clone(),
+            client,
+            messaging.clone(),
+            Arc::new(Notify::new()),
+        );
         Harness {
             _shutdown: token.clone().drop_guard(),
             db,
             queue,
+            graph,
+            messaging,
             processor,
             token: CancellationToken::new(),
             _test_db: test_db,
@@ -401,6 +467,57 @@ mod tests {
         assert!(h.row(row).await.processed_at.is_some());
     }
     on_both_databases!(a_customer_message_is_stored_and_joins_its_attention);
+
+    /// A customer who writes out of hours gets the campaign's template once
+    /// per attention, however many messages they send.
+    async fn out_of_hours_customers_get_the_campaigns_answer_once(db: TestDatabase) {
+        let h = harness(db, &[PYWA_NUMBER]).await;
+        h.messaging
+            .templates()
+            .save(atenciones_proto::messaging::v1::Template {
+                business_phone_number_id: PYWA_NUMBER.into(),
+                name: "fuera_de_horario".into(),
+                language: "es".into(),
+                category: atenciones_proto::messaging::v1::TemplateCategory::Utility.into(),
+                status: atenciones_proto::messaging::v1::TemplateStatus::Approved.into(),
+                body: "Gracias por escribir: le respondemos de 9 a 18.".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("template");
+        h.queue.state().out_of_hours_template = Some(atenciones_proto::queue::v1::TemplateRef {
+            name: "fuera_de_horario".into(),
+            language: "es".into(),
+        });
+        for wamid in ["wamid.n1", "wamid.n2"] {
+            let body = atenciones_test_support::webhook::text_webhook(
+                PYWA_NUMBER,
+                "5491100000001",
+                "Nina",
+                wamid,
+                "Hola",
+            );
+            h.receive(body).await;
+            h.drain().await;
+        }
+        let answers = atenciones_test_support::eventually("the answer sent", || async {
+            let sent = h.graph.sent();
+            (!sent.is_empty()).then_some(sent)
+        })
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let templates: Vec<_> = h
+            .graph
+            .sent()
+            .into_iter()
+            .filter(|r| r.body["type"] == "template")
+            .collect();
+        assert_eq!(templates.len(), 1, "{answers:?}");
+        assert_eq!(templates[0].body["template"]["name"], "fuera_de_horario");
+        assert_eq!(templates[0].body["to"], "5491100000001");
+    }
+
+    on_both_databases!(out_of_hours_customers_get_the_campaigns_answer_once);
 
     async fn a_redelivered_notification_stores_its_message_once(db: TestDatabase) {
         let h = harness(db, &[PYWA_NUMBER]).await;

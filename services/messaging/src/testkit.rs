@@ -68,6 +68,8 @@ pub struct QueueState {
     pub inbound: Vec<queue::RecordInboundMessageRequest>,
     /// Delivery statuses announced, in order.
     pub statuses: Vec<queue::RecordMessageStatusRequest>,
+    /// What every attention answers with, as one started out of hours.
+    pub out_of_hours_template: Option<queue::TemplateRef>,
 }
 
 #[derive(Clone, Default)]
@@ -150,6 +152,7 @@ fake_queue_service! {
         Ok(Response::new(queue::RecordInboundMessageResponse {
             attention: Some(attention),
             created,
+            out_of_hours_template: state.out_of_hours_template.clone(),
         }))
     }
 
@@ -202,6 +205,16 @@ fake_queue_service! {
 /// The built-in settings, pointed at `api_base_url`, with retries quick
 /// enough for tests, yet slow enough that a Send* call reads its message back
 /// before the sender's retry changes it.
+/// The sending side on `db`, talking to the fake Cloud API `graph` (no
+/// background sender: first tries only).
+pub fn messaging(db: &DatabaseConnection, graph: &CloudApi) -> Arc<crate::messaging::Messaging> {
+    let settings = whatsapp_settings(&graph.base_url());
+    let client = Arc::new(Graph::new(&settings).expect("graph client"));
+    let policy = crate::sender::RetryPolicy::new(&settings).expect("policy");
+    let sender = crate::sender::Sender::new(db.clone(), client.clone(), policy);
+    Arc::new(crate::messaging::Messaging::new(db.clone(), client, sender))
+}
+
 pub fn whatsapp_settings(api_base_url: &str) -> WhatsAppSettings {
     let defaults = Settings::load(None).expect("default settings").whatsapp;
     WhatsAppSettings {

@@ -94,6 +94,23 @@ pub struct CampaignSettings {
     business_hours: Option<BusinessHours>,
     orphan_grace_seconds: u32,
     tags: Vec<Tag>,
+    out_of_hours_template: Option<TemplateRef>,
+}
+
+/// A template by name and language, as messaging registers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TemplateRef {
+    pub name: String,
+    pub language: String,
+}
+
+impl TemplateRef {
+    pub fn to_proto(&self) -> pb::TemplateRef {
+        pb::TemplateRef {
+            name: self.name.clone(),
+            language: self.language.clone(),
+        }
+    }
 }
 
 /// A label agents may put on a campaign's attentions.
@@ -258,6 +275,28 @@ impl TryFrom<Option<pb::Campaign>> for CampaignSettings {
                 "required, at most 100 characters",
             );
         }
+        let out_of_hours_template = c.out_of_hours_template.map(|t| {
+            v.check(
+                !t.name.is_empty()
+                    && t.name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "campaign.out_of_hours_template.name",
+                "a template name: lowercase letters, digits and _",
+            );
+            v.check(
+                !t.language.is_empty()
+                    && t.language
+                        .chars()
+                        .all(|c| c.is_ascii_alphabetic() || c == '_'),
+                "campaign.out_of_hours_template.language",
+                "a language code such as es or es_MX",
+            );
+            TemplateRef {
+                name: t.name,
+                language: t.language,
+            }
+        });
         v.into_result(())?;
         let tags = c
             .tags
@@ -278,6 +317,7 @@ impl TryFrom<Option<pb::Campaign>> for CampaignSettings {
             business_hours,
             orphan_grace_seconds: c.orphan_grace_seconds,
             tags,
+            out_of_hours_template,
             id: c.id,
         })
     }
@@ -364,6 +404,7 @@ impl CampaignSettings {
             business_hours: business_hours(m),
             orphan_grace_seconds: u32::try_from(m.orphan_grace_seconds).unwrap_or_default(),
             tags: tags(m),
+            out_of_hours_template: out_of_hours_template(m),
         }
     }
 
@@ -387,6 +428,10 @@ impl CampaignSettings {
                     label: t.label.clone(),
                 })
                 .collect(),
+            out_of_hours_template: self
+                .out_of_hours_template
+                .as_ref()
+                .map(TemplateRef::to_proto),
         }
     }
 
@@ -405,6 +450,7 @@ impl CampaignSettings {
             business_hours: Set(self.business_hours.as_ref().and_then(json)),
             orphan_grace_seconds: Set(int(self.orphan_grace_seconds)),
             tags: Set(json(&self.tags)),
+            out_of_hours_template: Set(self.out_of_hours_template.as_ref().and_then(json)),
         }
     }
 }
@@ -476,6 +522,11 @@ fn json(value: &impl Serialize) -> Option<serde_json::Value> {
 /// The campaign's business hours; none (always open) when it has none.
 pub fn business_hours(campaign: &campaign::Model) -> Option<BusinessHours> {
     serde_json::from_value(campaign.business_hours.clone()?).ok()
+}
+
+/// The template the campaign answers out-of-hours customers with, if any.
+pub fn out_of_hours_template(campaign: &campaign::Model) -> Option<TemplateRef> {
+    serde_json::from_value(campaign.out_of_hours_template.clone()?).ok()
 }
 
 /// The tags agents may set on the campaign's attentions.

@@ -49,6 +49,7 @@ pub async fn seed(db: &DatabaseConnection) -> Result<bool, DbErr> {
                 {"id": "reclamo", "label": "Reclamo"},
                 {"id": "venta", "label": "Venta"}
             ]))),
+            out_of_hours_template: Set(None),
         })
         .exec(&txn)
         .await?;

@@ -53,9 +53,11 @@ impl QueueService for QueueApi {
             .queue
             .record_inbound(&r.business_phone_number_id, customer, message)
             .await?;
+        let out_of_hours_template = self.queue.out_of_hours_template(&attention).await?;
         Ok(Response::new(pb::RecordInboundMessageResponse {
             attention: Some(attention),
             created,
+            out_of_hours_template,
         }))
     }
 

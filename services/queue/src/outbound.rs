@@ -12,7 +12,7 @@ use atenciones_proto::queue::v1 as pb;
 use crate::attention::{Direction, State, event};
 use crate::entity::{attention as attentions, business_number, campaign};
 use crate::error::Error;
-use crate::queue::{Queue, Slot, Start, new_attention, record_event, reserve_slot};
+use crate::queue::{Queue, Start, new_attention, record_event, reserve_slot};
 
 impl Queue {
     /// Starts an outbound attention for `agent_id`, or returns the customer's
@@ -63,19 +63,9 @@ impl Queue {
         let form_id = self.current_form(&campaign.id, Direction::Outbound).await?;
         let id = Uuid::new_v4();
         let txn = self.db.begin().await?;
-        match reserve_slot(&txn, &campaign.id, agent_id).await? {
-            Slot::Free => {}
-            Slot::Offline => {
-                return Err(Error::FailedPrecondition(
-                    "you are offline: log in (set your presence) to start attentions".into(),
-                ));
-            }
-            Slot::Full { open, capacity } => {
-                return Err(Error::FailedPrecondition(format!(
-                    "you hold {open} open attentions, your capacity in this campaign is {capacity}"
-                )));
-            }
-        }
+        reserve_slot(&txn, &campaign.id, agent_id)
+            .await?
+            .for_caller()?;
         let inserted = attentions::Entity::insert(new_attention(Start {
             id,
             campaign_id: &campaign.id,

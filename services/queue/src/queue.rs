@@ -189,6 +189,24 @@ impl Queue {
         ))
     }
 
+    /// The template to answer the customer with when the attention started
+    /// out of business hours and its campaign names one.
+    pub async fn out_of_hours_template(
+        &self,
+        attention: &pb::Attention,
+    ) -> Result<Option<pb::TemplateRef>, Error> {
+        if !attention.out_of_hours {
+            return Ok(None);
+        }
+        let campaign = campaign::Entity::find_by_id(&attention.campaign_id)
+            .one(&self.db)
+            .await?;
+        Ok(campaign
+            .as_ref()
+            .and_then(crate::admin::out_of_hours_template)
+            .map(|t| t.to_proto()))
+    }
+
     /// Updates the list preview with a message the business sent. Idempotent.
     pub async fn record_outbound(
         &self,
@@ -537,19 +555,9 @@ impl Queue {
         agent_id: &str,
         claim: Move,
     ) -> Result<bool, Error> {
-        match reserve_slot(txn, &model.campaign_id, agent_id).await? {
-            Slot::Free => {}
-            Slot::Offline => {
-                return Err(Error::FailedPrecondition(
-                    "you are offline: log in (set your presence) to open attentions".into(),
-                ));
-            }
-            Slot::Full { open, capacity } => {
-                return Err(Error::FailedPrecondition(format!(
-                    "at capacity: you have {open} open attentions (maximum {capacity})"
-                )));
-            }
-        }
+        reserve_slot(txn, &model.campaign_id, agent_id)
+            .await?
+            .for_caller()?;
         let mut open = attentions::Entity::update_many()
             .col_expr(attentions::Column::AgentId, Expr::value(agent_id))
             .col_expr(attentions::Column::OpenedAt, Expr::value(Utc::now()))
@@ -822,6 +830,21 @@ pub(crate) enum Slot {
     Free,
     Offline,
     Full { open: u64, capacity: u64 },
+}
+
+impl Slot {
+    /// Ok when free; otherwise why the calling agent cannot take one more.
+    pub(crate) fn for_caller(self) -> Result<(), Error> {
+        match self {
+            Slot::Free => Ok(()),
+            Slot::Offline => Err(Error::FailedPrecondition(
+                "you are offline: log in (set your presence) to open attentions".into(),
+            )),
+            Slot::Full { open, capacity } => Err(Error::FailedPrecondition(format!(
+                "at capacity: you have {open} open attentions (maximum {capacity})"
+            ))),
+        }
+    }
 }
 
 /// Checks, inside `txn`, that the agent can hold one more attention of

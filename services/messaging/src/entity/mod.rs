@@ -3,6 +3,7 @@
 pub mod inbox;
 pub mod media;
 pub mod message;
+pub mod opt_out;
 pub mod reaction;
 pub mod status;
 pub mod template;

@@ -20,6 +20,8 @@ pub struct Model {
     pub orphan_grace_seconds: i32,
     /// See `crate::admin::Tag`; a JSON list.
     pub tags: Option<Json>,
+    /// See `crate::admin::TemplateRef`; none: no automatic answer.
+    pub out_of_hours_template: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
