@@ -376,6 +376,112 @@ impl AdminService for Admin {
         Ok(Response::new(pb::ListOptOutsResponse { opt_outs }))
     }
 
+    async fn create_dialer(
+        &self,
+        request: Request<pb::CreateDialerRequest>,
+    ) -> Result<Response<pb::CreateDialerResponse>, Status> {
+        let actor_id = actor(&request)?;
+        let mut dialer = request.into_inner().dialer.unwrap_or_default();
+        // The number's approved template says how many parameters each
+        // contact line gives; the queue checks the rest.
+        let numbers = self
+            .queue
+            .clone()
+            .list_campaigns(queue_pb::ListCampaignsRequest {
+                actor_id: actor_id.clone(),
+            })
+            .await?
+            .into_inner()
+            .business_numbers;
+        let mut active: Vec<String> = numbers
+            .into_iter()
+            .filter(|n| n.active && n.campaign_id == dialer.campaign_id)
+            .map(|n| n.phone_number_id)
+            .collect();
+        active.sort();
+        let number = if dialer.business_phone_number_id.is_empty() {
+            active.first().cloned().unwrap_or_default()
+        } else {
+            dialer.business_phone_number_id.clone()
+        };
+        let template = dialer.template.clone().unwrap_or_default();
+        if !number.is_empty() && !template.name.is_empty() {
+            let approved = self
+                .messaging
+                .clone()
+                .list_templates(messaging_pb::ListTemplatesRequest {
+                    business_phone_number_ids: vec![number.clone()],
+                    approved_only: true,
+                })
+                .await?
+                .into_inner()
+                .templates;
+            let found = approved
+                .iter()
+                .find(|t| t.name == template.name && t.language == template.language)
+                .ok_or_else(|| {
+                    Error::FailedPrecondition(format!(
+                        "template {} ({}) is not approved for business number {number}",
+                        template.name, template.language
+                    ))
+                })?;
+            dialer.template_parameter_count = found.body_parameter_count;
+        }
+        dialer.business_phone_number_id = number;
+        let created = self
+            .queue
+            .clone()
+            .create_dialer(queue_pb::CreateDialerRequest {
+                actor_id,
+                dialer: Some(dialer),
+            })
+            .await?
+            .into_inner()
+            .dialer;
+        Ok(Response::new(pb::CreateDialerResponse { dialer: created }))
+    }
+
+    async fn upload_dialer_contacts(
+        &self,
+        request: Request<pb::UploadDialerContactsRequest>,
+    ) -> Result<Response<pb::UploadDialerContactsResponse>, Status> {
+        let actor_id = actor(&request)?;
+        let r = request.into_inner();
+        let added = self
+            .queue
+            .clone()
+            .add_dialer_contacts(queue_pb::AddDialerContactsRequest {
+                actor_id,
+                dialer_id: r.dialer_id,
+                first_line: r.first_line,
+                csv: r.csv,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::UploadDialerContactsResponse {
+            added: added.added,
+            rejected: added.rejected,
+        }))
+    }
+
+    async fn get_dialer(
+        &self,
+        request: Request<pb::GetDialerRequest>,
+    ) -> Result<Response<pb::GetDialerResponse>, Status> {
+        let actor_id = actor(&request)?;
+        let dialer = self
+            .queue
+            .clone()
+            .get_dialer(queue_pb::GetDialerRequest {
+                actor_id,
+                dialer_id: request.into_inner().dialer_id,
+            })
+            .await?
+            .into_inner()
+            .dialer;
+        Ok(Response::new(pb::GetDialerResponse { dialer }))
+    }
+
     async fn get_campaign_snapshot(
         &self,
         request: Request<pb::GetCampaignSnapshotRequest>,

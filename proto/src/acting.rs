@@ -55,6 +55,9 @@ acting! {
         ListCampaignsRequest => actor_id,
         ListAgentsRequest => actor_id,
         ListAuditEntriesRequest => actor_id,
+        CreateDialerRequest => actor_id,
+        AddDialerContactsRequest => actor_id,
+        GetDialerRequest => actor_id,
     }
     form {
         PublishFormRequest => actor,

@@ -9,6 +9,7 @@ mod m20261126_000003_routing;
 mod m20261126_000004_event_positions;
 mod m20261126_000005_outbound_starts;
 mod m20261126_000006_out_of_hours_template;
+mod m20261126_000007_dialers;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_event_positions::Migration),
             Box::new(m20261126_000005_outbound_starts::Migration),
             Box::new(m20261126_000006_out_of_hours_template::Migration),
+            Box::new(m20261126_000007_dialers::Migration),
         ]
     }
 

@@ -18,6 +18,36 @@ use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 use atenciones_proto::common::v1 as common;
 
+/// Whether `name` can be a WhatsApp template's name: 1 to 512 lowercase
+/// letters, digits and `_`.
+pub fn is_template_name(name: &str) -> bool {
+    (1..=512).contains(&name.chars().count())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Whether `code` is a language code as WhatsApp names a template's
+/// translations (`es`, `es_MX`).
+pub fn is_language_code(code: &str) -> bool {
+    !code.is_empty() && code.chars().all(|c| c.is_ascii_alphabetic() || c == '_')
+}
+
+/// The digits of an E.164 number (`+` optional, 8 to 15 digits, the first
+/// not 0), which WhatsApp uses as a customer's id; spaces, dashes, dots and
+/// parentheses are ignored. `None` for anything else.
+pub fn e164(number: &str) -> Option<String> {
+    let kept: String = number
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let digits = kept.strip_prefix('+').unwrap_or(&kept);
+    ((8..=15).contains(&digits.len())
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0'))
+    .then(|| digits.to_owned())
+}
+
 /// Which way a conversation or a message goes: from the customer (inbound)
 /// or from the business (outbound). An attention's direction is its first
 /// message's, and picks the campaign form it uses.
@@ -109,6 +139,22 @@ pub fn escape_like(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn e164_numbers_are_accepted_with_or_without_punctuation() {
+        assert_eq!(e164("+54 9 11 5555-0000").as_deref(), Some("5491155550000"));
+        assert_eq!(e164("972987654321").as_deref(), Some("972987654321"));
+        for bad in [
+            "",
+            "+",
+            "+0123456789",
+            "+1234567",
+            "+1234567890123456",
+            "+54 11 CALL-ME",
+        ] {
+            assert_eq!(e164(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn directions_round_trip_through_storage_and_the_wire() {

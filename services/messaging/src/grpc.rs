@@ -29,8 +29,6 @@ use crate::proto;
 
 /// WhatsApp's limit on a text message, in characters.
 const MAX_TEXT_CHARS: usize = 4096;
-/// WhatsApp's limit on a template name.
-const MAX_TEMPLATE_NAME_CHARS: usize = 512;
 /// Longest value of a template placeholder WhatsApp takes.
 const MAX_PARAMETER_CHARS: usize = 1024;
 /// Longest emoji sequence (flags, skin tones and families are several chars).
@@ -491,21 +489,14 @@ impl Check {
 
     fn template(&mut self, request: &SendTemplateRequest) -> Template {
         let name = self.required("name", &request.name);
-        if name.chars().count() > MAX_TEMPLATE_NAME_CHARS
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
+        if !name.is_empty() && !atenciones_domain::is_template_name(&name) {
             self.bad(
                 "name",
                 "is not a template name (lowercase letters, digits and _)",
             );
         }
         let language = self.required("language", &request.language);
-        if !language
-            .chars()
-            .all(|c| c.is_ascii_alphabetic() || c == '_')
-        {
+        if !language.is_empty() && !atenciones_domain::is_language_code(&language) {
             self.bad("language", "is not a language code such as es or es_MX");
         }
         for (i, parameter) in request.body_parameters.iter().enumerate() {

@@ -15,7 +15,6 @@ use crate::entity::template;
 use crate::error::{Error, Violation};
 use crate::outbound::Template;
 
-const MAX_NAME_CHARS: usize = 512;
 const MAX_BODY_CHARS: usize = 1024;
 const MAX_HEADER_CHARS: usize = 60;
 const MAX_BUTTONS: usize = 10;
@@ -237,21 +236,12 @@ fn validate(given: pb::Template) -> Result<template::Model, Error> {
         "required",
     );
     check(
-        !given.name.is_empty()
-            && given.name.chars().count() <= MAX_NAME_CHARS
-            && given
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        atenciones_domain::is_template_name(&given.name),
         "template.name",
         "is not a template name (lowercase letters, digits and _, at most 512)",
     );
     check(
-        !given.language.is_empty()
-            && given
-                .language
-                .chars()
-                .all(|c| c.is_ascii_alphabetic() || c == '_'),
+        atenciones_domain::is_language_code(&given.language),
         "template.language",
         "is not a language code such as es or es_MX",
     );

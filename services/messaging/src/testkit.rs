@@ -174,6 +174,9 @@ fake_queue_service! {
         get_attention(GetAttentionRequest) -> GetAttentionResponse;
         open_attention(OpenAttentionRequest) -> OpenAttentionResponse;
         start_outbound_attention(StartOutboundAttentionRequest) -> StartOutboundAttentionResponse;
+        create_dialer(CreateDialerRequest) -> CreateDialerResponse;
+        add_dialer_contacts(AddDialerContactsRequest) -> AddDialerContactsResponse;
+        get_dialer(GetDialerRequest) -> GetDialerResponse;
         finish_attention(FinishAttentionRequest) -> FinishAttentionResponse;
         get_agent(GetAgentRequest) -> GetAgentResponse;
         save_campaign(SaveCampaignRequest) -> SaveCampaignResponse;

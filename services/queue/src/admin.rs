@@ -105,6 +105,24 @@ pub struct TemplateRef {
 }
 
 impl TemplateRef {
+    /// The template a request names, its fields checked under `field`.
+    pub fn from_proto(t: pb::TemplateRef, field: &str, v: &mut Violations) -> Self {
+        v.check(
+            atenciones_domain::is_template_name(&t.name),
+            &format!("{field}.name"),
+            "a template name: lowercase letters, digits and _",
+        );
+        v.check(
+            atenciones_domain::is_language_code(&t.language),
+            &format!("{field}.language"),
+            "a language code such as es or es_MX",
+        );
+        Self {
+            name: t.name,
+            language: t.language,
+        }
+    }
+
     pub fn to_proto(&self) -> pb::TemplateRef {
         pb::TemplateRef {
             name: self.name.clone(),
@@ -275,28 +293,9 @@ impl TryFrom<Option<pb::Campaign>> for CampaignSettings {
                 "required, at most 100 characters",
             );
         }
-        let out_of_hours_template = c.out_of_hours_template.map(|t| {
-            v.check(
-                !t.name.is_empty()
-                    && t.name
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
-                "campaign.out_of_hours_template.name",
-                "a template name: lowercase letters, digits and _",
-            );
-            v.check(
-                !t.language.is_empty()
-                    && t.language
-                        .chars()
-                        .all(|c| c.is_ascii_alphabetic() || c == '_'),
-                "campaign.out_of_hours_template.language",
-                "a language code such as es or es_MX",
-            );
-            TemplateRef {
-                name: t.name,
-                language: t.language,
-            }
-        });
+        let out_of_hours_template = c
+            .out_of_hours_template
+            .map(|t| TemplateRef::from_proto(t, "campaign.out_of_hours_template", &mut v));
         v.into_result(())?;
         let tags = c
             .tags

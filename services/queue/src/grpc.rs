@@ -191,6 +191,40 @@ impl QueueService for QueueApi {
         }))
     }
 
+    async fn create_dialer(
+        &self,
+        request: Request<pb::CreateDialerRequest>,
+    ) -> Result<Response<pb::CreateDialerResponse>, Status> {
+        let r = vouched(request)?;
+        let dialer = self.queue.create_dialer(&r.actor_id, r.dialer).await?;
+        Ok(Response::new(pb::CreateDialerResponse {
+            dialer: Some(dialer),
+        }))
+    }
+
+    async fn add_dialer_contacts(
+        &self,
+        request: Request<pb::AddDialerContactsRequest>,
+    ) -> Result<Response<pb::AddDialerContactsResponse>, Status> {
+        let r = vouched(request)?;
+        let added = self
+            .queue
+            .add_dialer_contacts(&r.actor_id, &r.dialer_id, r.first_line, &r.csv)
+            .await?;
+        Ok(Response::new(added))
+    }
+
+    async fn get_dialer(
+        &self,
+        request: Request<pb::GetDialerRequest>,
+    ) -> Result<Response<pb::GetDialerResponse>, Status> {
+        let r = vouched(request)?;
+        let dialer = self.queue.dialer(&r.actor_id, &r.dialer_id).await?;
+        Ok(Response::new(pb::GetDialerResponse {
+            dialer: Some(dialer),
+        }))
+    }
+
     async fn get_agent(
         &self,
         request: Request<pb::GetAgentRequest>,

@@ -7,6 +7,7 @@ mod app;
 mod attention;
 mod clients;
 pub mod demo;
+mod dialer;
 mod entity;
 mod error;
 mod feed;

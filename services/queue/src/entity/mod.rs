@@ -7,6 +7,8 @@ pub mod attention_message;
 pub mod business_number;
 pub mod campaign;
 pub mod campaign_agent;
+pub mod dialer;
+pub mod dialer_contact;
 pub mod feed_horizon;
 pub mod message_status;
 pub mod offer_refusal;

@@ -1,0 +1,433 @@
+//! Supervisors' dialers: a campaign's contact list to be written to with an
+//! approved template, at a pace, within a schedule. This part creates them
+//! and takes their contact lists; sending is not built yet.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+};
+use uuid::Uuid;
+
+use atenciones_proto::queue::v1 as pb;
+
+use crate::admin::{TemplateRef, allow};
+use crate::entity::{business_number, dialer, dialer_contact};
+use crate::error::{Error, Violations};
+use crate::hours::BusinessHours;
+use crate::queue::{Queue, parse_id};
+
+/// The most of a list one call takes.
+const MAX_CHUNK_BYTES: usize = 1 << 20;
+const MAX_CHUNK_LINES: usize = 10_000;
+const MAX_PER_MINUTE: u32 = 6_000;
+const MAX_ATTEMPTS: u32 = 10;
+const MAX_RETRY_MINUTES: u32 = 1_440;
+
+/// A dialer's state, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialerState {
+    Draft,
+    Running,
+    Paused,
+    Stopped,
+    Finished,
+}
+
+impl DialerState {
+    const ALL: [Self; 5] = [
+        Self::Draft,
+        Self::Running,
+        Self::Paused,
+        Self::Stopped,
+        Self::Finished,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Stopped => "stopped",
+            Self::Finished => "finished",
+        }
+    }
+
+    fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == stored)
+    }
+
+    fn to_proto(self) -> pb::DialerState {
+        match self {
+            Self::Draft => pb::DialerState::Draft,
+            Self::Running => pb::DialerState::Running,
+            Self::Paused => pb::DialerState::Paused,
+            Self::Stopped => pb::DialerState::Stopped,
+            Self::Finished => pb::DialerState::Finished,
+        }
+    }
+}
+
+/// A contact's state before anything is sent.
+const PENDING: &str = "pending";
+
+/// What a new dialer is, once every field checked.
+struct NewDialer {
+    campaign_id: String,
+    number: String,
+    template: TemplateRef,
+    template_parameter_count: u32,
+    messages_per_minute: u32,
+    schedule: Option<BusinessHours>,
+    max_attempts: u32,
+    retry_after_minutes: u32,
+}
+
+impl TryFrom<Option<pb::Dialer>> for NewDialer {
+    type Error = Error;
+
+    fn try_from(dialer: Option<pb::Dialer>) -> Result<Self, Error> {
+        let d = dialer.ok_or_else(|| Error::invalid("dialer", "required"))?;
+        let mut v = Violations::default();
+        v.check(!d.campaign_id.is_empty(), "dialer.campaign_id", "required");
+        let template =
+            TemplateRef::from_proto(d.template.unwrap_or_default(), "dialer.template", &mut v);
+        v.check(
+            (1..=MAX_PER_MINUTE).contains(&d.messages_per_minute),
+            "dialer.messages_per_minute",
+            "between 1 and 6000",
+        );
+        v.check(
+            (1..=MAX_ATTEMPTS).contains(&d.max_attempts),
+            "dialer.max_attempts",
+            "between 1 and 10",
+        );
+        v.check(
+            (1..=MAX_RETRY_MINUTES).contains(&d.retry_after_minutes),
+            "dialer.retry_after_minutes",
+            "between 1 and 1440",
+        );
+        let schedule = d
+            .schedule
+            .and_then(|s| BusinessHours::from_proto(s, "dialer.schedule", &mut v));
+        v.into_result(Self {
+            campaign_id: d.campaign_id,
+            number: d.business_phone_number_id,
+            template,
+            template_parameter_count: d.template_parameter_count,
+            messages_per_minute: d.messages_per_minute,
+            schedule,
+            max_attempts: d.max_attempts,
+            retry_after_minutes: d.retry_after_minutes,
+        })
+    }
+}
+
+impl Queue {
+    /// Creates a dialer in state draft for a campaign `actor` supervises.
+    pub async fn create_dialer(
+        &self,
+        actor: &str,
+        given: Option<pb::Dialer>,
+    ) -> Result<pb::Dialer, Error> {
+        let new = NewDialer::try_from(given)?;
+        allow(&self.supervised(actor).await?, [new.campaign_id.as_str()])?;
+        let number = self.dialer_number(&new.campaign_id, &new.number).await?;
+        let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        let model = dialer::Model {
+            id: Uuid::new_v4(),
+            campaign_id: new.campaign_id,
+            business_phone_number_id: number,
+            template_name: new.template.name,
+            template_language: new.template.language,
+            template_parameter_count: int(new.template_parameter_count),
+            messages_per_minute: int(new.messages_per_minute),
+            schedule: new
+                .schedule
+                .as_ref()
+                .and_then(|s| serde_json::to_value(s).ok()),
+            max_attempts: int(new.max_attempts),
+            retry_after_minutes: int(new.retry_after_minutes),
+            state: DialerState::Draft.as_str().to_owned(),
+            created_by: actor.to_owned(),
+            created_at: Utc::now(),
+        };
+        dialer::Entity::insert(dialer::ActiveModel::from(model.clone()))
+            .exec(&self.db)
+            .await?;
+        Ok(to_proto(model, pb::DialerProgress::default()))
+    }
+
+    /// Adds the good lines of a chunk of the dialer's contact list; reports
+    /// the bad ones by line number.
+    pub async fn add_dialer_contacts(
+        &self,
+        actor: &str,
+        dialer_id: &str,
+        first_line: u32,
+        csv: &str,
+    ) -> Result<pb::AddDialerContactsResponse, Error> {
+        let dialer = self.supervised_dialer(actor, dialer_id).await?;
+        if matches!(
+            DialerState::parse(&dialer.state),
+            Some(DialerState::Stopped | DialerState::Finished)
+        ) {
+            return Err(Error::FailedPrecondition(format!(
+                "dialer {dialer_id} is {}: it takes no more contacts",
+                dialer.state
+            )));
+        }
+        let mut v = Violations::default();
+        v.check(first_line >= 1, "first_line", "lines are numbered from 1");
+        v.check(csv.len() <= MAX_CHUNK_BYTES, "csv", "at most 1 MiB a chunk");
+        v.check(
+            csv.lines().count() <= MAX_CHUNK_LINES,
+            "csv",
+            "at most 10,000 lines a chunk",
+        );
+        v.into_result(())?;
+        let expected = usize::try_from(dialer.template_parameter_count).unwrap_or(0);
+        let (lines, mut rejected) = parse(csv, first_line, expected);
+        // Numbers already in the list (from other chunks), by line.
+        let numbers: Vec<String> = lines.iter().map(|l| l.customer_id.clone()).collect();
+        let known: HashMap<String, i32> = dialer_contact::Entity::find()
+            .filter(dialer_contact::Column::DialerId.eq(dialer.id))
+            .filter(dialer_contact::Column::CustomerId.is_in(numbers))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|c| (c.customer_id, c.line))
+            .collect();
+        let now = Utc::now();
+        let mut rows = Vec::new();
+        for line in lines {
+            match known.get(&line.customer_id) {
+                // Kept by an earlier call with this chunk.
+                Some(kept) if *kept == line.line => {}
+                Some(kept) => rejected.push(pb::ContactLineError {
+                    line: u32::try_from(line.line).unwrap_or(0),
+                    reason: format!("the number is already on line {kept}"),
+                }),
+                None => rows.push(dialer_contact::ActiveModel {
+                    dialer_id: Set(dialer.id),
+                    line: Set(line.line),
+                    customer_id: Set(line.customer_id),
+                    parameters: Set(serde_json::json!(line.parameters)),
+                    state: Set(PENDING.to_owned()),
+                    attempts: Set(0),
+                    updated_at: Set(now),
+                }),
+            }
+        }
+        rejected.sort_by_key(|r| r.line);
+        let added = u32::try_from(rows.len()).unwrap_or(u32::MAX);
+        if !rows.is_empty() {
+            let txn = self.db.begin().await?;
+            dialer_contact::Entity::insert_many(rows).exec(&txn).await?;
+            txn.commit().await?;
+        }
+        Ok(pb::AddDialerContactsResponse { added, rejected })
+    }
+
+    /// A dialer of a campaign `actor` supervises, with its progress.
+    pub async fn dialer(&self, actor: &str, dialer_id: &str) -> Result<pb::Dialer, Error> {
+        let dialer = self.supervised_dialer(actor, dialer_id).await?;
+        let counts: Vec<(String, i64)> = dialer_contact::Entity::find()
+            .select_only()
+            .column(dialer_contact::Column::State)
+            .column_as(dialer_contact::Column::Line.count(), "count")
+            .filter(dialer_contact::Column::DialerId.eq(dialer.id))
+            .group_by(dialer_contact::Column::State)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut progress = pb::DialerProgress::default();
+        for (state, count) in counts {
+            let count = u32::try_from(count).unwrap_or(u32::MAX);
+            let slot = match state.as_str() {
+                PENDING => &mut progress.pending,
+                "sent" => &mut progress.sent,
+                "delivered" => &mut progress.delivered,
+                "read" => &mut progress.read,
+                "replied" => &mut progress.replied,
+                "failed" => &mut progress.failed,
+                _ => &mut progress.not_contacted,
+            };
+            *slot += count;
+        }
+        Ok(to_proto(dialer, progress))
+    }
+
+    async fn supervised_dialer(
+        &self,
+        actor: &str,
+        dialer_id: &str,
+    ) -> Result<dialer::Model, Error> {
+        let id = parse_id(dialer_id).map_err(|_| Error::invalid("dialer_id", "must be a UUID"))?;
+        let supervised: BTreeSet<String> = self.supervised(actor).await?;
+        let dialer = dialer::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("dialer {dialer_id}")))?;
+        allow(&supervised, [dialer.campaign_id.as_str()])?;
+        Ok(dialer)
+    }
+
+    /// The number a dialer of the campaign writes from: the one given, which
+    /// must be an active number of the campaign, or its first.
+    async fn dialer_number(&self, campaign_id: &str, given: &str) -> Result<String, Error> {
+        let numbers = business_number::Entity::find()
+            .filter(business_number::Column::CampaignId.eq(campaign_id))
+            .filter(business_number::Column::Active.eq(true))
+            .all(&self.db)
+            .await?;
+        let mut ids: Vec<String> = numbers.into_iter().map(|n| n.phone_number_id).collect();
+        ids.sort();
+        match (given.is_empty(), ids.first()) {
+            (true, Some(first)) => Ok(first.clone()),
+            (false, _) if ids.iter().any(|n| n == given) => Ok(given.to_owned()),
+            _ => Err(Error::FailedPrecondition(format!(
+                "campaign {campaign_id} has no active business number {given}"
+            ))),
+        }
+    }
+}
+
+/// A good line of a contact list.
+#[derive(Debug, PartialEq, Eq)]
+struct ContactLine {
+    line: i32,
+    customer_id: String,
+    parameters: Vec<String>,
+}
+
+/// The good lines of a chunk starting at `first_line`, and why the others
+/// are not: not CSV, a number that is not E.164, not `expected` parameters,
+/// or the number twice in the chunk. An optional header (a first line of the
+/// list whose first field has no digit) is skipped; blank lines too.
+fn parse(
+    csv: &str,
+    first_line: u32,
+    expected: usize,
+) -> (Vec<ContactLine>, Vec<pb::ContactLineError>) {
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    let mut seen = HashMap::new();
+    // Line by line, so every line is numbered as the supervisor sees it
+    // (a field cannot hold a line break: contact lists need none).
+    for (offset, text) in csv.lines().enumerate() {
+        let line = u64::from(first_line) + offset as u64;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let record = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes())
+            .records()
+            .next()
+            .unwrap_or_else(|| Ok(csv::StringRecord::new()));
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => {
+                bad.push(pb::ContactLineError {
+                    line: u32::try_from(line).unwrap_or(u32::MAX),
+                    reason: format!("not CSV: {error}"),
+                });
+                continue;
+            }
+        };
+        let line_no = u32::try_from(line).unwrap_or(u32::MAX);
+        let number = record.get(0).unwrap_or_default();
+        let Some(customer_id) = atenciones_domain::e164(number) else {
+            let header = line == 1 && !number.chars().any(|c| c.is_ascii_digit());
+            if !header {
+                bad.push(pb::ContactLineError {
+                    line: line_no,
+                    reason: format!("{number:?} is not an E.164 number"),
+                });
+            }
+            continue;
+        };
+        let parameters: Vec<String> = record.iter().skip(1).map(str::to_owned).collect();
+        if parameters.len() != expected || parameters.iter().any(String::is_empty) {
+            bad.push(pb::ContactLineError {
+                line: line_no,
+                reason: format!(
+                    "the template takes {expected} parameters; the line has {} (none may be empty)",
+                    parameters.len()
+                ),
+            });
+            continue;
+        }
+        if let Some(earlier) = seen.insert(customer_id.clone(), line_no) {
+            bad.push(pb::ContactLineError {
+                line: line_no,
+                reason: format!("the number is already on line {earlier}"),
+            });
+            continue;
+        }
+        good.push(ContactLine {
+            line: i32::try_from(line).unwrap_or(i32::MAX),
+            customer_id,
+            parameters,
+        });
+    }
+    (good, bad)
+}
+
+fn to_proto(model: dialer::Model, progress: pb::DialerProgress) -> pb::Dialer {
+    let schedule: Option<BusinessHours> =
+        model.schedule.and_then(|s| serde_json::from_value(s).ok());
+    let state = DialerState::parse(&model.state)
+        .map_or(pb::DialerState::Unspecified, DialerState::to_proto);
+    pb::Dialer {
+        id: model.id.to_string(),
+        campaign_id: model.campaign_id,
+        business_phone_number_id: model.business_phone_number_id,
+        template: Some(pb::TemplateRef {
+            name: model.template_name,
+            language: model.template_language,
+        }),
+        template_parameter_count: u32::try_from(model.template_parameter_count).unwrap_or(0),
+        messages_per_minute: u32::try_from(model.messages_per_minute).unwrap_or(0),
+        schedule: schedule.as_ref().map(BusinessHours::to_proto),
+        max_attempts: u32::try_from(model.max_attempts).unwrap_or(0),
+        retry_after_minutes: u32::try_from(model.retry_after_minutes).unwrap_or(0),
+        state: state.into(),
+        progress: Some(progress),
+        created_by: model.created_by,
+        create_time: Some(atenciones_proto::time::timestamp(model.created_at)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_lines_are_kept_and_bad_ones_reported_by_line() {
+        let csv = "numero,nombre,dia\n\
+                   +54 9 11 5555-0001,Ana,lunes\n\
+                   12AB,Beto,martes\n\
+                   +5491155550002,Carla\n\
+                   \n\
+                   +5491155550001,Ana otra vez,jueves\n\
+                   \"+5491155550003\",\"Dora, la de ventas\",viernes\n";
+        let (good, bad) = parse(csv, 1, 2);
+        let kept: Vec<_> = good
+            .iter()
+            .map(|l| (l.line, l.customer_id.as_str()))
+            .collect();
+        assert_eq!(kept, [(2, "5491155550001"), (7, "5491155550003")]);
+        assert_eq!(good[1].parameters, ["Dora, la de ventas", "viernes"]);
+        let lines: Vec<_> = bad.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [3, 4, 6]);
+        // A later chunk numbers its lines from where it starts; its first
+        // line is no header.
+        let (good, bad) = parse("numero,x,y\n+5491155550009,a,b\n", 101, 2);
+        assert_eq!(good[0].line, 102);
+        assert_eq!(bad[0].line, 101);
+    }
+}

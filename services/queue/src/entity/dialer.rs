@@ -1,0 +1,29 @@
+//! A supervisor's dialer.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "dialers")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub campaign_id: String,
+    pub business_phone_number_id: String,
+    pub template_name: String,
+    pub template_language: String,
+    pub template_parameter_count: i32,
+    pub messages_per_minute: i32,
+    /// See `crate::hours::BusinessHours`; none: any time.
+    pub schedule: Option<Json>,
+    pub max_attempts: i32,
+    pub retry_after_minutes: i32,
+    /// See `crate::dialer::DialerState`.
+    pub state: String,
+    pub created_by: String,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
