@@ -316,19 +316,7 @@ impl AdminService for Admin {
         let actor_id = actor(&request)?;
         let only = request.into_inner().business_phone_number_id;
         let numbers = self.numbers_in_scope(actor_id, &only).await?;
-        if numbers.is_empty() {
-            return Ok(Response::new(pb::ListNumberTemplatesResponse::default()));
-        }
-        let templates = self
-            .messaging
-            .clone()
-            .list_templates(messaging_pb::ListTemplatesRequest {
-                business_phone_number_ids: numbers,
-                approved_only: false,
-            })
-            .await?
-            .into_inner()
-            .templates;
+        let templates = crate::outbound::templates(&self.messaging, numbers, false).await?;
         Ok(Response::new(pb::ListNumberTemplatesResponse { templates }))
     }
 
@@ -338,8 +326,7 @@ impl AdminService for Admin {
     ) -> Result<Response<pb::MarkOptOutResponse>, Status> {
         let actor_id = actor(&request)?;
         let r = request.into_inner();
-        let customer_id = crate::outbound::e164(&r.customer_number)
-            .map_err(|violation| Error::InvalidArgument(vec![violation]))?;
+        let customer_id = crate::outbound::e164(&r.customer_number)?;
         self.check_number(actor_id.clone(), &r.business_phone_number_id)
             .await?;
         self.messaging
@@ -406,16 +393,8 @@ impl AdminService for Admin {
         };
         let template = dialer.template.clone().unwrap_or_default();
         if !number.is_empty() && !template.name.is_empty() {
-            let approved = self
-                .messaging
-                .clone()
-                .list_templates(messaging_pb::ListTemplatesRequest {
-                    business_phone_number_ids: vec![number.clone()],
-                    approved_only: true,
-                })
-                .await?
-                .into_inner()
-                .templates;
+            let approved =
+                crate::outbound::templates(&self.messaging, vec![number.clone()], true).await?;
             let found = approved
                 .iter()
                 .find(|t| t.name == template.name && t.language == template.language)

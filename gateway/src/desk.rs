@@ -270,19 +270,7 @@ impl AgentDeskService for AgentDesk {
             .filter(|n| campaign_id.is_empty() || n.campaign_id == campaign_id)
             .map(|n| n.phone_number_id)
             .collect();
-        if numbers.is_empty() {
-            return Ok(Response::new(pb::ListTemplatesResponse::default()));
-        }
-        let templates = self
-            .messaging
-            .clone()
-            .list_templates(messaging_pb::ListTemplatesRequest {
-                business_phone_number_ids: numbers,
-                approved_only: true,
-            })
-            .await?
-            .into_inner()
-            .templates;
+        let templates = crate::outbound::templates(&self.messaging, numbers, true).await?;
         Ok(Response::new(pb::ListTemplatesResponse { templates }))
     }
 
@@ -292,8 +280,7 @@ impl AgentDeskService for AgentDesk {
     ) -> Result<Response<pb::StartOutboundAttentionResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let number = crate::outbound::e164(&r.customer_number)
-            .map_err(|violation| Error::InvalidArgument(vec![violation]))?;
+        let number = crate::outbound::e164(&r.customer_number)?;
         let customer = common::Customer {
             id: number.clone(),
             wa_id: number,
