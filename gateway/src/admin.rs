@@ -380,17 +380,12 @@ impl AdminService for Admin {
             .await?
             .into_inner()
             .business_numbers;
-        let mut active: Vec<String> = numbers
-            .into_iter()
-            .filter(|n| n.active && n.campaign_id == dialer.campaign_id)
-            .map(|n| n.phone_number_id)
-            .collect();
-        active.sort();
-        let number = if dialer.business_phone_number_id.is_empty() {
-            active.first().cloned().unwrap_or_default()
-        } else {
-            dialer.business_phone_number_id.clone()
-        };
+        let number = crate::outbound::number_for(
+            &numbers,
+            &dialer.campaign_id,
+            &dialer.business_phone_number_id,
+        )
+        .unwrap_or_default();
         let template = dialer.template.clone().unwrap_or_default();
         if !number.is_empty() && !template.name.is_empty() {
             let approved =

@@ -54,17 +54,27 @@ pub fn business_number(
             "you are not an agent of campaign {campaign_id}"
         )));
     }
+    number_for(&agent.business_numbers, campaign_id, given).ok_or_else(|| {
+        Error::FailedPrecondition(format!(
+            "campaign {campaign_id} has no active business number"
+        ))
+    })
+}
+
+/// The number to write from for `campaign_id`: `given` (the queue checks it
+/// is the campaign's), or the first by id of the campaign's active numbers
+/// in `numbers`.
+pub fn number_for(
+    numbers: &[queue_pb::BusinessNumber],
+    campaign_id: &str,
+    given: &str,
+) -> Option<String> {
     if !given.is_empty() {
-        return Ok(given.to_owned());
+        return Some(given.to_owned());
     }
-    agent
-        .business_numbers
+    numbers
         .iter()
-        .find(|n| n.campaign_id == campaign_id)
+        .filter(|n| n.active && n.campaign_id == campaign_id)
         .map(|n| n.phone_number_id.clone())
-        .ok_or_else(|| {
-            Error::FailedPrecondition(format!(
-                "campaign {campaign_id} has no active business number"
-            ))
-        })
+        .min()
 }

@@ -2,18 +2,16 @@
 //! approved template, at a pace, within a schedule. This part creates them
 //! and takes their contact lists; sending is not built yet.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use atenciones_proto::queue::v1 as pb;
 
 use crate::admin::{TemplateRef, allow};
-use crate::entity::{business_number, dialer, dialer_contact};
+use crate::entity::{dialer, dialer_contact};
 use crate::error::{Error, Violations};
 use crate::hours::BusinessHours;
 use crate::queue::{Queue, parse_id};
@@ -133,7 +131,10 @@ impl Queue {
     ) -> Result<pb::Dialer, Error> {
         let new = NewDialer::try_from(given)?;
         allow(&self.supervised(actor).await?, [new.campaign_id.as_str()])?;
-        let number = self.dialer_number(&new.campaign_id, &new.number).await?;
+        let number = self
+            .campaign_number(&new.campaign_id, &new.number)
+            .await?
+            .phone_number_id;
         let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
         let model = dialer::Model {
             id: Uuid::new_v4(),
@@ -223,9 +224,10 @@ impl Queue {
         rejected.sort_by_key(|r| r.line);
         let added = u32::try_from(rows.len()).unwrap_or(u32::MAX);
         if !rows.is_empty() {
-            let txn = self.db.begin().await?;
-            dialer_contact::Entity::insert_many(rows).exec(&txn).await?;
-            txn.commit().await?;
+            // One statement: the chunk's good lines are kept together or not at all.
+            dialer_contact::Entity::insert_many(rows)
+                .exec(&self.db)
+                .await?;
         }
         Ok(pb::AddDialerContactsResponse { added, rejected })
     }
@@ -265,32 +267,13 @@ impl Queue {
         dialer_id: &str,
     ) -> Result<dialer::Model, Error> {
         let id = parse_id(dialer_id).map_err(|_| Error::invalid("dialer_id", "must be a UUID"))?;
-        let supervised: BTreeSet<String> = self.supervised(actor).await?;
+        let supervised = self.supervised(actor).await?;
         let dialer = dialer::Entity::find_by_id(id)
             .one(&self.db)
             .await?
             .ok_or_else(|| Error::NotFound(format!("dialer {dialer_id}")))?;
         allow(&supervised, [dialer.campaign_id.as_str()])?;
         Ok(dialer)
-    }
-
-    /// The number a dialer of the campaign writes from: the one given, which
-    /// must be an active number of the campaign, or its first.
-    async fn dialer_number(&self, campaign_id: &str, given: &str) -> Result<String, Error> {
-        let numbers = business_number::Entity::find()
-            .filter(business_number::Column::CampaignId.eq(campaign_id))
-            .filter(business_number::Column::Active.eq(true))
-            .all(&self.db)
-            .await?;
-        let mut ids: Vec<String> = numbers.into_iter().map(|n| n.phone_number_id).collect();
-        ids.sort();
-        match (given.is_empty(), ids.first()) {
-            (true, Some(first)) => Ok(first.clone()),
-            (false, _) if ids.iter().any(|n| n == given) => Ok(given.to_owned()),
-            _ => Err(Error::FailedPrecondition(format!(
-                "campaign {campaign_id} has no active business number {given}"
-            ))),
-        }
     }
 }
 

@@ -53,7 +53,7 @@ impl Queue {
                 "you are not an agent of campaign {campaign_id}"
             )));
         }
-        let number = self.outbound_number(&campaign.id, number_id).await?;
+        let number = self.campaign_number(&campaign.id, number_id).await?;
         if let Some(active) = self
             .active_attention(&number.phone_number_id, &customer.id)
             .await?
@@ -117,9 +117,10 @@ impl Queue {
             .await?)
     }
 
-    /// The number an outbound attention of the campaign is written from: the
-    /// one given, which must be the campaign's, or its first active one.
-    async fn outbound_number(
+    /// The number the business writes from for the campaign (outbound
+    /// attentions, dialers): the one given, which must be an active number of
+    /// the campaign, or its first active one.
+    pub(crate) async fn campaign_number(
         &self,
         campaign_id: &str,
         number_id: &str,
