@@ -456,6 +456,26 @@ impl AdminService for Admin {
         Ok(Response::new(pb::GetDialerResponse { dialer }))
     }
 
+    async fn set_dialer_state(
+        &self,
+        request: Request<pb::SetDialerStateRequest>,
+    ) -> Result<Response<pb::SetDialerStateResponse>, Status> {
+        let actor_id = actor(&request)?;
+        let r = request.into_inner();
+        let dialer = self
+            .queue
+            .clone()
+            .set_dialer_state(queue_pb::SetDialerStateRequest {
+                actor_id,
+                dialer_id: r.dialer_id,
+                state: r.state,
+            })
+            .await?
+            .into_inner()
+            .dialer;
+        Ok(Response::new(pb::SetDialerStateResponse { dialer }))
+    }
+
     async fn get_campaign_snapshot(
         &self,
         request: Request<pb::GetCampaignSnapshotRequest>,

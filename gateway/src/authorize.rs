@@ -65,6 +65,7 @@ pub const TABLE: &[(&str, &[Role])] = &[
     ("AdminService/CreateDialer", SUPERVISOR),
     ("AdminService/UploadDialerContacts", SUPERVISOR),
     ("AdminService/GetDialer", READERS),
+    ("AdminService/SetDialerState", SUPERVISOR),
     ("AdminService/GetCampaignSnapshot", READERS),
     ("AdminService/ListCampaigns", READERS),
     ("AdminService/ListAgents", READERS),

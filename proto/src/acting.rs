@@ -58,6 +58,7 @@ acting! {
         CreateDialerRequest => actor_id,
         AddDialerContactsRequest => actor_id,
         GetDialerRequest => actor_id,
+        SetDialerStateRequest => actor_id,
     }
     form {
         PublishFormRequest => actor,

@@ -197,12 +197,34 @@ impl TestSuite {
         self.replica_with(roles, |_| {}).await
     }
 
+    /// [`TestSuite::replica_with`] that stops, alone, when the returned token
+    /// is cancelled (as a replica restarted by Kubernetes would).
+    pub async fn stoppable_replica(
+        &self,
+        roles: &[atenciones::Role],
+        configure: impl FnOnce(&mut Settings),
+    ) -> (atenciones::Addresses, CancellationToken) {
+        let stop = self.shutdown.child_token();
+        let addresses = self.replica_until(roles, configure, stop.clone()).await;
+        (addresses, stop)
+    }
+
     /// [`TestSuite::replica`] with its settings changed by `configure` (say,
     /// a service it reaches at another address).
     pub async fn replica_with(
         &self,
         roles: &[atenciones::Role],
         configure: impl FnOnce(&mut Settings),
+    ) -> atenciones::Addresses {
+        self.replica_until(roles, configure, self.shutdown.clone())
+            .await
+    }
+
+    async fn replica_until(
+        &self,
+        roles: &[atenciones::Role],
+        configure: impl FnOnce(&mut Settings),
+        shutdown: CancellationToken,
     ) -> atenciones::Addresses {
         let mut settings = self.settings.clone();
         for (service, address) in [
@@ -214,11 +236,11 @@ impl TestSuite {
             settings.set_service_url(service, address.expect("role started"));
         }
         configure(&mut settings);
-        let running = atenciones::start(settings, roles, self.shutdown.clone())
+        let running = atenciones::start(settings, roles, shutdown.clone())
             .await
             .expect("the replica starts");
         let addresses = running.addresses.clone();
-        tokio::spawn(running.wait(self.shutdown.clone()));
+        tokio::spawn(running.wait(shutdown));
         addresses
     }
 
@@ -485,6 +507,19 @@ impl TestSuite {
                 (e.kind, e.attention_id, payload)
             }));
         }
+    }
+
+    /// Runs an SQL statement on `service`'s own database (to stage what a
+    /// crash would leave); returns the rows it changed.
+    pub async fn execute_service_sql(&self, service: ServiceName, sql: &str) -> u64 {
+        let db = self.database.connect(service.as_str()).await;
+        let changed = db
+            .execute_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .expect("the statement runs")
+            .rows_affected();
+        db.close().await.expect("close");
+        changed
     }
 
     /// Rows of a table of `service`'s own database that match an SQL condition.

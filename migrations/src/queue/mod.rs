@@ -10,6 +10,7 @@ mod m20261126_000004_event_positions;
 mod m20261126_000005_outbound_starts;
 mod m20261126_000006_out_of_hours_template;
 mod m20261126_000007_dialers;
+mod m20261126_000008_dialer_sending;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_outbound_starts::Migration),
             Box::new(m20261126_000006_out_of_hours_template::Migration),
             Box::new(m20261126_000007_dialers::Migration),
+            Box::new(m20261126_000008_dialer_sending::Migration),
         ]
     }
 

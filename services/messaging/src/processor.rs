@@ -174,6 +174,12 @@ impl Processor {
             message_id: message.id.to_string(),
             status: update.status.clone(),
             time: Some(atenciones_proto::time::timestamp(update.time)),
+            error_code: update.error.as_ref().map(|e| e.code).unwrap_or_default(),
+            error_title: update
+                .error
+                .as_ref()
+                .map(|e| e.title.clone())
+                .unwrap_or_default(),
         };
         match self.queue.clone().record_message_status(request).await {
             // The attention is gone from the queue: nothing to tell.

@@ -177,6 +177,7 @@ fake_queue_service! {
         create_dialer(CreateDialerRequest) -> CreateDialerResponse;
         add_dialer_contacts(AddDialerContactsRequest) -> AddDialerContactsResponse;
         get_dialer(GetDialerRequest) -> GetDialerResponse;
+        set_dialer_state(SetDialerStateRequest) -> SetDialerStateResponse;
         finish_attention(FinishAttentionRequest) -> FinishAttentionResponse;
         get_agent(GetAgentRequest) -> GetAgentResponse;
         save_campaign(SaveCampaignRequest) -> SaveCampaignResponse;

@@ -29,6 +29,9 @@ pub struct Application {
     finished: Arc<Notify>,
     routing_tick: Duration,
     event_retention: std::time::Duration,
+    /// Whether this replica sends for running dialers, and how long it holds one.
+    dialing: bool,
+    dialer_lease: Duration,
     /// Verifies the callers of its gRPC calls.
     keys: Keys,
 }
@@ -54,7 +57,7 @@ impl Application {
             db.clone(),
             clients.clone(),
             finished.clone(),
-            settings.queue.heartbeat_timeout(),
+            &settings.queue,
         );
         Ok(Self {
             keys: Keys::new(&settings.internal),
@@ -66,6 +69,8 @@ impl Application {
             finished,
             routing_tick: settings.queue.routing_tick(),
             event_retention: settings.queue.event_retention(),
+            dialing: settings.queue.dialing,
+            dialer_lease: settings.queue.dialer_lease(),
         })
     }
 
@@ -78,6 +83,10 @@ impl Application {
         let handoff = tokio::spawn(handoff.run(shutdown.clone()));
         let router = Router::new(self.queue.clone(), self.routing_tick);
         let router = tokio::spawn(router.run(shutdown.clone()));
+        let dialing = self.dialing.then(|| {
+            let dialing = crate::dialing::Dialing::new(self.queue.clone(), self.dialer_lease);
+            tokio::spawn(dialing.run(shutdown.clone()))
+        });
         let pruner = tokio::spawn(crate::feed::prune_periodically(
             self.queue.clone(),
             self.event_retention,
@@ -89,6 +98,9 @@ impl Application {
         handoff.await?;
         router.await?;
         pruner.await?;
+        if let Some(dialing) = dialing {
+            dialing.await?;
+        }
         Ok(())
     }
 }

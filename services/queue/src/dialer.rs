@@ -1,11 +1,15 @@
 //! Supervisors' dialers: a campaign's contact list to be written to with an
-//! approved template, at a pace, within a schedule. This part creates them
-//! and takes their contact lists; sending is not built yet.
+//! approved template, at a pace, within a schedule. This part creates them,
+//! takes their contact lists and moves them between states; `crate::dialing`
+//! sends.
 
 use std::collections::HashMap;
 
 use chrono::Utc;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+};
 use uuid::Uuid;
 
 use atenciones_proto::queue::v1 as pb;
@@ -52,7 +56,7 @@ impl DialerState {
         }
     }
 
-    fn parse(stored: &str) -> Option<Self> {
+    pub fn parse(stored: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == stored)
     }
 
@@ -67,8 +71,50 @@ impl DialerState {
     }
 }
 
-/// A contact's state before anything is sent.
-const PENDING: &str = "pending";
+/// Where a contact is: pending → sent → delivered → read → replied, or
+/// failed / not contacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactState {
+    Pending,
+    Sent,
+    Delivered,
+    Read,
+    Replied,
+    Failed,
+    NotContacted,
+}
+
+impl ContactState {
+    const ALL: [Self; 7] = [
+        Self::Pending,
+        Self::Sent,
+        Self::Delivered,
+        Self::Read,
+        Self::Replied,
+        Self::Failed,
+        Self::NotContacted,
+    ];
+
+    /// The states of a contact written to that a status or a reply may
+    /// still move on from.
+    pub const REACHED: [Self; 3] = [Self::Sent, Self::Delivered, Self::Read];
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == stored)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Replied => "replied",
+            Self::Failed => "failed",
+            Self::NotContacted => "not_contacted",
+        }
+    }
+}
 
 /// What a new dialer is, once every field checked.
 struct NewDialer {
@@ -80,6 +126,7 @@ struct NewDialer {
     schedule: Option<BusinessHours>,
     max_attempts: u32,
     retry_after_minutes: u32,
+    agent_id: Option<String>,
 }
 
 impl TryFrom<Option<pb::Dialer>> for NewDialer {
@@ -118,6 +165,7 @@ impl TryFrom<Option<pb::Dialer>> for NewDialer {
             schedule,
             max_attempts: d.max_attempts,
             retry_after_minutes: d.retry_after_minutes,
+            agent_id: Some(d.agent_id).filter(|a| !a.is_empty()),
         })
     }
 }
@@ -135,6 +183,20 @@ impl Queue {
             .campaign_number(&new.campaign_id, &new.number)
             .await?
             .phone_number_id;
+        if let Some(agent) = &new.agent_id
+            && !self.campaigns_of(agent).await?.contains(&new.campaign_id)
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "agent {agent} is not an agent of campaign {}",
+                new.campaign_id
+            )));
+        }
+        if new.messages_per_minute > self.dialer_budget {
+            return Err(Error::FailedPrecondition(format!(
+                "dialers of a number send at most {} messages a minute (a quarter of its WhatsApp throughput)",
+                self.dialer_budget
+            )));
+        }
         let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
         let model = dialer::Model {
             id: Uuid::new_v4(),
@@ -153,6 +215,11 @@ impl Queue {
             state: DialerState::Draft.as_str().to_owned(),
             created_by: actor.to_owned(),
             created_at: Utc::now(),
+            next_send_at: None,
+            lease_owner: None,
+            lease_until: None,
+            notice: None,
+            agent_id: new.agent_id,
         };
         dialer::Entity::insert(dialer::ActiveModel::from(model.clone()))
             .exec(&self.db)
@@ -215,9 +282,15 @@ impl Queue {
                     line: Set(line.line),
                     customer_id: Set(line.customer_id),
                     parameters: Set(serde_json::json!(line.parameters)),
-                    state: Set(PENDING.to_owned()),
+                    state: Set(ContactState::Pending.as_str().to_owned()),
                     attempts: Set(0),
                     updated_at: Set(now),
+                    // Made now, so every try and the reply share it.
+                    attention_id: Set(Some(Uuid::new_v4())),
+                    message_id: Set(None),
+                    next_try_at: Set(None),
+                    sent_at: Set(None),
+                    reason: Set(None),
                 }),
             }
         }
@@ -247,18 +320,119 @@ impl Queue {
         let mut progress = pb::DialerProgress::default();
         for (state, count) in counts {
             let count = u32::try_from(count).unwrap_or(u32::MAX);
-            let slot = match state.as_str() {
-                PENDING => &mut progress.pending,
-                "sent" => &mut progress.sent,
-                "delivered" => &mut progress.delivered,
-                "read" => &mut progress.read,
-                "replied" => &mut progress.replied,
-                "failed" => &mut progress.failed,
-                _ => &mut progress.not_contacted,
+            let Some(state) = ContactState::parse(&state) else {
+                continue;
+            };
+            let slot = match state {
+                ContactState::Pending => &mut progress.pending,
+                ContactState::Sent => &mut progress.sent,
+                ContactState::Delivered => &mut progress.delivered,
+                ContactState::Read => &mut progress.read,
+                ContactState::Replied => &mut progress.replied,
+                ContactState::Failed => &mut progress.failed,
+                ContactState::NotContacted => &mut progress.not_contacted,
             };
             *slot += count;
         }
         Ok(to_proto(dialer, progress))
+    }
+
+    /// Starts, pauses, resumes or stops a dialer of a campaign `actor`
+    /// supervises.
+    pub async fn set_dialer_state(
+        &self,
+        actor: &str,
+        dialer_id: &str,
+        target: pb::DialerState,
+    ) -> Result<pb::Dialer, Error> {
+        let target = match target {
+            pb::DialerState::Running => DialerState::Running,
+            pb::DialerState::Paused => DialerState::Paused,
+            pb::DialerState::Stopped => DialerState::Stopped,
+            _ => return Err(Error::invalid("state", "RUNNING, PAUSED or STOPPED")),
+        };
+        let d = self.supervised_dialer(actor, dialer_id).await?;
+        let current = DialerState::parse(&d.state)
+            .ok_or_else(|| Error::FailedPrecondition(format!("dialer state {:?}", d.state)))?;
+        if current == target {
+            return self.dialer(actor, dialer_id).await;
+        }
+        use DialerState::{Draft, Paused, Running, Stopped};
+        if !matches!(
+            (current, target),
+            (Draft | Paused, Running) | (Running, Paused) | (Draft | Running | Paused, Stopped)
+        ) {
+            return Err(Error::FailedPrecondition(format!(
+                "dialer {dialer_id} is {}: it cannot become {}",
+                current.as_str(),
+                target.as_str()
+            )));
+        }
+        if target == Running {
+            self.check_can_run(&d).await?;
+        }
+        let mut update = dialer::Entity::update_many()
+            .col_expr(dialer::Column::State, Expr::value(target.as_str()))
+            .filter(dialer::Column::Id.eq(d.id))
+            .filter(dialer::Column::State.eq(current.as_str()));
+        if target == Running {
+            // What stopped it is over once a supervisor resumes it.
+            update = update.col_expr(dialer::Column::Notice, Expr::value(None::<String>));
+        }
+        if update.exec(&self.db).await?.rows_affected == 0 {
+            return Err(Error::FailedPrecondition(format!(
+                "dialer {dialer_id} changed meanwhile: read it again"
+            )));
+        }
+        if target == Stopped {
+            dialer_contact::Entity::update_many()
+                .col_expr(
+                    dialer_contact::Column::State,
+                    Expr::value(ContactState::NotContacted.as_str()),
+                )
+                .col_expr(
+                    dialer_contact::Column::Reason,
+                    Expr::value("the dialer was stopped"),
+                )
+                .col_expr(dialer_contact::Column::UpdatedAt, Expr::value(Utc::now()))
+                .filter(dialer_contact::Column::DialerId.eq(d.id))
+                .filter(dialer_contact::Column::State.eq(ContactState::Pending.as_str()))
+                .exec(&self.db)
+                .await?;
+        }
+        self.dialer(actor, dialer_id).await
+    }
+
+    /// A dialer may run when it has contacts and, with the number's other
+    /// running dialers, stays within the number's budget.
+    async fn check_can_run(&self, d: &dialer::Model) -> Result<(), Error> {
+        let contacts = dialer_contact::Entity::find()
+            .filter(dialer_contact::Column::DialerId.eq(d.id))
+            .count(&self.db)
+            .await?;
+        if contacts == 0 {
+            return Err(Error::FailedPrecondition(
+                "the dialer has no contacts: upload its list first".into(),
+            ));
+        }
+        let others: Vec<i32> = dialer::Entity::find()
+            .select_only()
+            .column(dialer::Column::MessagesPerMinute)
+            .filter(dialer::Column::BusinessPhoneNumberId.eq(&d.business_phone_number_id))
+            .filter(dialer::Column::State.eq(DialerState::Running.as_str()))
+            .filter(dialer::Column::Id.ne(d.id))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let pace: i64 =
+            others.iter().map(|p| i64::from(*p)).sum::<i64>() + i64::from(d.messages_per_minute);
+        if pace > i64::from(self.dialer_budget) {
+            return Err(Error::FailedPrecondition(format!(
+                "the running dialers of number {} would send {pace} messages a minute; at most {} (a quarter of its WhatsApp throughput)",
+                d.business_phone_number_id, self.dialer_budget
+            )));
+        }
+        Ok(())
     }
 
     async fn supervised_dialer(
@@ -382,6 +556,8 @@ fn to_proto(model: dialer::Model, progress: pb::DialerProgress) -> pb::Dialer {
         progress: Some(progress),
         created_by: model.created_by,
         create_time: Some(atenciones_proto::time::timestamp(model.created_at)),
+        agent_id: model.agent_id.unwrap_or_default(),
+        notice: model.notice.unwrap_or_default(),
     }
 }
 

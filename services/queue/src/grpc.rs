@@ -89,6 +89,7 @@ impl QueueService for QueueApi {
                 &r.message_id,
                 &r.status,
                 message_time(r.time)?,
+                (r.error_code, &r.error_title),
             )
             .await?;
         Ok(Response::new(pb::RecordMessageStatusResponse { recorded }))
@@ -221,6 +222,20 @@ impl QueueService for QueueApi {
         let r = vouched(request)?;
         let dialer = self.queue.dialer(&r.actor_id, &r.dialer_id).await?;
         Ok(Response::new(pb::GetDialerResponse {
+            dialer: Some(dialer),
+        }))
+    }
+
+    async fn set_dialer_state(
+        &self,
+        request: Request<pb::SetDialerStateRequest>,
+    ) -> Result<Response<pb::SetDialerStateResponse>, Status> {
+        let r = vouched(request)?;
+        let dialer = self
+            .queue
+            .set_dialer_state(&r.actor_id, &r.dialer_id, r.state())
+            .await?;
+        Ok(Response::new(pb::SetDialerStateResponse {
             dialer: Some(dialer),
         }))
     }

@@ -8,6 +8,7 @@ mod attention;
 mod clients;
 pub mod demo;
 mod dialer;
+mod dialing;
 mod entity;
 mod error;
 mod feed;

@@ -1,6 +1,7 @@
 //! The queue's operations on attentions. Every state change is a conditional
 //! update written in the same transaction as the outbox event announcing it.
 
+use atenciones_runtime::settings::QueueSettings;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
@@ -32,12 +33,14 @@ const RACE_RETRIES: usize = 3;
 #[derive(Clone)]
 pub struct Queue {
     pub(crate) db: DatabaseConnection,
-    clients: Clients,
+    pub(crate) clients: Clients,
     /// Wakes the history hand-off as soon as an attention finishes.
     finished: Arc<Notify>,
     /// An agent silent for longer is gone (see `queue.heartbeat_timeout_seconds`).
     pub(crate) heartbeat_timeout: chrono::Duration,
     pub(crate) passes: Arc<crate::routing::Passes>,
+    /// Messages a minute the running dialers of one number may send together.
+    pub(crate) dialer_budget: u32,
 }
 
 /// A message being recorded on an attention.
@@ -52,15 +55,17 @@ impl Queue {
         db: DatabaseConnection,
         clients: Clients,
         finished: Arc<Notify>,
-        heartbeat_timeout: std::time::Duration,
+        settings: &QueueSettings,
     ) -> Self {
         Self {
             db,
             clients,
             finished,
-            heartbeat_timeout: chrono::Duration::from_std(heartbeat_timeout)
+            heartbeat_timeout: chrono::Duration::from_std(settings.heartbeat_timeout())
                 .unwrap_or(chrono::Duration::MAX),
             passes: Arc::default(),
+            // A quarter of the number's throughput: the rest is the agents'.
+            dialer_budget: settings.number_messages_per_second.saturating_mul(60) / 4,
         }
     }
 
@@ -101,15 +106,38 @@ impl Queue {
                 .await?;
             // What a new attention needs is read before the transaction, so
             // nothing else waits on it (and no network call happens in it).
-            let (vip, form_id) = match active {
-                Some(_) => (false, None),
-                None => (
-                    is_vip(&self.db, &campaign.id, &customer.id).await?,
-                    self.current_form(&number.campaign_id, Direction::Inbound)
-                        .await?,
-                ),
+            // A reply to a dialer's template starts the outbound attention
+            // the template went out in.
+            let (vip, form_id, reply) = match active {
+                Some(_) => (false, None, None),
+                None => {
+                    let reply = self
+                        .dialer_reply(business_number_id, &campaign.id, &customer.id)
+                        .await?;
+                    let direction = match reply {
+                        Some(_) => Direction::Outbound,
+                        None => Direction::Inbound,
+                    };
+                    (
+                        is_vip(&self.db, &campaign.id, &customer.id).await?,
+                        self.current_form(&number.campaign_id, direction).await?,
+                        reply,
+                    )
+                }
             };
             let txn = self.db.begin().await?;
+            // The dialer's agent takes the reply when they have room.
+            let holder = match reply.as_ref().and_then(|r| r.agent_id.as_deref()) {
+                Some(agent) => match reserve_slot(&txn, &campaign.id, agent).await {
+                    Ok(Slot::Free) => Some(agent),
+                    Ok(_) => None,
+                    Err(error) => {
+                        txn.rollback().await?;
+                        return Err(error);
+                    }
+                },
+                None => None,
+            };
             let outcome = match active {
                 Some(existing) => touch(
                     &txn,
@@ -121,7 +149,7 @@ impl Queue {
                 .await
                 .map(|()| (existing.id, false)),
                 None => {
-                    let id = Uuid::new_v4();
+                    let id = reply.as_ref().map_or_else(Uuid::new_v4, |r| r.attention_id);
                     let now = Utc::now();
                     let out_of_hours = crate::admin::business_hours(&campaign)
                         .is_some_and(|hours| !hours.is_open(now));
@@ -130,10 +158,13 @@ impl Queue {
                         campaign_id: &number.campaign_id,
                         business_phone_number_id: business_number_id,
                         customer: &customer,
-                        direction: Direction::Inbound,
+                        direction: match reply {
+                            Some(_) => Direction::Outbound,
+                            None => Direction::Inbound,
+                        },
                         form_id,
                         now,
-                        holder: None,
+                        holder,
                         vip,
                         out_of_hours,
                         message: Some(&message),
@@ -141,24 +172,39 @@ impl Queue {
                     }))
                     .exec(&txn)
                     .await;
-                    match insert {
-                        Ok(_) => record_event(
-                            &txn,
-                            id,
-                            event::QUEUED,
-                            serde_json::json!({
-                                "actor": customer.id,
-                                "reason": "inbound message",
-                                "to": State::Queued.as_str(),
-                                "message_id": message.id,
-                                "vip": vip,
-                                "out_of_hours": out_of_hours,
-                            }),
-                        )
-                        .await
-                        .map(|()| (id, true)),
+                    let reason = match reply {
+                        Some(_) => "reply to a dialer's template",
+                        None => "inbound message",
+                    };
+                    let (kind, to) = match holder {
+                        Some(_) => (event::OPENED, State::Open),
+                        None => (event::QUEUED, State::Queued),
+                    };
+                    let started = match insert {
+                        Ok(_) => {
+                            record_event(
+                                &txn,
+                                id,
+                                kind,
+                                serde_json::json!({
+                                    "actor": customer.id,
+                                    "reason": reason,
+                                    "to": to.as_str(),
+                                    "agent_id": holder,
+                                    "message_id": message.id,
+                                    "vip": vip,
+                                    "out_of_hours": out_of_hours,
+                                }),
+                            )
+                            .await
+                        }
                         Err(e) => Err(e),
+                    };
+                    match (started, &reply) {
+                        (Ok(()), Some(reply)) => reply.record(&txn).await,
+                        (started, _) => started,
                     }
+                    .map(|()| (id, true))
                 }
             };
             let outcome = match outcome {
@@ -243,6 +289,7 @@ impl Queue {
         message_id: &str,
         status: &str,
         time: DateTime<Utc>,
+        error: (i64, &str),
     ) -> Result<bool, Error> {
         let id = parse_id(attention_id)?;
         if message_id.is_empty() {
@@ -254,7 +301,14 @@ impl Queue {
                 "one of sent, delivered, read, played, failed",
             ));
         }
-        self.find(id).await?;
+        let dialed = self
+            .record_dialed_status(id, message_id, status, error)
+            .await?;
+        match self.find(id).await {
+            // A dialer's template nobody replied to yet: no attention to tell.
+            Err(Error::NotFound(_)) if dialed => return Ok(true),
+            found => found?,
+        };
         let key = message_status::ActiveModel {
             message_id: Set(message_id.to_owned()),
             status: Set(status.to_owned()),

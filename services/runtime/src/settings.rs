@@ -114,6 +114,12 @@ pub struct QueueSettings {
     pub routing_tick_ms: u64,
     /// How long events stay in the feed (the live streams' cursors).
     pub event_retention_seconds: u64,
+    /// Whether this replica sends for running dialers.
+    pub dialing: bool,
+    /// How long a replica holds a dialer after each send.
+    pub dialer_lease_ms: u64,
+    /// WhatsApp's throughput of a business number (messages per second).
+    pub number_messages_per_second: u32,
 }
 
 impl MessagingSettings {
@@ -137,6 +143,10 @@ impl QueueSettings {
 
     pub fn event_retention(&self) -> Duration {
         Duration::from_secs(self.event_retention_seconds.max(1))
+    }
+
+    pub fn dialer_lease(&self) -> Duration {
+        Duration::from_millis(self.dialer_lease_ms.max(100))
     }
 }
 

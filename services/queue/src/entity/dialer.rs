@@ -21,6 +21,15 @@ pub struct Model {
     pub state: String,
     pub created_by: String,
     pub created_at: DateTimeUtc,
+    /// Not before this time (the pace, a schedule, WhatsApp's limits).
+    pub next_send_at: Option<DateTimeUtc>,
+    /// The replica sending for it, until `lease_until`.
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTimeUtc>,
+    /// Why it is not sending now, or what WhatsApp said last.
+    pub notice: Option<String>,
+    /// The agent replies go to; none: the campaign's queue.
+    pub agent_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

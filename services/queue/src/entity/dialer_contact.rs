@@ -18,6 +18,15 @@ pub struct Model {
     pub state: String,
     pub attempts: i32,
     pub updated_at: DateTimeUtc,
+    /// The attention its template went out in: a reply starts it.
+    pub attention_id: Option<Uuid>,
+    /// Messaging's id of the last try.
+    pub message_id: Option<String>,
+    /// A failed try is tried again from this time.
+    pub next_try_at: Option<DateTimeUtc>,
+    pub sent_at: Option<DateTimeUtc>,
+    /// Why it failed or was not contacted.
+    pub reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
