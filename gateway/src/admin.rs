@@ -476,6 +476,48 @@ impl AdminService for Admin {
         Ok(Response::new(pb::SetDialerStateResponse { dialer }))
     }
 
+    async fn list_dialers(
+        &self,
+        request: Request<pb::ListDialersRequest>,
+    ) -> Result<Response<pb::ListDialersResponse>, Status> {
+        let actor_id = actor(&request)?;
+        let dialers = self
+            .queue
+            .clone()
+            .list_dialers(queue_pb::ListDialersRequest {
+                actor_id,
+                campaign_id: request.into_inner().campaign_id,
+            })
+            .await?
+            .into_inner()
+            .dialers;
+        Ok(Response::new(pb::ListDialersResponse { dialers }))
+    }
+
+    async fn list_dialer_contacts(
+        &self,
+        request: Request<pb::ListDialerContactsRequest>,
+    ) -> Result<Response<pb::ListDialerContactsResponse>, Status> {
+        let actor_id = actor(&request)?;
+        let r = request.into_inner();
+        let page = self
+            .queue
+            .clone()
+            .list_dialer_contacts(queue_pb::ListDialerContactsRequest {
+                actor_id,
+                dialer_id: r.dialer_id,
+                state: r.state,
+                page_size: r.page_size,
+                page_token: r.page_token,
+            })
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::ListDialerContactsResponse {
+            contacts: page.contacts,
+            next_page_token: page.next_page_token,
+        }))
+    }
+
     async fn get_campaign_snapshot(
         &self,
         request: Request<pb::GetCampaignSnapshotRequest>,

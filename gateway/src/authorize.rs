@@ -66,6 +66,8 @@ pub const TABLE: &[(&str, &[Role])] = &[
     ("AdminService/UploadDialerContacts", SUPERVISOR),
     ("AdminService/GetDialer", READERS),
     ("AdminService/SetDialerState", SUPERVISOR),
+    ("AdminService/ListDialers", READERS),
+    ("AdminService/ListDialerContacts", READERS),
     ("AdminService/GetCampaignSnapshot", READERS),
     ("AdminService/ListCampaigns", READERS),
     ("AdminService/ListAgents", READERS),

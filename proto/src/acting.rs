@@ -59,6 +59,8 @@ acting! {
         AddDialerContactsRequest => actor_id,
         GetDialerRequest => actor_id,
         SetDialerStateRequest => actor_id,
+        ListDialersRequest => actor_id,
+        ListDialerContactsRequest => actor_id,
     }
     form {
         PublishFormRequest => actor,

@@ -508,7 +508,7 @@ on_both_databases!(a_dialer_waits_for_its_schedule);
 
 async fn statuses_and_replies_move_contacts_on(db: TestDatabase) {
     let suite = TestSuite::start(db).await;
-    let id = dialer_to(&suite, 3, 600).await;
+    let id = dialer_to(&suite, 5, 600).await;
     set_state(&suite, &id, queue_pb::DialerState::Running)
         .await
         .expect("start");
@@ -523,7 +523,7 @@ async fn statuses_and_replies_move_contacts_on(db: TestDatabase) {
             .expect("sent");
         format!("wamid.sent.{}", n + 1)
     };
-    let [reads, fails, replies] = [0, 1, 2].map(|n| customers(3)[n].clone());
+    let [reads, fails, replies, retries] = [0, 1, 2, 3].map(|n| customers(5)[n].clone());
     for (customer, status, error) in [
         (&reads, "delivered", None),
         (&reads, "read", None),
@@ -537,6 +537,8 @@ async fn statuses_and_replies_move_contacts_on(db: TestDatabase) {
                 "This message was not delivered to maintain healthy ecosystem engagement.",
             )),
         ),
+        // Worth another try, by the dialer's retry rule (in 30 minutes).
+        (&retries, "failed", Some((131_000, "Something went wrong"))),
     ] {
         let body = status_webhook(VENTAS_NUMBER, customer, &wamid_of(customer), status, error);
         assert!(suite.post_webhook(&body).await.status().is_success());
@@ -552,15 +554,17 @@ async fn statuses_and_replies_move_contacts_on(db: TestDatabase) {
 
     let progress = eventually("statuses and the reply applied", || async {
         let p = shown(&suite, &id).await.progress.expect("progress");
-        (p.read == 1 && p.failed == 1 && p.replied == 1).then_some(p)
+        (p.read == 1 && p.failed == 1 && p.replied == 1 && p.pending == 1).then_some(p)
     })
     .await;
+    assert_eq!((progress.sent, progress.delivered), (1, 0));
+    // 131049 is the customer's marketing limit: not tried again; the
+    // dialer runs again for the contact to retry.
+    assert_eq!(template_sends(&suite).len(), 5);
     assert_eq!(
-        (progress.sent, progress.delivered, progress.pending),
-        (0, 0, 0)
+        shown(&suite, &id).await.state(),
+        queue_pb::DialerState::Running
     );
-    // 131049 is the customer's marketing limit: not tried again.
-    assert_eq!(template_sends(&suite).len(), 3);
 
     // The reply started an outbound attention in ventas' queue, in which
     // the template went out: the agent who opens it sees both.
@@ -614,6 +618,75 @@ async fn statuses_and_replies_move_contacts_on(db: TestDatabase) {
         shown(&suite, &id).await.progress.expect("progress").replied,
         1
     );
+
+    // The supervisor sees each contact: why one failed, which attention a
+    // reply started; a page at a time.
+    let mut sofia = suite.admin("sofia", Role::Supervisor).await;
+    let failed = sofia
+        .list_dialer_contacts(pb::ListDialerContactsRequest {
+            dialer_id: id.clone(),
+            state: queue_pb::DialerContactState::Failed.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("failed contacts")
+        .into_inner()
+        .contacts;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].customer_id, fails);
+    assert!(failed[0].reason.contains("131049"), "{}", failed[0].reason);
+    let mut pages = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = sofia
+            .list_dialer_contacts(pb::ListDialerContactsRequest {
+                dialer_id: id.clone(),
+                page_size: 2,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("a page")
+            .into_inner();
+        pages.push(page.contacts);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let lines: Vec<Vec<u32>> = pages
+        .iter()
+        .map(|p| p.iter().map(|c| c.line).collect())
+        .collect();
+    assert_eq!(lines, [vec![1, 2], vec![3, 4], vec![5]]);
+    let replied = &pages[1][0];
+    assert_eq!(replied.state(), queue_pb::DialerContactState::Replied);
+    assert_eq!(replied.attention_id, attention.id);
+    assert!(
+        pages[0][0].attention_id.is_empty(),
+        "no attention before a reply"
+    );
+    let listed = sofia
+        .list_dialers(pb::ListDialersRequest {
+            campaign_id: "ventas".into(),
+        })
+        .await
+        .expect("ListDialers")
+        .into_inner()
+        .dialers;
+    assert_eq!(
+        listed.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+    let bad_token = sofia
+        .list_dialer_contacts(pb::ListDialerContactsRequest {
+            dialer_id: id.clone(),
+            page_token: "not-a-line".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("bad token");
+    assert_eq!(violations(&bad_token), ["page_token"]);
     suite.stop().await;
 }
 
@@ -662,6 +735,21 @@ async fn whatsapp_limits_slow_or_pause_a_dialer(db: TestDatabase) {
     let done = until_state(&suite, &paused_id, queue_pb::DialerState::Finished).await;
     assert_eq!(done.progress.expect("progress").sent, 2);
     assert!(done.notice.is_empty(), "{}", done.notice);
+
+    // The spam limit can also come later, as a failed status: it pauses the
+    // dialer again, its contact kept for the resume.
+    let last = suite.cloud_api.sent().len();
+    let body = status_webhook(
+        VENTAS_NUMBER,
+        &customers(2)[1],
+        &format!("wamid.sent.{last}"),
+        "failed",
+        Some((131_048, "Spam rate limit hit")),
+    );
+    assert!(suite.post_webhook(&body).await.status().is_success());
+    let paused = until_state(&suite, &paused_id, queue_pb::DialerState::Paused).await;
+    assert!(paused.notice.contains("131048"), "{}", paused.notice);
+    assert_eq!(paused.progress.expect("progress").pending, 1);
     suite.stop().await;
 }
 
@@ -720,3 +808,71 @@ async fn two_replicas_share_a_dialer_without_sending_twice(db: TestDatabase) {
 }
 
 on_both_databases!(two_replicas_share_a_dialer_without_sending_twice);
+
+async fn a_dialers_agent_takes_its_replies(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
+    register_turno(&suite).await;
+    let mut sofia = suite.admin("sofia", Role::Supervisor).await;
+    let not_ours = sofia
+        .create_dialer(pb::CreateDialerRequest {
+            dialer: Some(queue_pb::Dialer {
+                agent_id: "marta".into(),
+                ..dialer("turno")
+            }),
+        })
+        .await
+        .expect_err("marta is an agent of soporte");
+    assert_eq!(not_ours.code(), Code::FailedPrecondition);
+    let created = sofia
+        .create_dialer(pb::CreateDialerRequest {
+            dialer: Some(queue_pb::Dialer {
+                agent_id: "luis".into(),
+                messages_per_minute: 600,
+                ..dialer("turno")
+            }),
+        })
+        .await
+        .expect("CreateDialer")
+        .into_inner()
+        .dialer
+        .expect("dialer");
+    assert_eq!(created.agent_id, "luis");
+    let customer = &customers(1)[0];
+    sofia
+        .upload_dialer_contacts(pb::UploadDialerContactsRequest {
+            dialer_id: created.id.clone(),
+            first_line: 1,
+            csv: format!("+{customer},Ana,lunes\n"),
+        })
+        .await
+        .expect("upload");
+    set_state(&suite, &created.id, queue_pb::DialerState::Running)
+        .await
+        .expect("start");
+    until_state(&suite, &created.id, queue_pb::DialerState::Finished).await;
+    let reply = text_webhook(
+        VENTAS_NUMBER,
+        customer,
+        "Ana",
+        "wamid.reply.luis",
+        "Confirmo",
+    );
+    assert!(suite.post_webhook(&reply).await.status().is_success());
+    let attention = eventually("the reply, with luis", || async {
+        suite
+            .attentions("luis")
+            .await
+            .into_iter()
+            .find(|a| a.customer.as_ref().is_some_and(|c| &c.id == customer))
+    })
+    .await;
+    assert_eq!(attention.state(), queue_pb::AttentionState::Open);
+    assert_eq!(attention.agent_id, "luis");
+    assert_eq!(
+        attention.direction(),
+        atenciones_proto::common::v1::Direction::Outbound
+    );
+    suite.stop().await;
+}
+
+on_both_databases!(a_dialers_agent_takes_its_replies);

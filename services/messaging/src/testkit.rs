@@ -178,6 +178,8 @@ fake_queue_service! {
         add_dialer_contacts(AddDialerContactsRequest) -> AddDialerContactsResponse;
         get_dialer(GetDialerRequest) -> GetDialerResponse;
         set_dialer_state(SetDialerStateRequest) -> SetDialerStateResponse;
+        list_dialers(ListDialersRequest) -> ListDialersResponse;
+        list_dialer_contacts(ListDialerContactsRequest) -> ListDialerContactsResponse;
         finish_attention(FinishAttentionRequest) -> FinishAttentionResponse;
         get_agent(GetAgentRequest) -> GetAgentResponse;
         save_campaign(SaveCampaignRequest) -> SaveCampaignResponse;

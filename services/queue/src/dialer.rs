@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -26,6 +27,7 @@ const MAX_CHUNK_LINES: usize = 10_000;
 const MAX_PER_MINUTE: u32 = 6_000;
 const MAX_ATTEMPTS: u32 = 10;
 const MAX_RETRY_MINUTES: u32 = 1_440;
+const MAX_CONTACTS_PAGE: u32 = 1_000;
 
 /// A dialer's state, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +103,22 @@ impl ContactState {
 
     pub fn parse(stored: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == stored)
+    }
+
+    fn to_proto(self) -> pb::DialerContactState {
+        match self {
+            Self::Pending => pb::DialerContactState::Pending,
+            Self::Sent => pb::DialerContactState::Sent,
+            Self::Delivered => pb::DialerContactState::Delivered,
+            Self::Read => pb::DialerContactState::Read,
+            Self::Replied => pb::DialerContactState::Replied,
+            Self::Failed => pb::DialerContactState::Failed,
+            Self::NotContacted => pb::DialerContactState::NotContacted,
+        }
+    }
+
+    fn from_proto(state: pb::DialerContactState) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.to_proto() == state)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -308,6 +326,68 @@ impl Queue {
     /// A dialer of a campaign `actor` supervises, with its progress.
     pub async fn dialer(&self, actor: &str, dialer_id: &str) -> Result<pb::Dialer, Error> {
         let dialer = self.supervised_dialer(actor, dialer_id).await?;
+        self.with_progress(dialer).await
+    }
+
+    /// The dialers of the campaigns `actor` supervises (or of one of them),
+    /// newest first.
+    pub async fn dialers(&self, actor: &str, campaign_id: &str) -> Result<Vec<pb::Dialer>, Error> {
+        let mut campaigns = self.supervised(actor).await?;
+        if !campaign_id.is_empty() {
+            allow(&campaigns, [campaign_id])?;
+            campaigns = [campaign_id.to_owned()].into();
+        }
+        let found = dialer::Entity::find()
+            .filter(dialer::Column::CampaignId.is_in(campaigns))
+            .order_by_desc(dialer::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
+        let mut dialers = Vec::with_capacity(found.len());
+        for d in found {
+            dialers.push(self.with_progress(d).await?);
+        }
+        Ok(dialers)
+    }
+
+    /// A page of a dialer's contacts in list order, after the line in
+    /// `page_token`.
+    pub async fn dialer_contacts(
+        &self,
+        actor: &str,
+        request: pb::ListDialerContactsRequest,
+    ) -> Result<(Vec<pb::DialerContact>, String), Error> {
+        let dialer = self.supervised_dialer(actor, &request.dialer_id).await?;
+        let after = match request.page_token.as_str() {
+            "" => 0,
+            token => token
+                .parse::<i32>()
+                .map_err(|_| Error::invalid("page_token", "not a token this API gave"))?,
+        };
+        let size = match request.page_size {
+            0 => 100,
+            n => n.min(MAX_CONTACTS_PAGE),
+        };
+        let mut query = dialer_contact::Entity::find()
+            .filter(dialer_contact::Column::DialerId.eq(dialer.id))
+            .filter(dialer_contact::Column::Line.gt(after));
+        if let Some(state) = ContactState::from_proto(request.state()) {
+            query = query.filter(dialer_contact::Column::State.eq(state.as_str()));
+        }
+        let mut page = query
+            .order_by_asc(dialer_contact::Column::Line)
+            .limit(u64::from(size) + 1)
+            .all(&self.db)
+            .await?;
+        let more = page.len() > size as usize;
+        page.truncate(size as usize);
+        let next = match (more, page.last()) {
+            (true, Some(last)) => last.line.to_string(),
+            _ => String::new(),
+        };
+        Ok((page.into_iter().map(contact_to_proto).collect(), next))
+    }
+
+    async fn with_progress(&self, dialer: dialer::Model) -> Result<pb::Dialer, Error> {
         let counts: Vec<(String, i64)> = dialer_contact::Entity::find()
             .select_only()
             .column(dialer_contact::Column::State)
@@ -532,6 +612,26 @@ fn parse(
         });
     }
     (good, bad)
+}
+
+fn contact_to_proto(contact: dialer_contact::Model) -> pb::DialerContact {
+    let state = ContactState::parse(&contact.state);
+    pb::DialerContact {
+        line: u32::try_from(contact.line).unwrap_or(0),
+        customer_id: contact.customer_id,
+        body_parameters: serde_json::from_value(contact.parameters).unwrap_or_default(),
+        state: state
+            .map_or(pb::DialerContactState::Unspecified, ContactState::to_proto)
+            .into(),
+        attempts: u32::try_from(contact.attempts).unwrap_or(0),
+        reason: contact.reason.unwrap_or_default(),
+        // Only a reply starts it: before, the id names no attention.
+        attention_id: match (state, contact.attention_id) {
+            (Some(ContactState::Replied), Some(id)) => id.to_string(),
+            _ => String::new(),
+        },
+        update_time: Some(atenciones_proto::time::timestamp(contact.updated_at)),
+    }
 }
 
 fn to_proto(model: dialer::Model, progress: pb::DialerProgress) -> pb::Dialer {

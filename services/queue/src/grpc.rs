@@ -240,6 +240,28 @@ impl QueueService for QueueApi {
         }))
     }
 
+    async fn list_dialers(
+        &self,
+        request: Request<pb::ListDialersRequest>,
+    ) -> Result<Response<pb::ListDialersResponse>, Status> {
+        let r = vouched(request)?;
+        let dialers = self.queue.dialers(&r.actor_id, &r.campaign_id).await?;
+        Ok(Response::new(pb::ListDialersResponse { dialers }))
+    }
+
+    async fn list_dialer_contacts(
+        &self,
+        request: Request<pb::ListDialerContactsRequest>,
+    ) -> Result<Response<pb::ListDialerContactsResponse>, Status> {
+        let r = vouched(request)?;
+        let actor = r.actor_id.clone();
+        let (contacts, next_page_token) = self.queue.dialer_contacts(&actor, r).await?;
+        Ok(Response::new(pb::ListDialerContactsResponse {
+            contacts,
+            next_page_token,
+        }))
+    }
+
     async fn get_agent(
         &self,
         request: Request<pb::GetAgentRequest>,
