@@ -45,21 +45,8 @@ fn lines(rejected: &[queue_pb::ContactLineError]) -> Vec<u32> {
 
 async fn a_dialer_takes_its_contact_list_in_chunks(db: TestDatabase) {
     let suite = TestSuite::start(db).await;
+    register_turno(&suite).await;
     let mut sofia = suite.admin("sofia", Role::Supervisor).await;
-    sofia
-        .save_template(pb::SaveTemplateRequest {
-            template: Some(messaging_pb::Template {
-                business_phone_number_id: VENTAS_NUMBER.into(),
-                name: "turno".into(),
-                language: "es".into(),
-                category: messaging_pb::TemplateCategory::Utility.into(),
-                status: messaging_pb::TemplateStatus::Approved.into(),
-                body: "Hola {{1}}, tiene un turno el {{2}}.".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("SaveTemplate");
 
     let bad = sofia
         .create_dialer(pb::CreateDialerRequest {

@@ -108,8 +108,11 @@ impl Records {
 
     /// A record with its transcript, oldest message first.
     pub async fn get(&self, attention_id: &AttentionId) -> Result<AttentionRecord, Error> {
+        // The record and its transcript as of one moment: never a record
+        // whose transcript a retention sweep deleted in between.
+        let snapshot = atenciones_runtime::database::snapshot(&self.db).await?;
         let row = attention_record::Entity::find_by_id(attention_id.as_str())
-            .one(&self.db)
+            .one(&snapshot)
             .await?
             .ok_or_else(|| {
                 Error::NotFound(format!(
@@ -120,8 +123,9 @@ impl Records {
         let messages = transcript_message::Entity::find()
             .filter(transcript_message::Column::AttentionId.eq(attention_id.as_str()))
             .order_by_asc(transcript_message::Column::Position)
-            .all(&self.db)
+            .all(&snapshot)
             .await?;
+        snapshot.commit().await?;
         let mut record = record_from_row(row)?;
         record.transcript = messages.into_iter().map(message_from_row).collect();
         Ok(record)

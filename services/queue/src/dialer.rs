@@ -9,7 +9,7 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -62,6 +62,15 @@ impl DialerState {
         Self::ALL.into_iter().find(|s| s.as_str() == stored)
     }
 
+    /// The update moving dialer `id` from this state to `to` (add columns,
+    /// then exec): it changes nothing when the state moved meanwhile.
+    pub fn moving(self, id: Uuid, to: Self) -> UpdateMany<dialer::Entity> {
+        dialer::Entity::update_many()
+            .col_expr(dialer::Column::State, Expr::value(to.as_str()))
+            .filter(dialer::Column::Id.eq(id))
+            .filter(dialer::Column::State.eq(self.as_str()))
+    }
+
     fn to_proto(self) -> pb::DialerState {
         match self {
             Self::Draft => pb::DialerState::Draft,
@@ -103,6 +112,13 @@ impl ContactState {
 
     pub fn parse(stored: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == stored)
+    }
+
+    /// The update putting contacts in this state now (filter which ones).
+    pub fn setting(self) -> UpdateMany<dialer_contact::Entity> {
+        dialer_contact::Entity::update_many()
+            .col_expr(dialer_contact::Column::State, Expr::value(self.as_str()))
+            .col_expr(dialer_contact::Column::UpdatedAt, Expr::value(Utc::now()))
     }
 
     fn to_proto(self) -> pb::DialerContactState {
@@ -451,10 +467,7 @@ impl Queue {
         if target == Running {
             self.check_can_run(&d).await?;
         }
-        let mut update = dialer::Entity::update_many()
-            .col_expr(dialer::Column::State, Expr::value(target.as_str()))
-            .filter(dialer::Column::Id.eq(d.id))
-            .filter(dialer::Column::State.eq(current.as_str()));
+        let mut update = current.moving(d.id, target);
         if target == Running {
             // What stopped it is over once a supervisor resumes it.
             update = update.col_expr(dialer::Column::Notice, Expr::value(None::<String>));
@@ -465,16 +478,12 @@ impl Queue {
             )));
         }
         if target == Stopped {
-            dialer_contact::Entity::update_many()
-                .col_expr(
-                    dialer_contact::Column::State,
-                    Expr::value(ContactState::NotContacted.as_str()),
-                )
+            ContactState::NotContacted
+                .setting()
                 .col_expr(
                     dialer_contact::Column::Reason,
                     Expr::value("the dialer was stopped"),
                 )
-                .col_expr(dialer_contact::Column::UpdatedAt, Expr::value(Utc::now()))
                 .filter(dialer_contact::Column::DialerId.eq(d.id))
                 .filter(dialer_contact::Column::State.eq(ContactState::Pending.as_str()))
                 .exec(&self.db)

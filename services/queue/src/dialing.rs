@@ -314,39 +314,27 @@ impl Queue {
         let attempts = contact.attempts + 1;
         let pausing = PAUSING.contains(&code);
         let again = (pausing || RETRYABLE.contains(&code)) && attempts < d.max_attempts;
-        let now = Utc::now();
-        let mut update = dialer_contact::Entity::update_many()
+        // Not the contact's fault when the whole dialer pauses: tried first
+        // when it resumes.
+        let next = (again && !pausing)
+            .then(|| Utc::now() + TimeDelta::minutes(i64::from(d.retry_after_minutes)));
+        let state = if again {
+            ContactState::Pending
+        } else {
+            ContactState::Failed
+        };
+        state
+            .setting()
             .col_expr(dialer_contact::Column::Attempts, Expr::value(attempts))
             .col_expr(dialer_contact::Column::Reason, Expr::value(reason))
-            .col_expr(dialer_contact::Column::UpdatedAt, Expr::value(now))
-            .filter(contact_key(contact));
-        update = if again {
-            // Not the contact's fault when the whole dialer pauses: tried
-            // first when it resumes.
-            let next =
-                (!pausing).then(|| now + TimeDelta::minutes(i64::from(d.retry_after_minutes)));
-            update
-                .col_expr(
-                    dialer_contact::Column::State,
-                    Expr::value(ContactState::Pending.as_str()),
-                )
-                .col_expr(dialer_contact::Column::NextTryAt, Expr::value(next))
-        } else {
-            update.col_expr(
-                dialer_contact::Column::State,
-                Expr::value(ContactState::Failed.as_str()),
-            )
-        };
-        update.exec(&self.db).await?;
+            .col_expr(dialer_contact::Column::NextTryAt, Expr::value(next))
+            .filter(contact_key(contact))
+            .exec(&self.db)
+            .await?;
         if again {
             // A finished dialer has one more contact to try.
-            dialer::Entity::update_many()
-                .col_expr(
-                    dialer::Column::State,
-                    Expr::value(DialerState::Running.as_str()),
-                )
-                .filter(dialer::Column::Id.eq(d.id))
-                .filter(dialer::Column::State.eq(DialerState::Finished.as_str()))
+            DialerState::Finished
+                .moving(d.id, DialerState::Running)
                 .exec(&self.db)
                 .await?;
         }
@@ -359,14 +347,9 @@ impl Queue {
     /// Pauses a running dialer, saying why.
     async fn pause(&self, id: Uuid, notice: &str) -> Result<(), Error> {
         tracing::warn!(dialer_id = %id, notice, "dialer paused");
-        dialer::Entity::update_many()
-            .col_expr(
-                dialer::Column::State,
-                Expr::value(DialerState::Paused.as_str()),
-            )
+        DialerState::Running
+            .moving(id, DialerState::Paused)
             .col_expr(dialer::Column::Notice, Expr::value(notice))
-            .filter(dialer::Column::Id.eq(id))
-            .filter(dialer::Column::State.eq(DialerState::Running.as_str()))
             .exec(&self.db)
             .await?;
         Ok(())
@@ -414,13 +397,8 @@ impl Queue {
             self.pace(d, me, next, d.notice.as_deref()).await?;
             return Ok(next);
         }
-        dialer::Entity::update_many()
-            .col_expr(
-                dialer::Column::State,
-                Expr::value(DialerState::Finished.as_str()),
-            )
-            .filter(dialer::Column::Id.eq(d.id))
-            .filter(dialer::Column::State.eq(DialerState::Running.as_str()))
+        DialerState::Running
+            .moving(d.id, DialerState::Finished)
             .exec(&self.db)
             .await?;
         Ok(now + TimeDelta::from_std(IDLE).unwrap_or_default())
@@ -463,9 +441,8 @@ impl Queue {
             self.failed_try(&d, &contact, code, &whatsapp_reason(code, title))
                 .await?;
         } else {
-            dialer_contact::Entity::update_many()
-                .col_expr(dialer_contact::Column::State, Expr::value(later.as_str()))
-                .col_expr(dialer_contact::Column::UpdatedAt, Expr::value(Utc::now()))
+            later
+                .setting()
                 .filter(contact_key(&contact))
                 .filter(dialer_contact::Column::State.is_in(earlier.iter().map(|s| s.as_str())))
                 .exec(&self.db)
@@ -529,12 +506,8 @@ pub(crate) struct DialerReply {
 impl DialerReply {
     /// Marks the contact replied, inside the transaction starting the attention.
     pub(crate) async fn record(&self, txn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
-        dialer_contact::Entity::update_many()
-            .col_expr(
-                dialer_contact::Column::State,
-                Expr::value(ContactState::Replied.as_str()),
-            )
-            .col_expr(dialer_contact::Column::UpdatedAt, Expr::value(Utc::now()))
+        ContactState::Replied
+            .setting()
             .filter(dialer_contact::Column::DialerId.eq(self.dialer_id))
             .filter(dialer_contact::Column::Line.eq(self.line))
             .exec(txn)
@@ -556,11 +529,8 @@ async fn mark_sent(
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     // Whatever a stop did meanwhile: the message went out.
-    dialer_contact::Entity::update_many()
-        .col_expr(
-            dialer_contact::Column::State,
-            Expr::value(ContactState::Sent.as_str()),
-        )
+    ContactState::Sent
+        .setting()
         .col_expr(
             dialer_contact::Column::Attempts,
             Expr::value(contact.attempts + 1),
@@ -572,7 +542,6 @@ async fn mark_sent(
             Expr::value(None::<DateTime<Utc>>),
         )
         .col_expr(dialer_contact::Column::Reason, Expr::value(None::<String>))
-        .col_expr(dialer_contact::Column::UpdatedAt, Expr::value(now))
         .filter(contact_key(contact))
         .exec(db)
         .await?;
@@ -584,13 +553,9 @@ async fn settle_not_contacted(
     contact: &dialer_contact::Model,
     reason: &str,
 ) -> Result<(), Error> {
-    dialer_contact::Entity::update_many()
-        .col_expr(
-            dialer_contact::Column::State,
-            Expr::value(ContactState::NotContacted.as_str()),
-        )
+    ContactState::NotContacted
+        .setting()
         .col_expr(dialer_contact::Column::Reason, Expr::value(reason))
-        .col_expr(dialer_contact::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(contact_key(contact))
         .filter(dialer_contact::Column::State.eq(ContactState::Pending.as_str()))
         .exec(db)

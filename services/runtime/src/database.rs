@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    AccessMode, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, IsolationLevel, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 use crate::settings::DatabaseSettings;
@@ -60,5 +63,21 @@ pub async fn prepare<M: MigratorTrait>(
             Err(error) => tracing::warn!(%error, "waiting for the database"),
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// A read-only transaction in which several reads see one moment of the
+/// database (PostgreSQL's REPEATABLE READ; a SQLite transaction already is
+/// one), so a reader never sees half of another transaction's writes.
+pub async fn snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            db.begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await
+        }
+        _ => db.begin().await,
     }
 }
