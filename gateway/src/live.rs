@@ -256,6 +256,7 @@ where
         position: start,
         delivered: start,
         last_item: Instant::now(),
+        _connected: Connected::new(),
     };
     tokio::spawn(async move {
         let mut refreshed = Instant::now();
@@ -332,6 +333,23 @@ struct Subscriber<T, W> {
     /// The last position the client was given (with an event or heartbeat).
     delivered: i64,
     last_item: Instant,
+    _connected: Connected,
+}
+
+/// Counts the screens streaming (`atenciones_live_streams`) while alive.
+struct Connected;
+
+impl Connected {
+    fn new() -> Self {
+        metrics::gauge!("atenciones_live_streams").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        metrics::gauge!("atenciones_live_streams").decrement(1.0);
+    }
 }
 
 impl<T, W: Fn(Item) -> T> Subscriber<T, W> {

@@ -111,6 +111,7 @@ pub async fn serve(
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(atenciones_runtime::metrics::RpcMetricsLayer)
         .layer(TraceLayer::new_for_grpc().make_span_with(call_span))
         .layer(MapResponseLayer::new(hide_internals))
         .layer(AuthorizeLayer::new(authenticator))

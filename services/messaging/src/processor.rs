@@ -239,7 +239,15 @@ impl Processor {
                     self.answer_out_of_hours(stored, attention_id, template)
                         .await?;
                 }
-                store::set_attention(&self.db, stored.id, attention_id).await
+                store::set_attention(&self.db, stored.id, attention_id).await?;
+                metrics::counter!(
+                    "atenciones_messages_total",
+                    "direction" => "inbound",
+                    "type" => stored.message_type.clone(),
+                    "outcome" => "received",
+                )
+                .increment(1);
+                Ok(())
             }
             Err(status) if status.code() == Code::NotFound => {
                 tracing::info!(

@@ -190,11 +190,13 @@ impl Sender {
                 }
                 // Status webhooks can beat the send's answer; they were kept.
                 store::apply_kept_statuses(&self.db, &wamid).await?;
+                count_outbound(&message, "accepted");
                 Ok(Outcome::Accepted)
             }
             Err(SendError::Refused(refusal)) => {
                 tracing::info!(message_id = %message.id, %refusal, "Cloud API refused a message");
                 store::mark_refused(&self.db, message.id, &refusal).await?;
+                count_outbound(&message, "refused");
                 if refusal.code == window::CLOSED_CODE {
                     window::close(
                         &self.db,
@@ -225,6 +227,7 @@ impl Sender {
             };
             tracing::warn!(message_id = %message.id, %error, "send failed after its last try");
             store::mark_refused(&self.db, message.id, &error).await?;
+            count_outbound(message, "gave_up");
             return Ok(Outcome::GaveUp(error));
         }
         let retry_in = self.policy.backoff(tried);
@@ -246,6 +249,17 @@ impl Sender {
         self.wake.notify_one();
         Ok(Outcome::Retrying)
     }
+}
+
+/// `atenciones_messages_total` of the business's messages, by type and outcome.
+fn count_outbound(message: &message::Model, outcome: &'static str) {
+    metrics::counter!(
+        "atenciones_messages_total",
+        "direction" => "outbound",
+        "type" => message.message_type.clone(),
+        "outcome" => outcome,
+    )
+    .increment(1);
 }
 
 #[cfg(test)]

@@ -73,23 +73,29 @@ async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: By
             bytes = body.len(),
             "webhook with a missing or bad signature refused"
         );
-        return StatusCode::UNAUTHORIZED.into_response();
+        return answered("bad_signature", StatusCode::UNAUTHORIZED);
     }
     if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
-        return StatusCode::BAD_REQUEST.into_response();
+        return answered("not_json", StatusCode::BAD_REQUEST);
     }
     match store::insert_inbox(&state.db, body.to_vec()).await {
         Ok(id) => {
             tracing::debug!(inbox_id = id, "webhook stored");
             state.wake.notify_one();
-            StatusCode::OK.into_response()
+            answered("accepted", StatusCode::OK)
         }
         Err(error) => {
             // Meta retries non-200 answers, so nothing is lost.
             tracing::error!(%error, "cannot store a webhook");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            answered("not_stored", StatusCode::INTERNAL_SERVER_ERROR)
         }
     }
+}
+
+/// Answers a notification, counting it by outcome (`atenciones_webhooks_total`).
+fn answered(outcome: &'static str, status: StatusCode) -> Response {
+    metrics::counter!("atenciones_webhooks_total", "outcome" => outcome).increment(1);
+    status.into_response()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

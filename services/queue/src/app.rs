@@ -87,6 +87,11 @@ impl Application {
             let dialing = crate::dialing::Dialing::new(self.queue.clone(), self.dialer_lease);
             tokio::spawn(dialing.run(shutdown.clone()))
         });
+        let gauges = tokio::spawn(crate::gauges::refresh_periodically(
+            self.queue.clone(),
+            self.routing_tick,
+            shutdown.clone(),
+        ));
         let pruner = tokio::spawn(crate::feed::prune_periodically(
             self.queue.clone(),
             self.event_retention,
@@ -98,6 +103,7 @@ impl Application {
         handoff.await?;
         router.await?;
         pruner.await?;
+        gauges.await?;
         if let Some(dialing) = dialing {
             dialing.await?;
         }

@@ -12,6 +12,7 @@ mod dialing;
 mod entity;
 mod error;
 mod feed;
+mod gauges;
 mod grpc;
 mod handoff;
 mod hours;

@@ -103,6 +103,7 @@ pub async fn serve(
         // A span per call, continuing the caller's trace, so every log line
         // carries the RPC (and the action) it belongs to.
         .trace_fn(call_span)
+        .layer(crate::metrics::RpcMetricsLayer)
         .layer(VerifyLayer::new(keys))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())

@@ -5,6 +5,7 @@
 pub mod caller;
 pub mod database;
 pub mod grpc;
+pub mod metrics;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

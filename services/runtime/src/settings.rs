@@ -40,6 +40,8 @@ pub struct TelemetrySettings {
     pub log_filter: String,
     pub log_format: LogFormat,
     pub otlp_endpoint: String,
+    /// Where Prometheus scrapes `/metrics`; empty: not served.
+    pub metrics_listen: String,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

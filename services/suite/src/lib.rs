@@ -41,6 +41,8 @@ pub struct Addresses {
     pub webhook: Option<SocketAddr>,
     pub form: Option<SocketAddr>,
     pub history: Option<SocketAddr>,
+    /// Prometheus `/metrics` of the process (`telemetry.metrics_listen`).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The started roles; [`Running::wait`] returns when all have stopped.
@@ -105,6 +107,15 @@ pub async fn start(
         if let Some(address) = address {
             settings.set_service_url(role, address);
         }
+    }
+    if !settings.telemetry.metrics_listen.is_empty() {
+        let address = atenciones_runtime::metrics::serve(
+            &settings.telemetry.metrics_listen,
+            shutdown.clone(),
+        )
+        .await
+        .context("serving metrics")?;
+        addresses.metrics = Some(address);
     }
     let mut tasks = JoinSet::new();
     for (role, listener) in listeners {
