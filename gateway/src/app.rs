@@ -26,6 +26,7 @@ pub struct Application {
     admin: Admin,
     authenticator: Authenticator,
     settings: GatewaySettings,
+    feed: Feed,
 }
 
 impl Application {
@@ -38,6 +39,7 @@ impl Application {
         let memberships = Memberships::new(queue.clone(), settings.gateway.membership_cache());
         let feed = Feed::new(queue);
         Ok(Self {
+            feed: feed.clone(),
             address: listener.local_addr()?,
             listener,
             desk: AgentDesk::new(settings, memberships.clone(), feed.clone())?,
@@ -57,6 +59,12 @@ impl Application {
         let routes = grpc::routes(AgentDeskServiceServer::new(self.desk))
             .await
             .add_service(AdminServiceServer::new(self.admin));
+        let feed = self.feed;
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            feed.stop();
+        });
         pipeline::serve(
             self.listener,
             routes,

@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use atenciones_runtime::CancellationToken;
 use atenciones_runtime::grpc::Channel;
 use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -130,6 +131,8 @@ pub struct Feed {
     queue: QueueServiceClient<Channel>,
     pages: broadcast::Sender<Page>,
     reader: Arc<std::sync::OnceLock<()>>,
+    /// Cancelled when the gateway stops: every stream ends, saying to reconnect.
+    stopping: CancellationToken,
 }
 
 impl Feed {
@@ -138,7 +141,14 @@ impl Feed {
             queue,
             pages: broadcast::channel(PAGES).0,
             reader: Arc::default(),
+            stopping: CancellationToken::new(),
         }
+    }
+
+    /// Ends every stream (they never end by themselves), so the server's
+    /// drain finishes; clients reconnect to another gateway with their cursor.
+    pub fn stop(&self) {
+        self.stopping.cancel();
     }
 
     /// Pages read from now on. The reader starts with the first listener
@@ -247,6 +257,7 @@ where
     // reader started later, or the stream fell behind) would leave a gap:
     // the stream catches up by itself again. Positions drop repeats.
     let mut live = feed.subscribe();
+    let stopping = feed.stopping.clone();
     let (items, buffered) = mpsc::channel(BUFFER);
     let (end, ending) = oneshot::channel();
     let mut stream = Subscriber {
@@ -262,6 +273,12 @@ where
         let mut refreshed = Instant::now();
         let mut catching_up = true;
         let failure = loop {
+            if stopping.is_cancelled() {
+                break Some(Status::unavailable(format!(
+                    "the gateway is stopping; reconnect with cursor {}",
+                    encode(stream.delivered)
+                )));
+            }
             if refreshed.elapsed() >= REFRESH {
                 match audience().await {
                     Ok(fresh) => stream.sees = fresh,
@@ -303,6 +320,8 @@ where
                         stream.heartbeat().await
                     }
                     _ = stream.items.closed() => Delivery::Gone,
+                    // Checked at the top of the loop.
+                    () = stopping.cancelled() => Delivery::Sent,
                 }
             };
             match outcome {

@@ -303,3 +303,40 @@ async fn many_screens_share_one_reading_of_the_feed(db: TestDatabase) {
 }
 
 on_both_databases!(many_screens_share_one_reading_of_the_feed);
+
+/// A gateway told to stop ends its live streams at once, saying to reconnect
+/// (with the cursor to resume from), so it drains within its grace period
+/// instead of holding streams until it is killed.
+async fn a_stopping_gateway_ends_its_streams_with_reconnect(db: TestDatabase) {
+    let suite = TestSuite::start(db).await;
+    let (addresses, stop) = suite
+        .stoppable_replica(&[atenciones::Role::Gateway], |_| {})
+        .await;
+    let url = format!("http://{}", addresses.gateway.expect("gateway"));
+    let token = suite.token("ana", Role::Agent);
+    let mut stream = suite
+        .desk_via(url, &token)
+        .await
+        .stream_events(pb::StreamEventsRequest::default())
+        .await
+        .expect("stream")
+        .into_inner();
+    stop.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_heartbeat_or_event)) => continue,
+                Ok(None) => break None,
+                Err(status) => break Some(status),
+            }
+        }
+    })
+    .await
+    .expect("the stream ended once the gateway was told to stop")
+    .expect("with a status");
+    assert_eq!(ended.code(), tonic::Code::Unavailable);
+    assert!(ended.message().contains("reconnect"), "{}", ended.message());
+    suite.stop().await;
+}
+
+on_both_databases!(a_stopping_gateway_ends_its_streams_with_reconnect);

@@ -10,6 +10,8 @@ use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionCli
 use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
 
+use sea_orm::ConnectionTrait;
+
 use atenciones_tests::{Backend, TestDatabase, TestSuite};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,6 +52,62 @@ async fn every_server_reports_serving() {
         assert_eq!(advertised, expected, "reflection on {service}");
     }
     suite.stop().await;
+}
+
+/// With `database.migrate` off (Kubernetes), a service waits for the
+/// migration job before it serves, reading only: it creates no table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_waits_for_the_migration_job() {
+    let database = TestDatabase::create(Backend::Sqlite).await.expect("sqlite");
+    let mut settings = atenciones_runtime::Settings::load(None).expect("settings");
+    settings.data_dir = database.data_dir().to_path_buf();
+    settings.demo = false;
+    settings.database.migrate = false;
+    settings.queue.listen = "127.0.0.1:0".parse().expect("address");
+    let shutdown = atenciones_runtime::CancellationToken::new();
+    let starting = tokio::spawn(atenciones::start(
+        settings.clone(),
+        &[atenciones::Role::Queue],
+        shutdown.clone(),
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert!(
+        !starting.is_finished(),
+        "started before the schema was there"
+    );
+    let db = database.connect("queue").await;
+    let tables = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT name FROM sqlite_master WHERE type = 'table'",
+        ))
+        .await
+        .expect("tables");
+    assert!(tables.is_empty(), "waiting created a table");
+
+    atenciones::migrate(&settings, &[atenciones_runtime::ServiceName::Queue])
+        .await
+        .expect("the migration job");
+    let running = tokio::time::timeout(std::time::Duration::from_secs(10), starting)
+        .await
+        .expect("started once migrated")
+        .expect("joined")
+        .expect("started");
+    let address = running.addresses.queue.expect("queue");
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let status = HealthClient::new(channel)
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("health")
+        .into_inner()
+        .status();
+    assert_eq!(status, ServingStatus::Serving);
+    shutdown.cancel();
+    running.wait(shutdown).await.expect("stopped");
 }
 
 /// The services a server advertises through v1alpha reflection.

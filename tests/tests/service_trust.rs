@@ -77,6 +77,7 @@ async fn services_refuse_callers_without_the_internal_credential(db: TestDatabas
 
     let forged = Keys::new(&InternalSettings {
         secret: "not-the-deployment's".into(),
+        ..Default::default()
     });
     let forged = |url: String| {
         grpc::channel(&url, forged.clone(), Caller::service("intruder")).expect("channel")
@@ -133,3 +134,71 @@ async fn a_person_signed_by_the_gateway_acts_only_as_themselves(db: TestDatabase
 }
 
 on_both_databases!(a_person_signed_by_the_gateway_acts_only_as_themselves);
+
+/// A CA and a certificate it signed for 127.0.0.1 and localhost: (chain,
+/// key, CA), PEM.
+fn certificates() -> (String, String, String) {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().expect("key"))
+        .expect("CA");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let services =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("params")
+            .signed_by(&key, &ca)
+            .expect("signed");
+    (services.pem(), key.serialize_pem(), ca.pem())
+}
+
+/// With certificates in the settings, the services serve only TLS and every
+/// process calls them over it: a whole attention (webhook, routing, agent,
+/// form, history) works, and a plain-text call reaches nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_talk_over_tls_when_given_certificates() {
+    let (chain, key, ca) = certificates();
+    let db = TestDatabase::create(atenciones_tests::Backend::Sqlite)
+        .await
+        .expect("SQLite always runs");
+    let suite = TestSuite::start_with(db, |s| {
+        s.internal.tls_cert_pem = chain;
+        s.internal.tls_key_pem = key;
+        s.internal.tls_ca_pem = ca;
+    })
+    .await;
+    assert!(
+        suite
+            .settings
+            .service_url(atenciones_runtime::ServiceName::Queue)
+            .starts_with("https://")
+    );
+    let hello = atenciones_tests::text_webhook(
+        "1122334455667",
+        "5491100000077",
+        "Tania",
+        "wamid.tls.1",
+        "Hola",
+    );
+    suite.serve_and_finish(&hello, "ana").await;
+
+    for address in [
+        suite.addresses.queue,
+        suite.addresses.messaging,
+        suite.addresses.form,
+        suite.addresses.history,
+    ] {
+        let plain = Endpoint::from_shared(format!("http://{}", address.expect("started")))
+            .expect("url")
+            .connect()
+            .await;
+        let answered = match plain {
+            Ok(channel) => HealthClient::new(channel)
+                .check(HealthCheckRequest::default())
+                .await
+                .is_ok(),
+            Err(_) => false,
+        };
+        assert!(!answered, "{address:?} answered plain text");
+    }
+    suite.stop().await;
+}

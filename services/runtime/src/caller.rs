@@ -61,12 +61,16 @@ struct Claims {
     exp: u64,
 }
 
-/// Signs and verifies callers with the internal secret.
+/// Signs and verifies callers with the internal secret; carries the TLS
+/// material between services, when there is some.
 #[derive(Clone)]
 pub struct Keys {
     encoding: Arc<EncodingKey>,
     decoding: Arc<DecodingKey>,
     validation: Arc<Validation>,
+    /// The services' certificate and key (servers), and CA (callers).
+    identity: Option<tonic::transport::Identity>,
+    ca: Option<tonic::transport::Certificate>,
 }
 
 impl Keys {
@@ -78,7 +82,33 @@ impl Keys {
             encoding: Arc::new(EncodingKey::from_secret(settings.secret.as_bytes())),
             decoding: Arc::new(DecodingKey::from_secret(settings.secret.as_bytes())),
             validation: Arc::new(validation),
+            identity: (!settings.tls_cert_pem.is_empty() && !settings.tls_key_pem.is_empty()).then(
+                || {
+                    tonic::transport::Identity::from_pem(
+                        &settings.tls_cert_pem,
+                        &settings.tls_key_pem,
+                    )
+                },
+            ),
+            ca: (!settings.tls_ca_pem.is_empty())
+                .then(|| tonic::transport::Certificate::from_pem(&settings.tls_ca_pem)),
         }
+    }
+
+    /// TLS a server of a service is served with, if any.
+    pub fn server_tls(&self) -> Option<tonic::transport::ServerTlsConfig> {
+        self.identity
+            .clone()
+            .map(|identity| tonic::transport::ServerTlsConfig::new().identity(identity))
+    }
+
+    /// TLS a call to a service at `host` is made with, if any.
+    pub fn client_tls(&self, host: &str) -> Option<tonic::transport::ClientTlsConfig> {
+        self.ca.clone().map(|ca| {
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(ca)
+                .domain_name(host)
+        })
     }
 
     fn sign(&self, caller: &Caller) -> String {
@@ -256,6 +286,7 @@ mod tests {
     fn keys(secret: &str) -> Keys {
         Keys::new(&InternalSettings {
             secret: secret.into(),
+            ..Default::default()
         })
     }
 

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use sea_orm::{
-    AccessMode, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, IsolationLevel, TransactionTrait,
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, IsolationLevel, Statement, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -48,7 +48,8 @@ fn create_sqlite_dir(url: &str) -> Result<(), DbErr> {
 }
 
 /// Brings the schema to `M`'s version when `migrate` is set; otherwise waits
-/// until someone else (the Kubernetes migration job) has.
+/// until someone else (the Kubernetes migration job) has. Waiting only reads:
+/// the service's database user needs no right to create tables.
 pub async fn prepare<M: MigratorTrait>(
     db: &DatabaseConnection,
     migrate: bool,
@@ -57,13 +58,32 @@ pub async fn prepare<M: MigratorTrait>(
         return M::up(db, None).await;
     }
     loop {
-        match M::get_pending_migrations(db).await {
-            Ok(pending) if pending.is_empty() => return Ok(()),
-            Ok(pending) => tracing::warn!(pending = pending.len(), "waiting for migrations"),
-            Err(error) => tracing::warn!(%error, "waiting for the database"),
+        match pending::<M>(db).await {
+            Ok(0) => return Ok(()),
+            Ok(pending) => tracing::warn!(pending, "waiting for migrations"),
+            Err(error) => tracing::warn!(%error, "waiting for the migrations table"),
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// How many of `M`'s migrations the database has not recorded as applied (a
+/// newer schema, with more applied, is fine).
+async fn pending<M: MigratorTrait>(db: &DatabaseConnection) -> Result<usize, DbErr> {
+    let table = M::migration_table_name().to_string();
+    let applied: std::collections::HashSet<String> = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT version FROM {table}"),
+        ))
+        .await?
+        .iter()
+        .filter_map(|row| row.try_get::<String>("", "version").ok())
+        .collect();
+    Ok(M::migrations()
+        .iter()
+        .filter(|m| !applied.contains(m.name()))
+        .count())
 }
 
 /// A read-only transaction in which several reads see one moment of the

@@ -97,7 +97,11 @@ pub async fn serve(
     // Without TCP_NODELAY a response's last segment can wait for the peer's
     // delayed ACK (~40 ms) — the cost of every call that returns a few KiB.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = keys.server_tls() {
+        server = server.tls_config(tls)?;
+    }
+    server
         // Keeps idle client connections alive through NATs and load balancers.
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // A span per call, continuing the caller's trace, so every log line
@@ -126,10 +130,17 @@ pub fn channel(url: &str, keys: Keys, me: Caller) -> Result<Channel, tonic::tran
     let given = endpoint(url)?;
     let uri = given.uri().clone();
     let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
-    let wrap = |channel| Signed::new(channel, keys, me);
+    // Every address of the name is verified as the name itself.
+    let tls = keys.client_tls(host);
+    let secure = move |endpoint: Endpoint| match &tls {
+        Some(tls) => endpoint.tls_config(tls.clone()),
+        None => Ok(endpoint),
+    };
     if host.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(wrap(given.connect_lazy()));
+        let given = secure(given)?;
+        return Ok(Signed::new(given.connect_lazy(), keys, me));
     }
+    let wrap = |channel| Signed::new(channel, keys, me);
     let scheme = uri.scheme_str().unwrap_or("http").to_owned();
     let port = uri
         .port_u16()
@@ -147,7 +158,9 @@ pub fn channel(url: &str, keys: Keys, me: Caller) -> Result<Channel, tonic::tran
                         let _ = changes.send(Change::Remove(address)).await;
                     }
                     for address in added {
-                        if let Ok(endpoint) = endpoint(&format!("{scheme}://{address}")) {
+                        if let Ok(endpoint) =
+                            endpoint(&format!("{scheme}://{address}")).and_then(&secure)
+                        {
                             let _ = changes.send(Change::Insert(address, endpoint)).await;
                         }
                     }

@@ -89,10 +89,26 @@ pub struct AuthSettings {
 }
 
 /// How services know a call comes from inside the deployment.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct InternalSettings {
     /// HS256 secret signing the caller of every call between services.
     pub secret: String,
+    /// TLS between the processes: the certificate and key the services serve
+    /// with, and the CA the callers verify them with (PEM; empty: plain).
+    pub tls_cert_pem: String,
+    pub tls_key_pem: String,
+    pub tls_ca_pem: String,
+}
+
+impl InternalSettings {
+    /// `https` when callers verify the services' certificates, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_ca_pem.is_empty() {
+            "http"
+        } else {
+            "https"
+        }
+    }
 }
 
 /// A gRPC service: where it listens, how others reach it, where its data lives.
@@ -266,7 +282,9 @@ fn environment() -> Environment {
     Environment::with_prefix("ATENCIONES")
         .prefix_separator("_")
         .separator("__")
-        .try_parsing(true)
+        // Values stay text until a setting's type reads them: a secret such
+        // as "007" must not become the number 7.
+        .try_parsing(false)
 }
 
 impl Settings {
@@ -317,7 +335,7 @@ impl Settings {
             ServiceName::History => (&self.history.url, self.history.listen),
         };
         if url.is_empty() {
-            format!("http://{listen}")
+            format!("{}://{listen}", self.internal.scheme())
         } else {
             url.clone()
         }
@@ -325,7 +343,7 @@ impl Settings {
 
     /// Points every service at the address it really listens on (port 0 made real).
     pub fn set_service_url(&mut self, service: ServiceName, addr: SocketAddr) {
-        let url = format!("http://{addr}");
+        let url = format!("{}://{addr}", self.internal.scheme());
         match service {
             ServiceName::Queue => self.queue.url = url,
             ServiceName::Messaging => self.messaging.url = url,
@@ -357,6 +375,19 @@ mod tests {
         assert_eq!(settings.whatsapp.app_secret, "from-env");
         assert_eq!(settings.whatsapp.messages_per_second.get(), 20);
         assert_eq!(settings.gateway.listen.port(), 50051);
+    }
+
+    #[test]
+    fn secrets_from_the_environment_are_kept_as_written() {
+        let settings = with_env(&[
+            ("ATENCIONES_INTERNAL__SECRET", "007"),
+            ("ATENCIONES_WHATSAPP__VERIFY_TOKEN", "1e3"),
+            ("ATENCIONES_QUEUE__DIALING", "false"),
+            ("ATENCIONES_DATABASE__MIGRATE", "false"),
+        ]);
+        assert_eq!(settings.internal.secret, "007");
+        assert_eq!(settings.whatsapp.verify_token, "1e3");
+        assert!(!settings.queue.dialing && !settings.database.migrate);
     }
 
     #[test]

@@ -52,7 +52,7 @@ fn environment_variable(name: &str) -> String {
 }
 
 fn is_secret(name: &str) -> bool {
-    ["secret", "token", "database_url", "public_key_pem"]
+    ["secret", "token", "database_url", "key_pem"]
         .iter()
         .any(|s| name.ends_with(s))
 }

@@ -72,7 +72,11 @@ async fn main() -> anyhow::Result<()> {
             };
             let _telemetry = telemetry::init(&settings.telemetry, "atenciones")?;
             let shutdown = shutdown::on_signal();
-            let running = atenciones::start(settings, &roles, shutdown.clone()).await?;
+            // Starting may wait for the migration job: a stop signal ends the wait.
+            let running = tokio::select! {
+                started = atenciones::start(settings, &roles, shutdown.clone()) => started?,
+                () = shutdown.cancelled() => return Ok(()),
+            };
             let a = &running.addresses;
             let show =
                 |addr: Option<std::net::SocketAddr>| addr.map_or("-".to_owned(), |a| a.to_string());
