@@ -295,7 +295,20 @@ impl Processor {
             idempotency_key: format!("out-of-hours:{attention_id}"),
         };
         match self.messaging.send(outbound).await {
-            Ok(_) => Ok(()),
+            // The attentions list shows the answer as the latest message;
+            // idempotent on the message id, like the send on its key.
+            Ok(sent) => {
+                let request = atenciones_proto::queue::v1::RecordOutboundMessageRequest {
+                    attention_id: attention_id.to_string(),
+                    message_id: sent.id.to_string(),
+                    preview: domain::preview(&sent.text, PREVIEW_CHARS),
+                    time: Some(atenciones_proto::time::timestamp(sent.created_at)),
+                };
+                match self.queue.clone().record_outbound_message(request).await {
+                    Ok(_) => Ok(()),
+                    Err(status) => Err(Error::Queue(Box::new(status))),
+                }
+            }
             Err(error @ (Error::Database(_) | Error::Internal(_))) => Err(error),
             Err(error) => {
                 tracing::warn!(%attention_id, %error, "the out-of-hours answer was not sent");
@@ -529,6 +542,17 @@ mod tests {
         assert_eq!(templates.len(), 1, "{answers:?}");
         assert_eq!(templates[0].body["template"]["name"], "fuera_de_horario");
         assert_eq!(templates[0].body["to"], "5491100000001");
+        // The list's preview shows the answer (recorded again on a retry: the
+        // queue keeps it once by message id).
+        let previews: Vec<String> = h
+            .queue
+            .state()
+            .outbound
+            .iter()
+            .map(|o| o.preview.clone())
+            .collect();
+        assert!(!previews.is_empty(), "the answer was recorded for the list");
+        assert!(previews.iter().all(|p| !p.is_empty()), "{previews:?}");
     }
 
     on_both_databases!(out_of_hours_customers_get_the_campaigns_answer_once);

@@ -68,6 +68,8 @@ pub struct QueueState {
     pub inbound: Vec<queue::RecordInboundMessageRequest>,
     /// Delivery statuses announced, in order.
     pub statuses: Vec<queue::RecordMessageStatusRequest>,
+    /// The business's own messages recorded for the list preview.
+    pub outbound: Vec<queue::RecordOutboundMessageRequest>,
     /// What every attention answers with, as one started out of hours.
     pub out_of_hours_template: Option<queue::TemplateRef>,
 }
@@ -167,9 +169,20 @@ fake_queue_service! {
         state.statuses.push(request.into_inner());
         Ok(Response::new(queue::RecordMessageStatusResponse { recorded: true }))
     }
+
+    async fn record_outbound_message(
+        &self,
+        request: Request<queue::RecordOutboundMessageRequest>,
+    ) -> Result<Response<queue::RecordOutboundMessageResponse>, Status> {
+        let mut state = self.state();
+        if state.down {
+            return Err(Status::unavailable("queue is down"));
+        }
+        state.outbound.push(request.into_inner());
+        Ok(Response::new(queue::RecordOutboundMessageResponse::default()))
+    }
 }
-    // Messaging only records inbound messages and statuses; nothing else is faked.
-        record_outbound_message(RecordOutboundMessageRequest) -> RecordOutboundMessageResponse;
+    // Messaging only records messages and statuses; nothing else is faked.
         list_attentions(ListAttentionsRequest) -> ListAttentionsResponse;
         get_attention(GetAttentionRequest) -> GetAttentionResponse;
         open_attention(OpenAttentionRequest) -> OpenAttentionResponse;
