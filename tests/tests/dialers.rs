@@ -269,7 +269,7 @@ fn times_each(sends: &[(String, Instant)]) -> HashMap<String, usize> {
     times
 }
 
-/// Every customer written to exactly once.
+/// The first `count` customers written to exactly once each, nobody else.
 fn assert_once_each(suite: &TestSuite, count: usize) {
     let times = times_each(&template_sends(suite));
     let expected: HashMap<String, usize> = customers(count).into_iter().map(|c| (c, 1)).collect();
@@ -424,7 +424,7 @@ async fn a_dialer_pauses_resumes_and_stops(db: TestDatabase) {
     );
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(template_sends(&suite).len(), 2, "nothing once stopped");
-    assert_once_each_of(&suite, 2);
+    assert_once_each(&suite, 2);
     let resumed = set_state(&suite, &id, queue_pb::DialerState::Running)
         .await
         .expect_err("stopped for good");
@@ -437,13 +437,6 @@ async fn a_dialer_pauses_resumes_and_stops(db: TestDatabase) {
 }
 
 on_both_databases!(a_dialer_pauses_resumes_and_stops);
-
-/// The first `count` customers written to once each, nobody else.
-fn assert_once_each_of(suite: &TestSuite, count: usize) {
-    let times = times_each(&template_sends(suite));
-    let expected: HashMap<String, usize> = customers(count).into_iter().map(|c| (c, 1)).collect();
-    assert_eq!(times, expected);
-}
 
 async fn a_dialer_waits_for_its_schedule(db: TestDatabase) {
     let suite = TestSuite::start(db).await;
