@@ -19,7 +19,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc);
+    // `prost::Name` on every message: the codec finds a request's fields by it.
+    config.enable_type_names();
     tonic_prost_build::configure()
+        // prost's codec, with undecodable requests as INVALID_ARGUMENT.
+        .codec_path("crate::codec::Codec")
         .file_descriptor_set_path(out_dir.join("atenciones_descriptor.bin"))
         .compile_with_config(config, &protos, &["."])?;
     println!("cargo:rerun-if-changed=atenciones");

@@ -114,6 +114,9 @@ pub async fn serve(
         .layer(atenciones_runtime::metrics::RpcMetricsLayer)
         .layer(TraceLayer::new_for_grpc().make_span_with(call_span))
         .layer(MapResponseLayer::new(hide_internals))
+        .layer(MapResponseLayer::new(
+            atenciones_runtime::grpc::bounded_status,
+        ))
         .layer(AuthorizeLayer::new(authenticator))
         .layer(LoadShedLayer::new())
         .layer(GlobalConcurrencyLimitLayer::new(

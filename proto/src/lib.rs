@@ -7,6 +7,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/atenciones_descriptor.bin"));
 
 pub mod acting;
+pub mod codec;
 pub mod paging;
 pub mod time;
 

@@ -29,6 +29,8 @@ use crate::presence::PresenceState;
 
 /// How many times an insert that lost a race (unique key) is retried.
 const RACE_RETRIES: usize = 3;
+/// The longest text the attentions list searches for.
+const MAX_QUERY_CHARS: usize = 100;
 
 #[derive(Clone)]
 pub struct Queue {
@@ -425,6 +427,14 @@ impl Queue {
         let query = query.trim().to_lowercase();
         if query.is_empty() {
             return Ok(Condition::all());
+        }
+        // Longer than any name, number or tag; SQLite refuses LIKE patterns
+        // of 50,000 bytes.
+        if query.chars().count() > MAX_QUERY_CHARS {
+            return Err(Error::invalid(
+                "query",
+                &format!("at most {MAX_QUERY_CHARS} characters"),
+            ));
         }
         let escaped = escape_like(&query);
         let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');

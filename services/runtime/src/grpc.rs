@@ -108,10 +108,65 @@ pub async fn serve(
         // carries the RPC (and the action) it belongs to.
         .trace_fn(call_span)
         .layer(crate::metrics::RpcMetricsLayer)
+        .layer(tower::util::MapResponseLayer::new(bounded_status))
         .layer(VerifyLayer::new(keys))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
+}
+
+/// The most of a status's message or of one of its details' texts a
+/// response carries, in characters.
+const MAX_STATUS_TEXT: usize = 500;
+/// Headers up to this size are left as they are.
+const MAX_STATUS_HEADER: usize = 2048;
+
+/// Cuts a status's message and field-violation descriptions to
+/// [`MAX_STATUS_TEXT`] characters, ending with "…". They may quote what the
+/// caller sent (an id of 40,000 characters), and a header beyond the peer's
+/// limit (16 KiB in h2) fails the whole call as a protocol error instead of
+/// telling what was wrong.
+pub fn bounded_status<B>(mut response: http::Response<B>) -> http::Response<B> {
+    use tonic_types::{ErrorDetail, StatusExt};
+    let headers = response.headers_mut();
+    let oversized = ["grpc-message", "grpc-status-details-bin"]
+        .iter()
+        .any(|name| {
+            headers
+                .get(*name)
+                .is_some_and(|v| v.len() > MAX_STATUS_HEADER)
+        });
+    let Some(status) = oversized
+        .then(|| tonic::Status::from_header_map(headers))
+        .flatten()
+    else {
+        return response;
+    };
+    let cut = |text: &str| match text.char_indices().nth(MAX_STATUS_TEXT) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    };
+    let details: Vec<ErrorDetail> = status
+        .get_error_details_vec()
+        .into_iter()
+        .map(|detail| match detail {
+            ErrorDetail::BadRequest(mut bad) => {
+                for violation in &mut bad.field_violations {
+                    violation.field = cut(&violation.field);
+                    violation.description = cut(&violation.description);
+                }
+                ErrorDetail::BadRequest(bad)
+            }
+            other => other,
+        })
+        .collect();
+    let bounded =
+        tonic::Status::with_error_details_vec(status.code(), cut(status.message()), details);
+    headers.remove("grpc-status-details-bin");
+    if bounded.add_header(headers).is_err() {
+        tracing::warn!("a status's headers could not be written");
+    }
+    response
 }
 
 /// A channel to another service, carrying the caller's trace context and
@@ -209,6 +264,41 @@ fn difference(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_status_is_cut_to_whole_characters_with_its_field_violations() {
+        use tonic_types::{ErrorDetails, StatusExt};
+        for long in ["x".repeat(50_000), "ñ".repeat(50_000)] {
+            let status = tonic::Status::with_error_details(
+                tonic::Code::InvalidArgument,
+                format!("no campaign {long}"),
+                ErrorDetails::with_bad_request_violation(
+                    "campaign_ids",
+                    format!("no campaign {long}"),
+                ),
+            );
+            let response = bounded_status(status.into_http::<()>());
+            for name in ["grpc-message", "grpc-status-details-bin"] {
+                assert!(response.headers()[name].len() < 4096, "{name}");
+            }
+            let status = tonic::Status::from_header_map(response.headers()).expect("a status");
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            let violations = status
+                .get_details_bad_request()
+                .expect("details kept")
+                .field_violations;
+            for text in [status.message(), violations[0].description.as_str()] {
+                assert!(
+                    text.starts_with("no campaign ") && text.ends_with('…'),
+                    "{text}"
+                );
+                assert_eq!(text.chars().count(), MAX_STATUS_TEXT + 1);
+            }
+            assert_eq!(violations[0].field, "campaign_ids");
+        }
+        let short = bounded_status(tonic::Status::not_found("no campaign x").into_http::<()>());
+        assert_eq!(short.headers()["grpc-message"], "no%20campaign%20x");
+    }
 
     #[test]
     fn a_new_resolution_adds_and_removes_only_what_changed() {

@@ -544,7 +544,7 @@ export const GetMeResponseSchema: GenMessage<GetMeResponse> = /*@__PURE__*/
 export type ListAttentionsRequest = Message<"atenciones.gateway.v1.ListAttentionsRequest"> & {
   /**
    * Only attentions whose customer name, number or tag contains this text,
-   * ignoring case; empty for all.
+   * ignoring case; empty for all. At most 100 characters.
    *
    * @generated from field: string query = 1;
    */
