@@ -2,6 +2,8 @@
 //! SQLite directory, or a PostgreSQL database made for the test and dropped
 //! after it) with a fake WhatsApp Cloud API, and gives agents gRPC clients.
 
+pub mod raw;
+
 use atenciones_test_support::services;
 use std::net::SocketAddr;
 use std::path::PathBuf;

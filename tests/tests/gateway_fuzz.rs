@@ -22,20 +22,18 @@
 //! run (every run prints its seed).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use prost::Message;
-use prost::bytes::{Buf, BufMut};
+use prost::bytes::BufMut;
 use prost::encoding::{WireType, encode_key, encode_varint};
 use prost_types::field_descriptor_proto::{Label, Type};
 use prost_types::{DescriptorProto, FileDescriptorSet};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Code;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
 
 use atenciones_gateway::authorize::TABLE;
 use atenciones_proto::gateway::v1 as pb;
-use atenciones_tests::{Role, TestDatabase, TestSuite, on_both_databases, text_webhook};
+use atenciones_tests::{Role, TestDatabase, TestSuite, on_both_databases, raw, text_webhook};
 
 const PACKAGE: &str = "atenciones.gateway.v1";
 const VENTAS_NUMBER: &str = "1122334455667";
@@ -265,76 +263,6 @@ fn mutate(mut input: Vec<u8>, rng: &mut fastrand::Rng) -> Vec<u8> {
     input
 }
 
-/// Sends and receives bytes as they are: the fuzzer encodes its own messages.
-#[derive(Clone, Copy, Default)]
-struct Raw;
-
-impl Codec for Raw {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = Raw;
-    type Decoder = Raw;
-
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
-
-impl Encoder for Raw {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        buf.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for Raw {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
-    }
-}
-
-/// Calls `rpc` with `body` as `token`; the call's status (OK when it
-/// answered, or a stream that kept streaming).
-async fn call(channel: &Channel, rpc: &Rpc, token: &str, body: Vec<u8>) -> Status {
-    let mut grpc = tonic::client::Grpc::new(channel.clone());
-    let mut request = tonic::Request::new(body);
-    request.set_timeout(Duration::from_secs(20));
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii token"),
-    );
-    let path = rpc.path.parse().expect("a path");
-    if grpc.ready().await.is_err() {
-        return Status::unavailable("the gateway's connection is gone");
-    }
-    let outcome = if rpc.streaming {
-        match grpc.server_streaming(request, path, Raw).await {
-            // A stream that opened is fine; its first item or end, briefly.
-            Ok(response) => {
-                let mut stream = response.into_inner();
-                match tokio::time::timeout(Duration::from_millis(300), stream.message()).await {
-                    Ok(Err(status)) => Err(status),
-                    _ => Ok(()),
-                }
-            }
-            Err(status) => Err(status),
-        }
-    } else {
-        grpc.unary(request, path, Raw).await.map(drop)
-    };
-    outcome.err().unwrap_or_else(|| Status::ok(""))
-}
-
 /// Codes that mean the server failed rather than refused.
 const FAULTS: [Code; 6] = [
     Code::Unknown,
@@ -431,7 +359,7 @@ async fn every_gateway_request_decodes_and_validates_without_a_fault(db: TestDat
                 _ => (0..rng.usize(0..64)).map(|_| rng.u8(..)).collect(),
             };
             let shown = hex::encode(&body[..body.len().min(64)]);
-            let status = call(&channel, rpc, token, body).await;
+            let status = raw::call(&channel, &rpc.path, rpc.streaming, token, body).await;
             if FAULTS.contains(&status.code()) {
                 faults.push(format!(
                     "{} case {case}: {:?} {:?}; input (first 64 bytes) {shown}",

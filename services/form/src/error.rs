@@ -37,6 +37,11 @@ impl Error {
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
+        if let Error::Database(db) = &error
+            && let Some(unavailable) = atenciones_runtime::database::unreachable(db)
+        {
+            return unavailable;
+        }
         match error {
             Error::InvalidArgument {
                 message,

@@ -87,12 +87,15 @@ impl Application {
                 .await
                 .context("registering the demo templates")?;
         }
-        let router = webhook::router(WebhookState {
-            db: db.clone(),
-            app_secret: settings.whatsapp.app_secret.as_str().into(),
-            verify_token: settings.whatsapp.verify_token.as_str().into(),
-            wake: wake.clone(),
-        });
+        let router = webhook::router(
+            WebhookState {
+                db: db.clone(),
+                app_secret: settings.whatsapp.app_secret.as_str().into(),
+                verify_token: settings.whatsapp.verify_token.as_str().into(),
+                wake: wake.clone(),
+            },
+            settings.messaging.webhook_max_in_flight,
+        );
         if settings.whatsapp.app_secret.is_empty() {
             tracing::warn!(
                 "whatsapp.app_secret is empty: every webhook notification will be refused"

@@ -83,6 +83,11 @@ fn describe(violations: &[Violation]) -> String {
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
+        if let Error::Database(db) = &error
+            && let Some(unavailable) = atenciones_runtime::database::unreachable(db)
+        {
+            return unavailable;
+        }
         match error {
             Error::InvalidArgument(violations) => {
                 atenciones_domain::invalid_argument(describe(&violations), violations)

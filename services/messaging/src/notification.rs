@@ -61,10 +61,11 @@ pub struct StatusUpdate {
 /// missing or unreadable timestamp; passing the inbox row's arrival time keeps
 /// reprocessing deterministic. Errors only when the body is not JSON.
 pub fn parse(body: &[u8], fallback_time: DateTime<Utc>) -> Result<Vec<Item>, serde_json::Error> {
-    let value: Value = serde_json::from_slice(body)?;
+    let mut value: Value = serde_json::from_slice(body)?;
     if !value.is_object() {
         return Ok(Vec::new());
     }
+    replace_nul(&mut value);
     let envelope = Envelope::deserialize(value)?;
     let mut items = Vec::new();
     for change in envelope.entry.into_iter().flat_map(|entry| entry.changes) {
@@ -84,6 +85,18 @@ pub fn parse(body: &[u8], fallback_time: DateTime<Utc>) -> Result<Vec<Item>, ser
         }
     }
     Ok(items)
+}
+
+/// JSON may carry `\u0000` in any string, but PostgreSQL stores NUL in
+/// neither text nor JSON, and the services refuse it: it becomes U+FFFD,
+/// as a decoder marks what it cannot represent, so the rest is kept.
+fn replace_nul(value: &mut Value) {
+    match value {
+        Value::String(text) if text.contains('\0') => *text = text.replace('\0', "\u{FFFD}"),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul),
+        Value::Object(fields) => fields.values_mut().for_each(replace_nul),
+        _ => {}
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -677,6 +690,25 @@ mod tests {
         "multi_change_batch_netflie.json",
         "signed_inbound_text_pywa.json",
     ];
+
+    #[test]
+    fn nul_anywhere_becomes_the_replacement_character() {
+        let body = json!({"entry": [{"changes": [{"value": {
+            "metadata": {"phone_number_id": "1122334455667"},
+            "contacts": [{"profile": {"name": "Ana\u{0}"}, "wa_id": "5491100000000"}],
+            "messages": [{"from": "5491100000000", "id": "wamid.1", "timestamp": "1700000000",
+                "type": "text", "text": {"body": "a\u{0}b"}}]
+        }}]}]});
+        let items = parse(body.to_string().as_bytes(), fallback()).expect("parses");
+        let message = messages(&items)[0];
+        assert_eq!(message.text, "a\u{FFFD}b");
+        assert_eq!(message.customer.name, "Ana\u{FFFD}");
+        assert!(
+            !message.raw.to_string().contains("\\u0000"),
+            "{}",
+            message.raw
+        );
+    }
 
     #[test]
     fn every_fixture_is_covered_by_a_parser_test() {

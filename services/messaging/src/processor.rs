@@ -158,7 +158,8 @@ impl Processor {
     /// Tells the queue a message of an attention reached a new delivery
     /// status, for the screens' live streams (the queue announces each
     /// status of a message once, so a retried row repeats nothing). A status
-    /// of a message not known yet, or in no attention, is not announced.
+    /// of a message not known yet, in no attention, or overtaken, is not
+    /// announced.
     async fn announce(&self, update: &StatusUpdate) -> Result<(), Error> {
         if MessageStatus::from_webhook(&update.status).is_none() {
             return Ok(());
@@ -169,6 +170,12 @@ impl Processor {
         let Some(attention_id) = message.attention_id else {
             return Ok(());
         };
+        // Statuses arrive out of order: one the message has already moved
+        // past (delivered after read, anything after failed) would move the
+        // screens back.
+        if message.status != update.status {
+            return Ok(());
+        }
         let request = RecordMessageStatusRequest {
             attention_id: attention_id.to_string(),
             message_id: message.id.to_string(),

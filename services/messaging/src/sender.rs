@@ -36,6 +36,8 @@ const CONCURRENCY: usize = 8;
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// Shortest sleep, so a message that is due again at once cannot spin the loop.
 const MIN_SLEEP: Duration = Duration::from_millis(10);
+/// First wait before recording an accepted send again.
+const RECORD_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How long a send is held, how often and how patiently it is retried.
 #[derive(Debug, Clone, Copy)]
@@ -183,11 +185,7 @@ impl Sender {
             .await
         {
             Ok(wamid) => {
-                if let Err(error) = store::mark_accepted(&self.db, message.id, &wamid).await {
-                    // WhatsApp has the message; say which one, for reconciliation.
-                    tracing::error!(message_id = %message.id, %wamid, %error, "accepted send not stored");
-                    return Err(error);
-                }
+                self.record_accepted(&message, &wamid).await?;
                 // Status webhooks can beat the send's answer; they were kept.
                 store::apply_kept_statuses(&self.db, &wamid).await?;
                 count_outbound(&message, "accepted");
@@ -209,6 +207,31 @@ impl Sender {
                 Ok(Outcome::Refused(refusal))
             }
             Err(SendError::Temporary(trouble)) => self.after_trouble(&message, trouble).await,
+        }
+    }
+
+    /// Records that WhatsApp took the message. Not recorded, it would be
+    /// sent again once the lease lapses, so a failure (the database
+    /// restarting, say) is retried for as long as the lease is this sender's.
+    async fn record_accepted(&self, message: &message::Model, wamid: &str) -> Result<(), Error> {
+        let mut backoff = RECORD_BACKOFF;
+        loop {
+            let error = match store::mark_accepted(&self.db, message.id, wamid).await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            let lease_left = message
+                .sending_until
+                .and_then(|until| (until - domain::now()).to_std().ok())
+                .unwrap_or_default();
+            if lease_left <= backoff {
+                // WhatsApp has the message; say which one, for reconciliation.
+                tracing::error!(message_id = %message.id, %wamid, %error, "accepted send not stored");
+                return Err(error);
+            }
+            tracing::warn!(message_id = %message.id, %error, "accepted send not stored yet");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(POLL_INTERVAL);
         }
     }
 

@@ -1,19 +1,25 @@
 //! The WhatsApp webhook (HTTP): Meta's verification handshake and the
 //! notifications. A notification is acknowledged once its raw body is stored;
 //! the processor does the rest, so Meta gets a fast answer and nothing signed
-//! is lost if processing fails.
+//! is lost if processing fails. Beyond a bound of requests in flight the next
+//! is refused at once (503, `Retry-After`) and Meta delivers it again later.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::{signature, store};
@@ -22,6 +28,9 @@ pub const PATH: &str = "/webhooks/whatsapp";
 /// Meta's largest notification.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+/// Seconds a refused sender is asked to wait: the overload of a burst passes
+/// within about that.
+const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("1");
 
 #[derive(Clone)]
 pub struct WebhookState {
@@ -32,14 +41,36 @@ pub struct WebhookState {
     pub wake: Arc<Notify>,
 }
 
-pub fn router(state: WebhookState) -> Router {
+/// The webhook's routes, serving at most `max_in_flight` requests at once.
+pub fn router(state: WebhookState, max_in_flight: usize) -> Router {
     Router::new()
         .route(PATH, get(verify).post(receive))
         // Bigger bodies get 413 before they are buffered.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Beyond `max_in_flight` requests (each reading or storing its body)
+        // the next is refused at once instead of waiting without bound for
+        // the database: memory stays bounded and Meta, refused, retries.
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(shed))
+                .layer(LoadShedLayer::new())
+                .layer(GlobalConcurrencyLimitLayer::new(max_in_flight.max(1))),
+        )
         // A span per request, so logs say which delivery they belong to.
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Answers a request the load shedder refused (its only error): 503 with
+/// `Retry-After`, which Meta treats as a delivery to make again.
+async fn shed(_overloaded: tower::BoxError) -> Response {
+    // Counted, not logged at warn: an overload would flood the logs.
+    tracing::debug!("webhook refused: too many in flight");
+    let mut response = answered("shed", StatusCode::SERVICE_UNAVAILABLE);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, RETRY_AFTER_SECONDS);
+    response
 }
 
 /// `GET ?hub.mode=subscribe&hub.verify_token=T&hub.challenge=C`: echo C when
@@ -107,6 +138,7 @@ mod tests {
     use atenciones_test_support::{TestDatabase, on_both_databases};
     use axum::body::Body;
     use axum::http::Request;
+    use futures::FutureExt;
     use sea_orm::{EntityTrait, PaginatorTrait};
     use tower::ServiceExt;
 
@@ -122,14 +154,21 @@ mod tests {
     }
 
     async fn harness(test_db: TestDatabase) -> Harness {
+        harness_with_bound(test_db, 64).await
+    }
+
+    async fn harness_with_bound(test_db: TestDatabase, max_in_flight: usize) -> Harness {
         let db = testkit::migrated(&test_db).await;
         let wake = Arc::new(Notify::new());
-        let router = router(WebhookState {
-            db: db.clone(),
-            app_secret: SECRET.into(),
-            verify_token: VERIFY_TOKEN.into(),
-            wake: wake.clone(),
-        });
+        let router = router(
+            WebhookState {
+                db: db.clone(),
+                app_secret: SECRET.into(),
+                verify_token: VERIFY_TOKEN.into(),
+                wake: wake.clone(),
+            },
+            max_in_flight,
+        );
         Harness {
             db,
             wake,
@@ -281,14 +320,78 @@ mod tests {
 
     async fn verification_fails_when_no_token_is_configured(db: TestDatabase) {
         let h = harness(db).await;
-        let router = router(WebhookState {
-            db: h.db.clone(),
-            app_secret: SECRET.into(),
-            verify_token: "".into(),
-            wake: h.wake.clone(),
-        });
+        let router = router(
+            WebhookState {
+                db: h.db.clone(),
+                app_secret: SECRET.into(),
+                verify_token: "".into(),
+                wake: h.wake.clone(),
+            },
+            64,
+        );
         let (status, _) = call(&router, verification("subscribe", "", "1")).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
     on_both_databases!(verification_fails_when_no_token_is_configured);
+
+    /// A request whose body arrives only when the returned sender sends it:
+    /// it stays in flight until then.
+    fn held_post(signature: String) -> (Request<Body>, tokio::sync::oneshot::Sender<Bytes>) {
+        let (release, body) = tokio::sync::oneshot::channel::<Bytes>();
+        let request = Request::post(PATH)
+            .header("content-type", "application/json")
+            .header("X-Hub-Signature-256", signature)
+            .body(Body::from_stream(futures::stream::once(body)))
+            .expect("request");
+        (request, release)
+    }
+
+    async fn beyond_the_bound_a_webhook_is_refused_at_once_until_one_ends(db: TestDatabase) {
+        let h = harness_with_bound(db, 1).await;
+        // A recorder of this thread only: the test awaits everything here.
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let metrics = recorder.handle();
+        let _recording = metrics::set_default_local_recorder(&recorder);
+        let body = fixture();
+        let signature = signature::sign(SECRET.as_bytes(), &body);
+
+        let (request, release) = held_post(signature.clone());
+        let mut held = std::pin::pin!(h.router.clone().oneshot(request));
+        assert!(
+            held.as_mut().now_or_never().is_none(),
+            "in flight, waiting for its body"
+        );
+        let refused = h
+            .router
+            .clone()
+            .oneshot(post(body.clone(), Some(signature.clone())))
+            .await
+            .expect("response");
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            refused.headers().get(RETRY_AFTER),
+            Some(&RETRY_AFTER_SECONDS)
+        );
+        assert!(
+            stored(&h.db).await.is_empty(),
+            "the refused body is not kept"
+        );
+
+        release
+            .send(Bytes::from(body.clone()))
+            .expect("held request waits");
+        let held = held.await.expect("response");
+        assert_eq!(held.status(), StatusCode::OK);
+        let (status, _) = call(&h.router, post(body, Some(signature))).await;
+        assert_eq!(status, StatusCode::OK, "room again once the first ended");
+        assert_eq!(stored(&h.db).await.len(), 2);
+        let counted = metrics.render();
+        for line in [
+            r#"atenciones_webhooks_total{outcome="shed"} 1"#,
+            r#"atenciones_webhooks_total{outcome="accepted"} 2"#,
+        ] {
+            assert!(counted.contains(line), "{counted}");
+        }
+    }
+    on_both_databases!(beyond_the_bound_a_webhook_is_refused_at_once_until_one_ends);
 }

@@ -29,6 +29,11 @@ impl Error {
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
+        if let Error::Database(db) = &error
+            && let Some(unavailable) = atenciones_runtime::database::unreachable(db)
+        {
+            return unavailable;
+        }
         match error {
             Error::NotFound(what) => Status::not_found(format!("{what} not found")),
             Error::PermissionDenied(why) => Status::permission_denied(why),

@@ -25,7 +25,7 @@ use atenciones_proto::time::timestamp;
 
 use crate::attention::{Direction, event};
 use crate::clients::Clients;
-use crate::entity::{attention, outbox, outbox_offset};
+use crate::entity::{attention, attention_message, outbox, outbox_offset};
 use crate::error::Error;
 use crate::queue::Queue;
 
@@ -178,6 +178,7 @@ impl Handoff {
                 .submission
         };
         let transcript = self.transcript(&attention.id).await?;
+        self.check_complete(event.attention_id, &transcript).await?;
         let life = outbox::Entity::find()
             .filter(outbox::Column::AttentionId.eq(event.attention_id))
             .order_by_asc(outbox::Column::Id)
@@ -213,6 +214,33 @@ impl Handoff {
             })
             .await?;
         Ok(())
+    }
+
+    /// Fails (to be tried again) while a customer message the queue joined to
+    /// the attention is not in its transcript yet: messaging records a
+    /// message's attention only after the queue answered, so one that joined
+    /// just before the finish can still be unlisted, and history keeps the
+    /// first record it gets.
+    async fn check_complete(
+        &self,
+        attention_id: Uuid,
+        transcript: &[messaging_pb::Message],
+    ) -> Result<(), Error> {
+        let joined = attention_message::Entity::find()
+            .filter(attention_message::Column::AttentionId.eq(attention_id))
+            .filter(attention_message::Column::Direction.eq(Direction::Inbound.as_str()))
+            .all(&self.db)
+            .await?;
+        match joined
+            .iter()
+            .find(|link| !transcript.iter().any(|m| m.id == link.message_id))
+        {
+            Some(link) => Err(Error::FailedPrecondition(format!(
+                "message {} of attention {attention_id} is not in messaging's transcript yet",
+                link.message_id
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Every message of the attention, oldest first.

@@ -141,15 +141,9 @@ impl Queue {
                 None => None,
             };
             let outcome = match active {
-                Some(existing) => touch(
-                    &txn,
-                    existing.id,
-                    &message,
-                    Direction::Inbound,
-                    Some(&customer.name),
-                )
-                .await
-                .map(|()| (existing.id, false)),
+                Some(existing) => join(&txn, existing.id, &message, &customer.name)
+                    .await
+                    .map(|()| (existing.id, false)),
                 None => {
                     let id = reply.as_ref().map_or_else(Uuid::new_v4, |r| r.attention_id);
                     let now = Utc::now();
@@ -227,8 +221,13 @@ impl Queue {
                     return Ok((self.with_campaign_name(model).await?, created));
                 }
                 // Another call created the attention or recorded the message
-                // first: start over and join what it made.
-                Err(e) if is_unique_violation(&e) => txn.rollback().await?,
+                // first, or the attention was finished since it was read:
+                // start over and join what is there now.
+                Err(e)
+                    if is_unique_violation(&e) || matches!(e, sea_orm::DbErr::RecordNotUpdated) =>
+                {
+                    txn.rollback().await?
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -792,6 +791,34 @@ async fn link_message(
         }),
     )
     .await
+}
+
+/// Joins a customer's message to their attention read as unfinished. Its row
+/// is locked first by a no-op update that matches only while it is
+/// unfinished (as `reserve_slot` locks the agent's): a Finish committed since
+/// the read leaves it unmatched, `RecordNotUpdated`, and the message starts
+/// over instead of landing in an attention nobody opens again.
+async fn join(
+    txn: &impl ConnectionTrait,
+    id: Uuid,
+    message: &NewMessage,
+    customer_name: &str,
+) -> Result<(), sea_orm::DbErr> {
+    let unfinished = attentions::Entity::update_many()
+        .col_expr(
+            attentions::Column::State,
+            Expr::col(attentions::Column::State),
+        )
+        .filter(attentions::Column::Id.eq(id))
+        .filter(attentions::Column::State.ne(State::Finished.as_str()))
+        .exec(txn)
+        .await?
+        .rows_affected
+        == 1;
+    if !unfinished {
+        return Err(sea_orm::DbErr::RecordNotUpdated);
+    }
+    touch(txn, id, message, Direction::Inbound, Some(customer_name)).await
 }
 
 /// Moves the list preview forward (never back to an older message) and counts

@@ -10,6 +10,16 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::settings::DatabaseSettings;
 
+/// UNAVAILABLE when `error` means the database could not be reached (no
+/// connection within the pool's wait, or none could be made): callers retry
+/// that, where INTERNAL would say something is broken. `None` otherwise.
+pub fn unreachable(error: &DbErr) -> Option<tonic::Status> {
+    matches!(error, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)).then(|| {
+        tracing::warn!(%error, "the database cannot be reached");
+        tonic::Status::unavailable("the database cannot be reached; retry shortly")
+    })
+}
+
 /// Connects to `url` (SQLite or PostgreSQL). SQLite gets a single connection:
 /// it allows one writer at a time, and one connection avoids "database is
 /// locked" errors between our own transactions.
@@ -99,5 +109,25 @@ pub async fn snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, Db
             .await
         }
         _ => db.begin().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnAcquireErr, RuntimeErr};
+
+    use super::*;
+
+    #[test]
+    fn only_a_database_that_cannot_be_reached_is_unavailable() {
+        for error in [
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+            DbErr::Conn(RuntimeErr::Internal("connection refused".into())),
+        ] {
+            let status = unreachable(&error).expect("unreachable");
+            assert_eq!(status.code(), tonic::Code::Unavailable);
+        }
+        assert!(unreachable(&DbErr::Custom("duplicate key".into())).is_none());
+        assert!(unreachable(&DbErr::RecordNotFound("x".into())).is_none());
     }
 }

@@ -190,6 +190,9 @@ pub struct MessagingSettings {
     pub url: String,
     pub database_url: String,
     pub webhook_listen: SocketAddr,
+    /// Webhook requests served at once; beyond it one is refused at once
+    /// with 503 and `Retry-After` (Meta delivers it again).
+    pub webhook_max_in_flight: usize,
     /// How long before a customer's 24-hour window closes the screens hear
     /// of it (an `attention.window_closing` event).
     pub window_warning_minutes: u64,

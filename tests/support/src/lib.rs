@@ -1,17 +1,22 @@
 //! What the workspace's tests share: a fresh database per test (a SQLite
 //! directory, or a PostgreSQL database made for the test and dropped after it),
 //! the `on_both_databases!` macro that runs a test on each, a fake WhatsApp
-//! Cloud API, signed webhook bodies, signed channels to services, and the
-//! suite as a child process for crash tests.
+//! Cloud API, signed webhook bodies, signed channels to services, the suite
+//! as a child process for crash tests, and a private PostgreSQL server that
+//! fault tests may stop and start.
 
 pub mod cloud_api;
 mod database;
+mod ports;
+mod private_postgres;
 pub mod process;
 pub mod services;
 pub mod webhook;
 
 pub use cloud_api::{Answer, CloudApi, SentRequest, UploadedMedia};
 pub use database::{Backend, TestDatabase};
+pub use ports::free_port;
+pub use private_postgres::PrivatePostgres;
 pub use process::{SuiteProcess, suite_env};
 
 use std::future::Future;

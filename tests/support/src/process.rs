@@ -122,6 +122,11 @@ impl SuiteProcess {
         format!("http://{address}")
     }
 
+    /// The process's id, to read its resident memory or signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("a running process has an id")
+    }
+
     /// SIGKILL: the process stops at once, mid-call, as in a crash.
     pub async fn kill(mut self) {
         self.child.kill().await.expect("kill the suite");
