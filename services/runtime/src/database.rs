@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sea_orm::{
     AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, IsolationLevel, Statement, TransactionTrait,
+    DbBackend, DbErr, IsolationLevel, RuntimeErr, SqlxError, Statement, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -14,7 +14,25 @@ use crate::settings::DatabaseSettings;
 /// connection within the pool's wait, or none could be made): callers retry
 /// that, where INTERNAL would say something is broken. `None` otherwise.
 pub fn unreachable(error: &DbErr) -> Option<tonic::Status> {
-    matches!(error, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)).then(|| {
+    let lost = match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        // A connection that broke mid-query, or a server shutting down or
+        // starting up (SQLSTATE class 08, 57P01–57P03).
+        DbErr::Query(RuntimeErr::SqlxError(sqlx)) | DbErr::Exec(RuntimeErr::SqlxError(sqlx)) => {
+            match sqlx.as_ref() {
+                SqlxError::Io(_)
+                | SqlxError::PoolTimedOut
+                | SqlxError::PoolClosed
+                | SqlxError::WorkerCrashed => true,
+                SqlxError::Database(db) => db
+                    .code()
+                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+                _ => false,
+            }
+        }
+        _ => false,
+    };
+    lost.then(|| {
         tracing::warn!(%error, "the database cannot be reached");
         tonic::Status::unavailable("the database cannot be reached; retry shortly")
     })
@@ -114,7 +132,9 @@ pub async fn snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, Db
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{ConnAcquireErr, RuntimeErr};
+    use std::sync::Arc;
+
+    use sea_orm::ConnAcquireErr;
 
     use super::*;
 
@@ -123,11 +143,17 @@ mod tests {
         for error in [
             DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
             DbErr::Conn(RuntimeErr::Internal("connection refused".into())),
+            DbErr::Query(RuntimeErr::SqlxError(Arc::new(SqlxError::Io(
+                std::io::ErrorKind::ConnectionReset.into(),
+            )))),
+            DbErr::Exec(RuntimeErr::SqlxError(Arc::new(SqlxError::PoolClosed))),
         ] {
             let status = unreachable(&error).expect("unreachable");
             assert_eq!(status.code(), tonic::Code::Unavailable);
         }
         assert!(unreachable(&DbErr::Custom("duplicate key".into())).is_none());
         assert!(unreachable(&DbErr::RecordNotFound("x".into())).is_none());
+        let protocol = SqlxError::Protocol("unexpected message".into());
+        assert!(unreachable(&DbErr::Query(RuntimeErr::SqlxError(Arc::new(protocol)))).is_none());
     }
 }

@@ -23,26 +23,21 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use atenciones_gateway::auth::{self, Role};
 use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::gateway::v1 as pb;
-use atenciones_proto::gateway::v1::agent_desk_service_client::AgentDeskServiceClient;
 use atenciones_proto::history::v1::HistoryFilter;
 use atenciones_proto::queue::v1::AttentionState;
-use atenciones_runtime::Settings;
 use atenciones_test_support::webhook::{signature, text_webhook};
 use atenciones_test_support::{
-    Answer, CloudApi, PrivatePostgres, SuiteProcess, TestDatabase, eventually, free_port,
-    on_both_databases, suite_env,
+    Answer, CloudApi, Desk, PrivatePostgres, SuiteProcess, TestDatabase, agent_desk, eventually,
+    free_port, on_both_databases, suite_env,
 };
 use sea_orm::{ConnectionTrait, QueryResult, Statement};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Response, Status};
+use tonic::transport::Endpoint;
+use tonic::{Code, Response, Status};
 use uuid::Uuid;
 
 const ATENCIONES: &str = env!("CARGO_BIN_EXE_atenciones");
@@ -178,38 +173,15 @@ impl Deployment {
     }
 }
 
-#[derive(Clone)]
-struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-type Desk = AgentDeskServiceClient<InterceptedService<Channel, Bearer>>;
-
 /// `agent`'s screen. It connects on first use and again after the gateway
 /// comes back, as a browser does.
 fn desk(deployment: &Deployment, agent: &str) -> Desk {
-    let settings = Settings::load(None).expect("settings");
-    let token = auth::issue(
-        &settings.gateway.auth,
-        agent,
-        Role::Agent,
-        Duration::from_secs(600),
-    )
-    .expect("token");
     let channel = Endpoint::from_shared(deployment.gateway.clone())
         .expect("url")
         .connect_timeout(Duration::from_secs(3))
         .timeout(CALL_TIMEOUT)
         .connect_lazy();
-    let header = format!("Bearer {token}").parse().expect("ascii");
-    AgentDeskServiceClient::with_interceptor(channel, Bearer(header))
+    agent_desk(channel, agent)
 }
 
 /// What the customers and agents did and saw, for the checks at the end.

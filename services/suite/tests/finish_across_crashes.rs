@@ -13,24 +13,19 @@ use atenciones_test_support::services;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use atenciones_gateway::auth::{self, Role};
 use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::form::v1::form_service_client::FormServiceClient;
 use atenciones_proto::form::v1::form_service_server::{FormService, FormServiceServer};
 use atenciones_proto::gateway::v1 as pb;
-use atenciones_proto::gateway::v1::agent_desk_service_client::AgentDeskServiceClient;
-use atenciones_runtime::Settings;
 use atenciones_test_support::webhook::{signature, text_webhook};
 use atenciones_test_support::{
-    CloudApi, SuiteProcess, TestDatabase, eventually, on_both_databases, suite_env,
+    CloudApi, Desk, SuiteProcess, TestDatabase, agent_desk, eventually, on_both_databases,
+    suite_env,
 };
 use sea_orm::{ConnectionTrait, Statement};
 use tokio::sync::oneshot;
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status};
 
 const ATENCIONES: &str = env!("CARGO_BIN_EXE_atenciones");
@@ -103,37 +98,14 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-#[derive(Clone)]
-struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-type Desk = AgentDeskServiceClient<InterceptedService<Channel, Bearer>>;
-
 /// Ana's desk on the gateway of `suite`.
 async fn desk(suite: &SuiteProcess) -> Desk {
-    let settings = Settings::load(None).expect("settings");
-    let token = auth::issue(
-        &settings.gateway.auth,
-        "ana",
-        Role::Agent,
-        Duration::from_secs(600),
-    )
-    .expect("token");
-    let header = format!("Bearer {token}").parse().expect("ascii");
     let channel = Endpoint::from_shared(suite.url("gateway"))
         .expect("url")
         .connect()
         .await
         .expect("gateway reachable");
-    AgentDeskServiceClient::with_interceptor(channel, Bearer(header))
+    agent_desk(channel, "ana")
 }
 
 /// The state of the test's only attention, read straight from the queue's

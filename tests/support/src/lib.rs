@@ -7,6 +7,7 @@
 
 pub mod cloud_api;
 mod database;
+pub mod desk;
 mod ports;
 mod private_postgres;
 pub mod process;
@@ -15,6 +16,7 @@ pub mod webhook;
 
 pub use cloud_api::{Answer, CloudApi, SentRequest, UploadedMedia};
 pub use database::{Backend, TestDatabase};
+pub use desk::{Desk, agent_desk};
 pub use ports::free_port;
 pub use private_postgres::PrivatePostgres;
 pub use process::{SuiteProcess, suite_env};
