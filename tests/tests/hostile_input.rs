@@ -299,9 +299,25 @@ on_both_databases!(sql_and_script_looking_text_is_stored_and_returned_verbatim);
 async fn a_customer_message_with_nul_is_kept_and_blocks_nothing(db: TestDatabase) {
     let suite = TestSuite::start(db).await;
     let customer = "5491100000104";
-    let body = text_webhook(VENTAS_NUMBER, customer, "Nul\0Name", "wamid.nul", "a\0b");
+    // A second apart: messages of one second have no order between them.
+    let at = |ago: i64| (chrono::Utc::now().timestamp() - ago).to_string();
+    let body = text_webhook_at(
+        VENTAS_NUMBER,
+        customer,
+        "Nul\0Name",
+        "wamid.nul",
+        "a\0b",
+        &at(2),
+    );
     let attention = suite.queued_attention(&body, "ana").await;
-    let next = text_webhook(VENTAS_NUMBER, customer, "Nul", "wamid.after", "después");
+    let next = text_webhook_at(
+        VENTAS_NUMBER,
+        customer,
+        "Nul",
+        "wamid.after",
+        "después",
+        &at(1),
+    );
     assert_eq!(suite.post_webhook(&next).await.status(), 200);
     let opened = eventually("both messages", || async {
         let opened = suite.open("ana", &attention).await;
