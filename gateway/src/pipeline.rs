@@ -33,6 +33,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::load_shed::error::Overloaded;
 use tower::util::{MapErrLayer, MapResponseLayer};
+use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -99,6 +100,27 @@ fn hide_internals<B>(mut response: http::Response<B>) -> http::Response<B> {
     response
 }
 
+/// Which answers the call log reports as failures (at ERROR): not a
+/// caller's own mistakes (a bad argument, an unknown id, a refused
+/// credential, a cancelled call), which are answered and logged at DEBUG
+/// like any other answer; every code is counted in the metrics either way.
+fn failures() -> SharedClassifier<GrpcErrorsAsFailures> {
+    let callers_mistakes = [
+        GrpcCode::Cancelled,
+        GrpcCode::InvalidArgument,
+        GrpcCode::NotFound,
+        GrpcCode::AlreadyExists,
+        GrpcCode::PermissionDenied,
+        GrpcCode::FailedPrecondition,
+        GrpcCode::OutOfRange,
+        GrpcCode::Unauthenticated,
+    ];
+    SharedClassifier::new(callers_mistakes.into_iter().fold(
+        GrpcErrorsAsFailures::new(),
+        GrpcErrorsAsFailures::with_success,
+    ))
+}
+
 /// Says what a shed call met: tonic's own wording ("Too many active
 /// requests for the connection") blames the caller's connection, but the
 /// limit is the whole gateway's.
@@ -127,7 +149,7 @@ pub async fn serve(
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(atenciones_runtime::metrics::RpcMetricsLayer)
-        .layer(TraceLayer::new_for_grpc().make_span_with(call_span))
+        .layer(TraceLayer::new(failures()).make_span_with(call_span))
         .layer(MapResponseLayer::new(hide_internals))
         .layer(MapResponseLayer::new(
             atenciones_runtime::grpc::bounded_status,
@@ -167,5 +189,36 @@ mod tests {
         let kept = hide_internals(denied.into_http::<()>());
         let status = tonic::Status::from_header_map(kept.headers()).expect("a status");
         assert_eq!(status.message(), "not your campaign");
+    }
+
+    #[test]
+    fn a_callers_mistake_is_not_a_failure_in_the_log_but_a_fault_is() {
+        use tower_http::classify::{ClassifiedResponse, ClassifyResponse, MakeClassifier};
+        let failed = |code: tonic::Code| {
+            let response = tonic::Status::new(code, "").into_http::<()>();
+            let classifier = failures().make_classifier(&http::Request::new(()));
+            !matches!(
+                classifier.classify_response(&response),
+                ClassifiedResponse::Ready(Ok(()))
+            )
+        };
+        for mistake in [
+            tonic::Code::InvalidArgument,
+            tonic::Code::NotFound,
+            tonic::Code::PermissionDenied,
+            tonic::Code::Unauthenticated,
+            tonic::Code::FailedPrecondition,
+        ] {
+            assert!(!failed(mistake), "{mistake:?}");
+        }
+        for fault in [
+            tonic::Code::Internal,
+            tonic::Code::Unavailable,
+            tonic::Code::Unknown,
+            tonic::Code::DeadlineExceeded,
+            tonic::Code::ResourceExhausted,
+        ] {
+            assert!(failed(fault), "{fault:?}");
+        }
     }
 }

@@ -21,23 +21,15 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
 use atenciones_proto::history::v1 as pb;
 use atenciones_proto::history::v1::history_service_client::HistoryServiceClient;
+use atenciones_tests::bench::{Summary, cores, postgres_server, size};
 use atenciones_tests::{TestDatabase, TestSuite};
 
 const ROUNDS: usize = 60;
 
-fn size(var: &str, default: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let records = size("BENCH_RECORDS", 100_000);
-    let server = std::env::var("ATENCIONES_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let db = TestDatabase::create_postgres(server).await;
+    let db = TestDatabase::create_postgres(postgres_server()).await;
     let url = db.url("history");
     let suite = TestSuite::start_with(db, |settings| {
         settings.telemetry.log_filter = "warn".into();
@@ -51,10 +43,7 @@ async fn main() {
         records * 10,
         started.elapsed().as_secs_f64()
     );
-    println!(
-        "machine: {} cores",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    println!("machine: {} cores", cores());
     let plan = explain(&sql).await;
     println!("plan uses the text index: {plan}");
     println!();
@@ -206,19 +195,12 @@ where
 }
 
 fn report(what: &str, samples: &[Duration], baseline: Option<&[Duration]>) {
-    let at = |samples: &[Duration], p: f64| {
-        let mut sorted = samples.to_vec();
-        sorted.sort();
-        sorted
-            .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    let s = Summary::of(samples);
     let ratio = baseline.map_or(String::new(), |b| {
-        format!("   p50 {:.1}× baseline", at(samples, 0.5) / at(b, 0.5))
+        format!("   p50 {:.1}× baseline", s.p50 / Summary::of(b).p50)
     });
     println!(
         "{what:<48} p50 {:>7.2} ms   p99 {:>7.2} ms{ratio}",
-        at(samples, 0.5),
-        at(samples, 0.99)
+        s.p50, s.p99
     );
 }

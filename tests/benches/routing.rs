@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 
 use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
+use atenciones_tests::bench::{Summary, cores, postgres_server, size, statements_per_second};
 use atenciones_tests::{TestDatabase, TestSuite, inbound};
 
 type Queue = QueueServiceClient<Channel>;
@@ -32,21 +33,12 @@ const NUMBER: &str = "5550000000777";
 /// Concurrent callers loading the queue, and the baseline's concurrency.
 const LOADERS: usize = 32;
 
-fn size(var: &str, default: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let agents = size("BENCH_AGENTS", 200);
     let queued = size("BENCH_QUEUED", 10_000);
     let arrivals = size("BENCH_ARRIVALS", 2_000);
-    let server = std::env::var("ATENCIONES_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let db = TestDatabase::create_postgres(server).await;
+    let db = TestDatabase::create_postgres(postgres_server()).await;
     let baseline = baseline(&db.url("bench"), LOADERS).await;
 
     let suite = TestSuite::start_with(db, |settings| {
@@ -60,10 +52,7 @@ async fn main() {
     println!(
         "routing benchmark: {agents} agents (capacity 5), {queued} queued, then {arrivals} arrivals"
     );
-    println!(
-        "machine: {} cores",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    println!("machine: {} cores", cores());
     println!();
     println!(
         "baseline  durable update+insert transactions, {LOADERS} at a time: {baseline:>8.0} /s"
@@ -123,18 +112,10 @@ async fn main() {
 }
 
 fn report(what: &str, samples: &[Duration]) {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let at = |p: f64| {
-        sorted
-            .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    let s = Summary::of(samples);
     println!(
         "{what:<46} n={:<6} p50 {:>9.1} ms   p99 {:>9.1} ms",
-        sorted.len(),
-        at(0.50),
-        at(0.99)
+        s.n, s.p50, s.p99
     );
 }
 
@@ -150,32 +131,13 @@ async fn baseline(url: &str, concurrency: usize) -> f64 {
     ] {
         exec(&db, sql).await;
     }
-    let next = Arc::new(AtomicUsize::new(1));
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let started = Instant::now();
-    let mut tasks = JoinSet::new();
-    for _ in 0..concurrency {
-        let db = db.clone();
-        let next = next.clone();
-        tasks.spawn(async move {
-            let mut done = 0usize;
-            while Instant::now() < deadline {
-                let id = next.fetch_add(1, Ordering::Relaxed);
-                exec(
-                    &db,
-                    &format!(
-                        "WITH moved AS (UPDATE bench_rows SET state = 'offered' WHERE id = {id} AND state = 'queued' RETURNING id) \
-                         INSERT INTO bench_events (row_id) SELECT id FROM moved"
-                    ),
-                )
-                .await;
-                done += 1;
-            }
-            done
-        });
-    }
-    let total: usize = tasks.join_all().await.into_iter().sum();
-    total as f64 / started.elapsed().as_secs_f64()
+    statements_per_second(&db, concurrency, Duration::from_secs(3), |id| {
+        format!(
+            "WITH moved AS (UPDATE bench_rows SET state = 'offered' WHERE id = {id} AND state = 'queued' RETURNING id) \
+             INSERT INTO bench_events (row_id) SELECT id FROM moved"
+        )
+    })
+    .await
 }
 
 async fn exec(db: &DatabaseConnection, sql: &str) {

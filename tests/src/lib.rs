@@ -2,18 +2,15 @@
 //! SQLite directory, or a PostgreSQL database made for the test and dropped
 //! after it) with a fake WhatsApp Cloud API, and gives agents gRPC clients.
 
+pub mod bench;
 pub mod raw;
 
 use atenciones_test_support::services;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
+use tonic::Status;
 use tonic::transport::Channel;
-use tonic::{Request, Status};
 
 use atenciones_proto::common::v1 as common;
 use atenciones_proto::gateway::v1 as pb;
@@ -28,6 +25,7 @@ pub use atenciones_gateway::auth::Role;
 use atenciones_runtime::{CancellationToken, ServiceName, Settings};
 use sea_orm::{ConnectionTrait, Statement};
 
+pub use atenciones_test_support::desk::{self, Admin, Bearer, Desk};
 pub use atenciones_test_support::webhook::{
     self, chrono_now, status_webhook, text_webhook, text_webhook_at,
 };
@@ -143,35 +141,22 @@ impl TestSuite {
     }
 
     /// A gateway client acting as `agent` (a demo agent: ana, luis, marta).
-    pub async fn desk(
-        &self,
-        agent: &str,
-    ) -> AgentDeskServiceClient<InterceptedService<Channel, Bearer>> {
+    pub async fn desk(&self, agent: &str) -> Desk {
         self.desk_with_token(&self.token(agent, Role::Agent)).await
     }
 
     /// A signed credential for `subject` in `role`.
     pub fn token(&self, subject: &str, role: Role) -> String {
-        atenciones_gateway::auth::issue(
-            &self.settings.gateway.auth,
-            subject,
-            role,
-            Duration::from_secs(600),
-        )
-        .expect("token")
+        desk::token(&self.settings.gateway.auth, subject, role)
     }
 
     /// A gateway admin client acting as `subject` in `role` (the demo
     /// supervisor is sofia).
-    pub async fn admin(
-        &self,
-        subject: &str,
-        role: Role,
-    ) -> AdminServiceClient<InterceptedService<Channel, Bearer>> {
-        let header = format!("Bearer {}", self.token(subject, role))
-            .parse()
-            .expect("ascii token");
-        AdminServiceClient::with_interceptor(self.gateway_channel().await, Bearer(Some(header)))
+    pub async fn admin(&self, subject: &str, role: Role) -> Admin {
+        AdminServiceClient::with_interceptor(
+            self.gateway_channel().await,
+            Bearer::new(&self.token(subject, role)),
+        )
     }
 
     /// A client of the queue service itself (its event feed is not on the
@@ -255,26 +240,18 @@ impl TestSuite {
     }
 
     /// A gateway client sending `token` as its credential, whatever it is.
-    pub async fn desk_with_token(
-        &self,
-        token: &str,
-    ) -> AgentDeskServiceClient<InterceptedService<Channel, Bearer>> {
+    pub async fn desk_with_token(&self, token: &str) -> Desk {
         self.desk_via(self.gateway_url(), token).await
     }
 
     /// A desk client of the gateway at `gateway_url` (another replica's).
-    pub async fn desk_via(
-        &self,
-        gateway_url: String,
-        token: &str,
-    ) -> AgentDeskServiceClient<InterceptedService<Channel, Bearer>> {
+    pub async fn desk_via(&self, gateway_url: String, token: &str) -> Desk {
         let channel = Channel::from_shared(gateway_url)
             .expect("url")
             .connect()
             .await
             .expect("gateway reachable");
-        let header = format!("Bearer {token}").parse().expect("ascii token");
-        AgentDeskServiceClient::with_interceptor(channel, Bearer(Some(header)))
+        AgentDeskServiceClient::with_interceptor(channel, Bearer::new(token))
     }
 
     /// The attentions `agent` sees now (queued in their campaigns, and their open ones).
@@ -302,15 +279,13 @@ impl TestSuite {
     }
 
     /// A gateway client sending no credential.
-    pub async fn anonymous_desk(
-        &self,
-    ) -> AgentDeskServiceClient<InterceptedService<Channel, Bearer>> {
+    pub async fn anonymous_desk(&self) -> Desk {
         let channel = Channel::from_shared(self.gateway_url())
             .expect("url")
             .connect()
             .await
             .expect("gateway reachable");
-        AgentDeskServiceClient::with_interceptor(channel, Bearer(None))
+        AgentDeskServiceClient::with_interceptor(channel, Bearer::anonymous())
     }
 
     /// POSTs `body` to the webhook signed with the app secret, as Meta does.
@@ -448,41 +423,7 @@ impl TestSuite {
         agents: &[(&str, u32)],
     ) {
         let mut sofia = self.admin("sofia", Role::Supervisor).await;
-        let id = campaign.id.clone();
-        sofia
-            .save_campaign(pb::SaveCampaignRequest {
-                campaign: Some(campaign),
-            })
-            .await
-            .expect("SaveCampaign");
-        if let Some(number) = number {
-            sofia
-                .save_business_number(pb::SaveBusinessNumberRequest {
-                    business_number: Some(queue_pb::BusinessNumber {
-                        phone_number_id: number.into(),
-                        display_phone_number: number.into(),
-                        campaign_id: id.clone(),
-                        active: true,
-                    }),
-                })
-                .await
-                .expect("SaveBusinessNumber");
-        }
-        for (agent, capacity) in agents {
-            sofia
-                .save_agent(pb::SaveAgentRequest {
-                    agent: Some(queue_pb::AgentSettings {
-                        id: (*agent).into(),
-                        name: format!("Agent {agent}"),
-                        campaigns: vec![queue_pb::AgentCampaign {
-                            campaign_id: id.clone(),
-                            capacity: *capacity,
-                        }],
-                    }),
-                })
-                .await
-                .expect("SaveAgent");
-        }
+        configure(&mut sofia, campaign, number, agents).await;
     }
 
     /// The queue's whole event feed, in order: (kind, attention id, payload).
@@ -552,18 +493,61 @@ impl Drop for TestSuite {
     }
 }
 
-/// Adds `authorization: Bearer …` to every call.
-#[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
+/// Campaign `id` as the supervisor `sofia` reads it.
+pub async fn campaign(sofia: &mut Admin, id: &str) -> queue_pb::Campaign {
+    sofia
+        .list_campaigns(pb::ListCampaignsRequest::default())
+        .await
+        .expect("ListCampaigns")
+        .into_inner()
+        .campaigns
+        .into_iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("campaign {id}"))
+}
 
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(header) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", header.clone());
-        }
-        Ok(request)
+/// [`TestSuite::configure`] through any supervisor's admin client (of a
+/// suite in this process or a child process).
+pub async fn configure(
+    sofia: &mut Admin,
+    campaign: queue_pb::Campaign,
+    number: Option<&str>,
+    agents: &[(&str, u32)],
+) {
+    let id = campaign.id.clone();
+    sofia
+        .save_campaign(pb::SaveCampaignRequest {
+            campaign: Some(campaign),
+        })
+        .await
+        .expect("SaveCampaign");
+    if let Some(number) = number {
+        sofia
+            .save_business_number(pb::SaveBusinessNumberRequest {
+                business_number: Some(queue_pb::BusinessNumber {
+                    phone_number_id: number.into(),
+                    display_phone_number: number.into(),
+                    campaign_id: id.clone(),
+                    active: true,
+                }),
+            })
+            .await
+            .expect("SaveBusinessNumber");
+    }
+    for (agent, capacity) in agents {
+        sofia
+            .save_agent(pb::SaveAgentRequest {
+                agent: Some(queue_pb::AgentSettings {
+                    id: (*agent).into(),
+                    name: format!("Agent {agent}"),
+                    campaigns: vec![queue_pb::AgentCampaign {
+                        campaign_id: id.clone(),
+                        capacity: *capacity,
+                    }],
+                }),
+            })
+            .await
+            .expect("SaveAgent");
     }
 }
 

@@ -5,18 +5,13 @@
 
 use sha2::{Digest, Sha256};
 use tonic::Code;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 use atenciones_proto::gateway::v1 as pb;
-use atenciones_proto::gateway::v1::agent_desk_service_client::AgentDeskServiceClient;
 use atenciones_proto::messaging::v1::{MediaContent, MediaState, Message, message};
 use atenciones_tests::{
-    Bearer, TestDatabase, TestSuite, eventually, fixture, on_both_databases, text_webhook,
+    Desk, TestDatabase, TestSuite, eventually, fixture, on_both_databases, text_webhook,
 };
-
-type Desk = AgentDeskServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// `inbound_image.json`: a photo (media id 65463453) from 972987654321 to
 /// 1122334455667, campaign ventas (agents ana and luis; marta is in soporte).

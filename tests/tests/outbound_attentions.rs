@@ -10,7 +10,8 @@ use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::messaging::v1 as messaging_pb;
 use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_tests::{
-    Role, TestDatabase, TestSuite, eventually, on_both_databases, text_webhook, violations,
+    Role, TestDatabase, TestSuite, campaign, eventually, on_both_databases, text_webhook,
+    violations,
 };
 
 const VENTAS_NUMBER: &str = "1122334455667";
@@ -461,15 +462,7 @@ async fn out_of_hours_customers_get_the_campaigns_template_once(db: TestDatabase
         })
         .await
         .expect("SaveTemplate");
-    let mut ventas = sofia
-        .list_campaigns(pb::ListCampaignsRequest::default())
-        .await
-        .expect("ListCampaigns")
-        .into_inner()
-        .campaigns
-        .into_iter()
-        .find(|c| c.id == "ventas")
-        .expect("ventas");
+    let mut ventas = campaign(&mut sofia, "ventas").await;
     // Open every day but today (Buenos Aires keeps UTC-3 all year).
     let week = [
         Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday,
