@@ -584,3 +584,85 @@ async fn a_batch_delivered_concurrently_is_stored_once_in_order(db: TestDatabase
     suite.stop().await;
 }
 on_both_databases!(a_batch_delivered_concurrently_is_stored_once_in_order);
+
+/// WhatsApp stamps messages in whole seconds: messages of one second keep
+/// the order they arrived in, on the agent's screen page after page and in
+/// the history record.
+async fn messages_of_one_second_keep_their_arrival_order(db: TestDatabase) {
+    const MESSAGES: usize = 24;
+    let suite = TestSuite::start(db).await;
+    let second = atenciones_tests::chrono_now();
+    let bodies: Vec<Vec<u8>> = (0..MESSAGES)
+        .map(|n| {
+            atenciones_tests::text_webhook_at(
+                VENTAS,
+                CUSTOMER,
+                "Cliente",
+                &format!("wamid.second.{n}"),
+                &format!("message {n}"),
+                &second,
+            )
+        })
+        .collect();
+    let attention = suite.queued_attention(&bodies[0], "ana").await;
+    for body in &bodies[1..] {
+        post(&suite, body).await;
+    }
+    messages_once(
+        &suite,
+        "ana",
+        &attention,
+        &format!("wamid.second.{}", MESSAGES - 1),
+    )
+    .await;
+    let expected: Vec<String> = (0..MESSAGES).map(|n| format!("message {n}")).collect();
+
+    let mut desk = suite.desk("ana").await;
+    let (mut listed, mut page_token) = (Vec::new(), String::new());
+    loop {
+        let page = desk
+            .list_messages(pb::ListMessagesRequest {
+                attention_id: attention.clone(),
+                page_size: 5,
+                page_token,
+            })
+            .await
+            .expect("ListMessages")
+            .into_inner();
+        listed.extend(page.messages.into_iter().map(|m| m.text));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    listed.reverse();
+    assert_eq!(listed, expected, "newest first, page after page");
+
+    suite.open("ana", &attention).await;
+    let motivo = atenciones_proto::form::v1::FieldValue {
+        kind: Some(atenciones_proto::form::v1::field_value::Kind::Choice(
+            "compra".into(),
+        )),
+    };
+    desk.save_form_draft(pb::SaveFormDraftRequest {
+        attention_id: attention.clone(),
+        values: [("motivo".to_owned(), motivo)].into(),
+    })
+    .await
+    .expect("draft");
+    desk.finish_attention(pb::FinishAttentionRequest {
+        attention_id: attention.clone(),
+    })
+    .await
+    .expect("finish");
+    let transcript: Vec<String> = suite
+        .record("ana", &attention)
+        .await
+        .transcript
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(transcript, expected, "oldest first in history");
+    suite.stop().await;
+}
+on_both_databases!(messages_of_one_second_keep_their_arrival_order);

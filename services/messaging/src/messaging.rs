@@ -232,7 +232,7 @@ impl Messaging {
             ),
             None => None,
         };
-        let id = Uuid::new_v4();
+        let id = store::new_message_id();
         let row = self.pending_row(id, &outbound, reply_to.as_deref());
         let stored = store::insert_outbound(&self.db, row, key).await?;
         if stored.id != id {

@@ -92,6 +92,14 @@ pub async fn mark_failed<C: ConnectionTrait>(
 
 // ---- messages ----
 
+/// A new message's id. Lists order messages by time, then id, and WhatsApp
+/// stamps a customer's messages in whole seconds: ids ordered by creation
+/// (UUID v7, monotonic within this process) keep the messages of one second
+/// in the order they were stored.
+pub fn new_message_id() -> Uuid {
+    Uuid::now_v7()
+}
+
 /// Stores an inbound message once per wamid and returns the stored row (the
 /// one already there when the message was seen before).
 pub async fn store_inbound<C: ConnectionTrait>(
@@ -100,7 +108,7 @@ pub async fn store_inbound<C: ConnectionTrait>(
 ) -> Result<message::Model, Error> {
     let now = domain::now();
     let row = message::ActiveModel {
-        id: Set(Uuid::new_v4()),
+        id: Set(new_message_id()),
         wamid: Set(Some(inbound.wamid.clone())),
         direction: Set(Direction::Inbound.as_str().to_owned()),
         attention_id: Set(None),
