@@ -27,17 +27,14 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tower::BoxError;
 use tower::ServiceBuilder;
-use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::load_shed::LoadShedLayer;
-use tower::load_shed::error::Overloaded;
-use tower::util::{MapErrLayer, MapResponseLayer};
+use tower::util::MapResponseLayer;
 use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use atenciones_runtime::grpc::load_shedding;
 use atenciones_runtime::settings::GatewaySettings;
 use atenciones_runtime::trace_context::call_span;
 
@@ -121,19 +118,6 @@ fn failures() -> SharedClassifier<GrpcErrorsAsFailures> {
     ))
 }
 
-/// Says what a shed call met: tonic's own wording ("Too many active
-/// requests for the connection") blames the caller's connection, but the
-/// limit is the whole gateway's.
-fn overloaded(error: BoxError) -> BoxError {
-    if error.is::<Overloaded>() {
-        Box::new(tonic::Status::resource_exhausted(
-            "the gateway is at its limit of calls in flight; retry shortly",
-        ))
-    } else {
-        error
-    }
-}
-
 /// Serves `routes` behind the pipeline until `shutdown`, then lets calls in
 /// flight finish.
 pub async fn serve(
@@ -155,11 +139,7 @@ pub async fn serve(
             atenciones_runtime::grpc::bounded_status,
         ))
         .layer(AuthorizeLayer::new(authenticator))
-        .layer(MapErrLayer::new(overloaded))
-        .layer(LoadShedLayer::new())
-        .layer(GlobalConcurrencyLimitLayer::new(
-            settings.max_concurrent_requests.max(1),
-        ))
+        .layer(load_shedding(settings.max_concurrent_requests))
         .into_inner();
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()

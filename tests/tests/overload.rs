@@ -296,6 +296,56 @@ async fn webhooks_beyond_the_bound_are_shed_and_redelivered_and_the_gateway_shed
 }
 on_both_databases!(webhooks_beyond_the_bound_are_shed_and_redelivered_and_the_gateway_sheds_too);
 
+/// A service (here the queue) called by more callers at once than its bound
+/// (`internal.max_concurrent_requests`) refuses the rest at once, saying
+/// why, and serves again after.
+async fn a_service_beyond_its_bound_sheds_and_serves_again(db: TestDatabase) {
+    let suite = TestSuite::start_with(db, |settings| {
+        settings.internal.max_concurrent_requests = 4;
+    })
+    .await;
+    let queue = suite.queue().await;
+    let mut calls = JoinSet::new();
+    for _ in 0..200 {
+        let mut queue = queue.clone();
+        calls.spawn(async move {
+            let request = atenciones_proto::queue::v1::ListAttentionsRequest {
+                agent_id: "ana".into(),
+                ..Default::default()
+            };
+            tokio::time::timeout(ANSWER_WITHIN, queue.list_attentions(request))
+                .await
+                .expect("the queue answers, loaded or not")
+        });
+    }
+    let (mut served, mut shed) = (0, 0);
+    for answer in calls.join_all().await {
+        match answer {
+            Ok(_) => served += 1,
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                assert!(
+                    status.message().contains("limit of calls in flight"),
+                    "says why: {status:?}"
+                );
+                shed += 1;
+            }
+            Err(status) => panic!("neither OK nor RESOURCE_EXHAUSTED: {status:?}"),
+        }
+    }
+    eprintln!("queue: {served} served, {shed} refused of 200");
+    assert!(served > 0 && shed > 0, "{served} served, {shed} refused");
+    let mut queue = suite.queue().await;
+    queue
+        .list_attentions(atenciones_proto::queue::v1::ListAttentionsRequest {
+            agent_id: "ana".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("served again once the burst is over");
+    suite.stop().await;
+}
+on_both_databases!(a_service_beyond_its_bound_sheds_and_serves_again);
+
 /// The next event of a live stream (heartbeats skipped).
 async fn next_event(stream: &mut Streaming<pb::StreamEventsResponse>) -> pb::LiveEvent {
     loop {

@@ -18,6 +18,7 @@ pub struct Application {
     forms: Forms,
     /// Verifies the callers of its gRPC calls.
     keys: Keys,
+    max_concurrent_requests: usize,
 }
 
 impl Application {
@@ -38,6 +39,7 @@ impl Application {
         }
         Ok(Self {
             keys: Keys::new(&settings.internal),
+            max_concurrent_requests: settings.internal.max_concurrent_requests,
             listener,
             address,
             forms,
@@ -55,7 +57,14 @@ impl Application {
         // build() has connected and migrated the database: ready.
         let routes = grpc::routes(service).await;
         tracing::info!(address = %self.address, "form service listening");
-        grpc::serve(self.listener, routes, self.keys, shutdown).await?;
+        grpc::serve(
+            self.listener,
+            routes,
+            self.keys,
+            self.max_concurrent_requests,
+            shutdown,
+        )
+        .await?;
         Ok(())
     }
 }

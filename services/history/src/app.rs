@@ -26,6 +26,7 @@ pub struct Application {
     holders: Holders,
     /// Verifies the callers of its gRPC calls.
     keys: Keys,
+    max_concurrent_requests: usize,
 }
 
 impl Application {
@@ -46,6 +47,7 @@ impl Application {
         .context("preparing the history schema")?;
         Ok(Self {
             keys: Keys::new(&settings.internal),
+            max_concurrent_requests: settings.internal.max_concurrent_requests,
             listener,
             address,
             records: Records::new(db),
@@ -90,7 +92,14 @@ impl Application {
         // build() has connected and migrated the database: ready.
         let routes = grpc::routes(service).await;
         tracing::info!(address = %self.address, "history service listening");
-        grpc::serve(self.listener, routes, self.keys, shutdown).await?;
+        grpc::serve(
+            self.listener,
+            routes,
+            self.keys,
+            self.max_concurrent_requests,
+            shutdown,
+        )
+        .await?;
         Ok(())
     }
 }

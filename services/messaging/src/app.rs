@@ -37,6 +37,7 @@ pub struct Application {
     window_watch: WindowWatch,
     /// Verifies the callers of its gRPC calls.
     keys: Keys,
+    max_concurrent_requests: usize,
 }
 
 impl Application {
@@ -103,6 +104,7 @@ impl Application {
         }
         Ok(Self {
             keys: Keys::new(&settings.internal),
+            max_concurrent_requests: settings.internal.max_concurrent_requests,
             grpc,
             address,
             webhook,
@@ -141,9 +143,15 @@ impl Application {
         let grpc_server = {
             let stop = stop.clone();
             async move {
-                let result = grpc::serve(self.grpc, routes, self.keys, stop.clone())
-                    .await
-                    .context("gRPC server");
+                let result = grpc::serve(
+                    self.grpc,
+                    routes,
+                    self.keys,
+                    self.max_concurrent_requests,
+                    stop.clone(),
+                )
+                .await
+                .context("gRPC server");
                 stop.cancel();
                 result
             }

@@ -88,7 +88,7 @@ impl FakeQueue {
             .await
             .expect("bind");
         let routes = Routes::new(QueueServiceServer::new(self.clone()));
-        tokio::spawn(grpc::serve(listener, routes, services::keys(), shutdown));
+        tokio::spawn(services::serve(listener, routes, shutdown));
         format!("http://{address}")
     }
 

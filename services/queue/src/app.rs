@@ -34,6 +34,7 @@ pub struct Application {
     dialer_lease: Duration,
     /// Verifies the callers of its gRPC calls.
     keys: Keys,
+    max_concurrent_requests: usize,
 }
 
 impl Application {
@@ -61,6 +62,7 @@ impl Application {
         );
         Ok(Self {
             keys: Keys::new(&settings.internal),
+            max_concurrent_requests: settings.internal.max_concurrent_requests,
             listener,
             address,
             db,
@@ -99,7 +101,14 @@ impl Application {
         ));
         // build() has connected and migrated the database: ready.
         let routes = grpc::routes(QueueServiceServer::new(QueueApi::new(self.queue))).await;
-        grpc::serve(self.listener, routes, self.keys, shutdown).await?;
+        grpc::serve(
+            self.listener,
+            routes,
+            self.keys,
+            self.max_concurrent_requests,
+            shutdown,
+        )
+        .await?;
         handoff.await?;
         router.await?;
         pruner.await?;

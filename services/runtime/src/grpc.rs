@@ -18,6 +18,12 @@ use tonic::transport::channel::Change;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
 use tonic_health::ServingStatus;
+use tower::layer::util::{Identity, Stack};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::load_shed::error::Overloaded;
+use tower::util::MapErrLayer;
+use tower::{BoxError, ServiceBuilder};
 
 use crate::caller::{Caller, Keys, Signed, VerifyLayer};
 use crate::settings::{ServiceName, Settings};
@@ -92,6 +98,7 @@ pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     keys: Keys,
+    max_concurrent_requests: usize,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     // Without TCP_NODELAY a response's last segment can wait for the peer's
@@ -110,9 +117,41 @@ pub async fn serve(
         .layer(crate::metrics::RpcMetricsLayer)
         .layer(tower::util::MapResponseLayer::new(bounded_status))
         .layer(VerifyLayer::new(keys))
+        .layer(load_shedding(max_concurrent_requests))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
+}
+
+/// Layers refusing a call at once with RESOURCE_EXHAUSTED while `limit`
+/// calls are in flight (every caller together), rather than queueing calls
+/// without bound: memory stays bounded and callers learn at once to retry.
+pub type LoadShedding = ServiceBuilder<
+    Stack<
+        GlobalConcurrencyLimitLayer,
+        Stack<LoadShedLayer, Stack<MapErrLayer<fn(BoxError) -> BoxError>, Identity>>,
+    >,
+>;
+
+/// [`LoadShedding`] at `limit` calls in flight (at least one).
+pub fn load_shedding(limit: usize) -> LoadShedding {
+    ServiceBuilder::new()
+        .layer(MapErrLayer::new(overloaded as fn(BoxError) -> BoxError))
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::new(limit.max(1)))
+}
+
+/// Says what a shed call met: tonic's own wording ("Too many active
+/// requests for the connection") blames the caller's connection, but the
+/// limit is the whole server's.
+fn overloaded(error: BoxError) -> BoxError {
+    if error.is::<Overloaded>() {
+        Box::new(tonic::Status::resource_exhausted(
+            "the server is at its limit of calls in flight; retry shortly",
+        ))
+    } else {
+        error
+    }
 }
 
 /// The most of a status's message or of one of its details' texts a
@@ -324,6 +363,7 @@ mod tests {
             listener,
             Routes::new(health),
             keys.clone(),
+            64,
             shutdown.clone(),
         ));
         // `localhost` may also resolve to ::1, where nothing listens: the

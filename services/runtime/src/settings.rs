@@ -98,6 +98,9 @@ pub struct InternalSettings {
     pub tls_cert_pem: String,
     pub tls_key_pem: String,
     pub tls_ca_pem: String,
+    /// Calls each service process serves at once, from every caller
+    /// together; beyond it a call is refused at once (RESOURCE_EXHAUSTED).
+    pub max_concurrent_requests: usize,
 }
 
 impl InternalSettings {

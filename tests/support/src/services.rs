@@ -11,6 +11,25 @@ pub fn keys() -> Keys {
     Keys::new(&settings.internal)
 }
 
+/// Serves `routes` (a fake service) on `listener` until `shutdown`, as a
+/// service with default settings does.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    routes: tonic::service::Routes,
+    shutdown: atenciones_runtime::CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let settings = atenciones_runtime::Settings::load(None).expect("default settings");
+    let limit = settings.internal.max_concurrent_requests;
+    grpc::serve(
+        listener,
+        routes,
+        Keys::new(&settings.internal),
+        limit,
+        shutdown,
+    )
+    .await
+}
+
 /// A channel to the service at `url`, signed as a service (which may act for
 /// anyone, as the gateway and other services do).
 pub fn service_channel(url: &str) -> Channel {
