@@ -12,8 +12,7 @@ use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::history::v1 as history_pb;
 use atenciones_tests::{
-    Role, TestDatabase, TestSuite, eventually, on_both_databases, raw, text_webhook,
-    text_webhook_at, violations,
+    Role, TestDatabase, TestSuite, eventually, on_both_databases, raw, text_webhook, violations,
 };
 
 const VENTAS_NUMBER: &str = "1122334455667";
@@ -157,18 +156,14 @@ async fn sql_and_script_looking_text_is_stored_and_returned_verbatim(db: TestDat
     let suite = TestSuite::start(db).await;
     let customer = "5491100000102";
     // The customer's name and messages.
-    // A second apart: messages of one second have no order between them.
-    let start = chrono::Utc::now().timestamp() - 60;
     let mut attention = None;
     for (n, text) in HOSTILE.iter().enumerate() {
-        let at = (start + n as i64).to_string();
-        let body = text_webhook_at(
+        let body = text_webhook(
             VENTAS_NUMBER,
             customer,
             HOSTILE[2],
             &format!("wamid.h{n}"),
             text,
-            &at,
         );
         if attention.is_none() {
             attention = Some(suite.queued_attention(&body, "ana").await);
@@ -299,25 +294,9 @@ on_both_databases!(sql_and_script_looking_text_is_stored_and_returned_verbatim);
 async fn a_customer_message_with_nul_is_kept_and_blocks_nothing(db: TestDatabase) {
     let suite = TestSuite::start(db).await;
     let customer = "5491100000104";
-    // A second apart: messages of one second have no order between them.
-    let at = |ago: i64| (chrono::Utc::now().timestamp() - ago).to_string();
-    let body = text_webhook_at(
-        VENTAS_NUMBER,
-        customer,
-        "Nul\0Name",
-        "wamid.nul",
-        "a\0b",
-        &at(2),
-    );
+    let body = text_webhook(VENTAS_NUMBER, customer, "Nul\0Name", "wamid.nul", "a\0b");
     let attention = suite.queued_attention(&body, "ana").await;
-    let next = text_webhook_at(
-        VENTAS_NUMBER,
-        customer,
-        "Nul",
-        "wamid.after",
-        "después",
-        &at(1),
-    );
+    let next = text_webhook(VENTAS_NUMBER, customer, "Nul", "wamid.after", "después");
     assert_eq!(suite.post_webhook(&next).await.status(), 200);
     let opened = eventually("both messages", || async {
         let opened = suite.open("ana", &attention).await;
