@@ -264,20 +264,7 @@ async fn webhooks_beyond_the_bound_are_shed_and_redelivered_and_the_gateway_shed
             .expect("the gateway answers, loaded or not")
         });
     }
-    let (mut served, mut shed) = (0, 0);
-    for answer in calls.join_all().await {
-        match answer {
-            Ok(_) => served += 1,
-            Err(status) if status.code() == Code::ResourceExhausted => {
-                assert!(
-                    status.message().contains("limit of calls in flight"),
-                    "says why: {status:?}"
-                );
-                shed += 1;
-            }
-            Err(status) => panic!("neither OK nor RESOURCE_EXHAUSTED: {status:?}"),
-        }
-    }
+    let (served, shed) = served_and_shed(calls.join_all().await);
     eprintln!("gateway: {served} served, {shed} refused of 200");
     assert!(served > 0 && shed > 0, "{served} served, {shed} refused");
     let list = suite
@@ -295,6 +282,26 @@ async fn webhooks_beyond_the_bound_are_shed_and_redelivered_and_the_gateway_shed
         .await;
 }
 on_both_databases!(webhooks_beyond_the_bound_are_shed_and_redelivered_and_the_gateway_sheds_too);
+
+/// How many of a burst's answers were served and how many refused for
+/// load, each refusal saying why; any other answer fails the test.
+fn served_and_shed<T>(answers: Vec<Result<T, tonic::Status>>) -> (usize, usize) {
+    let (mut served, mut shed) = (0, 0);
+    for answer in answers {
+        match answer {
+            Ok(_) => served += 1,
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                assert!(
+                    status.message().contains("limit of calls in flight"),
+                    "says why: {status:?}"
+                );
+                shed += 1;
+            }
+            Err(status) => panic!("neither OK nor RESOURCE_EXHAUSTED: {status:?}"),
+        }
+    }
+    (served, shed)
+}
 
 /// A service (here the queue) called by more callers at once than its bound
 /// (`internal.max_concurrent_requests`) refuses the rest at once, saying
@@ -318,20 +325,7 @@ async fn a_service_beyond_its_bound_sheds_and_serves_again(db: TestDatabase) {
                 .expect("the queue answers, loaded or not")
         });
     }
-    let (mut served, mut shed) = (0, 0);
-    for answer in calls.join_all().await {
-        match answer {
-            Ok(_) => served += 1,
-            Err(status) if status.code() == Code::ResourceExhausted => {
-                assert!(
-                    status.message().contains("limit of calls in flight"),
-                    "says why: {status:?}"
-                );
-                shed += 1;
-            }
-            Err(status) => panic!("neither OK nor RESOURCE_EXHAUSTED: {status:?}"),
-        }
-    }
+    let (served, shed) = served_and_shed(calls.join_all().await);
     eprintln!("queue: {served} served, {shed} refused of 200");
     assert!(served > 0 && shed > 0, "{served} served, {shed} refused");
     let mut queue = suite.queue().await;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use atenciones_proto::form::v1::form_service_server::FormServiceServer;
-use atenciones_runtime::caller::Keys;
+use atenciones_runtime::settings::InternalSettings;
 use atenciones_runtime::{CancellationToken, ServiceName, Settings, database, grpc};
 use tokio::net::TcpListener;
 
@@ -17,8 +17,7 @@ pub struct Application {
     address: SocketAddr,
     forms: Forms,
     /// Verifies the callers of its gRPC calls.
-    keys: Keys,
-    max_concurrent_requests: usize,
+    internal: InternalSettings,
 }
 
 impl Application {
@@ -38,8 +37,7 @@ impl Application {
             seed_demo(&forms).await.context("loading the demo forms")?;
         }
         Ok(Self {
-            keys: Keys::new(&settings.internal),
-            max_concurrent_requests: settings.internal.max_concurrent_requests,
+            internal: settings.internal.clone(),
             listener,
             address,
             forms,
@@ -57,14 +55,7 @@ impl Application {
         // build() has connected and migrated the database: ready.
         let routes = grpc::routes(service).await;
         tracing::info!(address = %self.address, "form service listening");
-        grpc::serve(
-            self.listener,
-            routes,
-            self.keys,
-            self.max_concurrent_requests,
-            shutdown,
-        )
-        .await?;
+        grpc::serve(self.listener, routes, &self.internal, shutdown).await?;
         Ok(())
     }
 }

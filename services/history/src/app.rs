@@ -9,7 +9,7 @@ use atenciones_proto::form::v1::form_service_client::FormServiceClient;
 use atenciones_proto::history::v1::history_service_server::HistoryServiceServer;
 use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
-use atenciones_runtime::caller::Keys;
+use atenciones_runtime::settings::InternalSettings;
 use atenciones_runtime::{CancellationToken, ServiceName, Settings, database, grpc};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -25,8 +25,7 @@ pub struct Application {
     retention_sweep: Duration,
     holders: Holders,
     /// Verifies the callers of its gRPC calls.
-    keys: Keys,
-    max_concurrent_requests: usize,
+    internal: InternalSettings,
 }
 
 impl Application {
@@ -46,8 +45,7 @@ impl Application {
         .await
         .context("preparing the history schema")?;
         Ok(Self {
-            keys: Keys::new(&settings.internal),
-            max_concurrent_requests: settings.internal.max_concurrent_requests,
+            internal: settings.internal.clone(),
             listener,
             address,
             records: Records::new(db),
@@ -92,14 +90,7 @@ impl Application {
         // build() has connected and migrated the database: ready.
         let routes = grpc::routes(service).await;
         tracing::info!(address = %self.address, "history service listening");
-        grpc::serve(
-            self.listener,
-            routes,
-            self.keys,
-            self.max_concurrent_requests,
-            shutdown,
-        )
-        .await?;
+        grpc::serve(self.listener, routes, &self.internal, shutdown).await?;
         Ok(())
     }
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use atenciones_proto::messaging::v1::messaging_service_server::MessagingServiceServer;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
-use atenciones_runtime::caller::Keys;
 use atenciones_runtime::grpc;
+use atenciones_runtime::settings::InternalSettings;
 use atenciones_runtime::{ServiceName, Settings, database};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -36,8 +36,7 @@ pub struct Application {
     sender: Sender,
     window_watch: WindowWatch,
     /// Verifies the callers of its gRPC calls.
-    keys: Keys,
-    max_concurrent_requests: usize,
+    internal: InternalSettings,
 }
 
 impl Application {
@@ -103,8 +102,7 @@ impl Application {
             );
         }
         Ok(Self {
-            keys: Keys::new(&settings.internal),
-            max_concurrent_requests: settings.internal.max_concurrent_requests,
+            internal: settings.internal.clone(),
             grpc,
             address,
             webhook,
@@ -143,15 +141,9 @@ impl Application {
         let grpc_server = {
             let stop = stop.clone();
             async move {
-                let result = grpc::serve(
-                    self.grpc,
-                    routes,
-                    self.keys,
-                    self.max_concurrent_requests,
-                    stop.clone(),
-                )
-                .await
-                .context("gRPC server");
+                let result = grpc::serve(self.grpc, routes, &self.internal, stop.clone())
+                    .await
+                    .context("gRPC server");
                 stop.cancel();
                 result
             }

@@ -10,8 +10,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use atenciones_proto::queue::v1::queue_service_server::QueueServiceServer;
-use atenciones_runtime::caller::Keys;
 use atenciones_runtime::grpc;
+use atenciones_runtime::settings::InternalSettings;
 use atenciones_runtime::{ServiceName, Settings, database};
 
 use crate::clients::Clients;
@@ -33,8 +33,7 @@ pub struct Application {
     dialing: bool,
     dialer_lease: Duration,
     /// Verifies the callers of its gRPC calls.
-    keys: Keys,
-    max_concurrent_requests: usize,
+    internal: InternalSettings,
 }
 
 impl Application {
@@ -61,8 +60,7 @@ impl Application {
             &settings.queue,
         );
         Ok(Self {
-            keys: Keys::new(&settings.internal),
-            max_concurrent_requests: settings.internal.max_concurrent_requests,
+            internal: settings.internal.clone(),
             listener,
             address,
             db,
@@ -101,14 +99,7 @@ impl Application {
         ));
         // build() has connected and migrated the database: ready.
         let routes = grpc::routes(QueueServiceServer::new(QueueApi::new(self.queue))).await;
-        grpc::serve(
-            self.listener,
-            routes,
-            self.keys,
-            self.max_concurrent_requests,
-            shutdown,
-        )
-        .await?;
+        grpc::serve(self.listener, routes, &self.internal, shutdown).await?;
         handoff.await?;
         router.await?;
         pruner.await?;

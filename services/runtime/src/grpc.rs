@@ -26,7 +26,7 @@ use tower::util::MapErrLayer;
 use tower::{BoxError, ServiceBuilder};
 
 use crate::caller::{Caller, Keys, Signed, VerifyLayer};
-use crate::settings::{ServiceName, Settings};
+use crate::settings::{InternalSettings, ServiceName, Settings};
 use crate::trace_context::call_span;
 
 /// Calls served to anyone: health checks and server reflection.
@@ -92,35 +92,39 @@ where
 }
 
 /// Serves `routes` on `listener` until `shutdown` is cancelled, then stops
-/// accepting and lets in-flight calls finish. Only calls signed with `keys`
-/// are served (health and reflection are open).
-pub async fn serve(
+/// accepting and lets in-flight calls finish. Only calls signed with the
+/// internal secret are served (health and reflection are open), at most
+/// `internal.max_concurrent_requests` at once.
+pub fn serve(
     listener: TcpListener,
     routes: Routes,
-    keys: Keys,
-    max_concurrent_requests: usize,
+    internal: &InternalSettings,
     shutdown: CancellationToken,
-) -> Result<(), tonic::transport::Error> {
-    // Without TCP_NODELAY a response's last segment can wait for the peer's
-    // delayed ACK (~40 ms) — the cost of every call that returns a few KiB.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let mut server = Server::builder();
-    if let Some(tls) = keys.server_tls() {
-        server = server.tls_config(tls)?;
+) -> impl Future<Output = Result<(), tonic::transport::Error>> + Send + 'static {
+    let keys = Keys::new(internal);
+    let shedding = load_shedding(internal.max_concurrent_requests);
+    async move {
+        // Without TCP_NODELAY a response's last segment can wait for the peer's
+        // delayed ACK (~40 ms) — the cost of every call that returns a few KiB.
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let mut server = Server::builder();
+        if let Some(tls) = keys.server_tls() {
+            server = server.tls_config(tls)?;
+        }
+        server
+            // Keeps idle client connections alive through NATs and load balancers.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            // A span per call, continuing the caller's trace, so every log line
+            // carries the RPC (and the action) it belongs to.
+            .trace_fn(call_span)
+            .layer(crate::metrics::RpcMetricsLayer)
+            .layer(tower::util::MapResponseLayer::new(bounded_status))
+            .layer(VerifyLayer::new(keys))
+            .layer(shedding)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+            .await
     }
-    server
-        // Keeps idle client connections alive through NATs and load balancers.
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        // A span per call, continuing the caller's trace, so every log line
-        // carries the RPC (and the action) it belongs to.
-        .trace_fn(call_span)
-        .layer(crate::metrics::RpcMetricsLayer)
-        .layer(tower::util::MapResponseLayer::new(bounded_status))
-        .layer(VerifyLayer::new(keys))
-        .layer(load_shedding(max_concurrent_requests))
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-        .await
 }
 
 /// Layers refusing a call at once with RESOURCE_EXHAUSTED while `limit`
@@ -358,12 +362,12 @@ mod tests {
             .expect("bind");
         let (_reporter, health) = tonic_health::server::health_reporter();
         let shutdown = CancellationToken::new();
-        let keys = Keys::new(&Settings::load(None).expect("settings").internal);
+        let internal = Settings::load(None).expect("settings").internal;
+        let keys = Keys::new(&internal);
         let server = tokio::spawn(serve(
             listener,
             Routes::new(health),
-            keys.clone(),
-            64,
+            &internal,
             shutdown.clone(),
         ));
         // `localhost` may also resolve to ::1, where nothing listens: the

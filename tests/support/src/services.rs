@@ -19,15 +19,7 @@ pub async fn serve(
     shutdown: atenciones_runtime::CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let settings = atenciones_runtime::Settings::load(None).expect("default settings");
-    let limit = settings.internal.max_concurrent_requests;
-    grpc::serve(
-        listener,
-        routes,
-        Keys::new(&settings.internal),
-        limit,
-        shutdown,
-    )
-    .await
+    grpc::serve(listener, routes, &settings.internal, shutdown).await
 }
 
 /// A channel to the service at `url`, signed as a service (which may act for
