@@ -737,7 +737,8 @@ export const ListMessagesRequestSchema: GenMessage<ListMessagesRequest> = /*@__P
  */
 export type ListMessagesResponse = Message<"atenciones.gateway.v1.ListMessagesResponse"> & {
   /**
-   * Messages, newest first.
+   * Messages, newest first. WhatsApp times a customer's messages in whole
+   * seconds; messages of one second are in the order they arrived.
    *
    * @generated from field: repeated atenciones.messaging.v1.Message messages = 1;
    */

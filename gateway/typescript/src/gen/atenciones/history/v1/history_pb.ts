@@ -238,7 +238,8 @@ export type AttentionRecord = Message<"atenciones.history.v1.AttentionRecord"> &
   finishTime?: Timestamp;
 
   /**
-   * Every message of the conversation, oldest first. Empty in list results.
+   * Every message of the conversation, oldest first (messages of one second
+   * in the order they arrived). Empty in list results.
    *
    * @generated from field: repeated atenciones.messaging.v1.Message transcript = 11;
    */
