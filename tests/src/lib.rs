@@ -358,24 +358,31 @@ impl TestSuite {
         })
         .await
         .expect("reply");
+        self.finish(agent, &id).await;
+        id
+    }
+
+    /// `agent` fills the demo ventas form's required `motivo` and presses
+    /// Finish on an attention they hold; returns its history record.
+    pub async fn finish(&self, agent: &str, attention_id: &str) -> history_pb::AttentionRecord {
+        let mut desk = self.desk(agent).await;
         let motivo = atenciones_proto::form::v1::FieldValue {
             kind: Some(atenciones_proto::form::v1::field_value::Kind::Choice(
                 "compra".into(),
             )),
         };
         desk.save_form_draft(pb::SaveFormDraftRequest {
-            attention_id: id.clone(),
+            attention_id: attention_id.to_owned(),
             values: [("motivo".to_owned(), motivo)].into(),
         })
         .await
         .expect("draft");
         desk.finish_attention(pb::FinishAttentionRequest {
-            attention_id: id.clone(),
+            attention_id: attention_id.to_owned(),
         })
         .await
         .expect("finish");
-        self.record(agent, &id).await;
-        id
+        self.record(agent, attention_id).await
     }
 
     /// The history record of a finished attention, once history has it.

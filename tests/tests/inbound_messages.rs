@@ -639,24 +639,8 @@ async fn messages_of_one_second_keep_their_arrival_order(db: TestDatabase) {
     assert_eq!(listed, expected, "newest first, page after page");
 
     suite.open("ana", &attention).await;
-    let motivo = atenciones_proto::form::v1::FieldValue {
-        kind: Some(atenciones_proto::form::v1::field_value::Kind::Choice(
-            "compra".into(),
-        )),
-    };
-    desk.save_form_draft(pb::SaveFormDraftRequest {
-        attention_id: attention.clone(),
-        values: [("motivo".to_owned(), motivo)].into(),
-    })
-    .await
-    .expect("draft");
-    desk.finish_attention(pb::FinishAttentionRequest {
-        attention_id: attention.clone(),
-    })
-    .await
-    .expect("finish");
     let transcript: Vec<String> = suite
-        .record("ana", &attention)
+        .finish("ana", &attention)
         .await
         .transcript
         .into_iter()
