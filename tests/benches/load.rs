@@ -79,13 +79,13 @@ use atenciones_proto::messaging::v1::messaging_service_client::MessagingServiceC
 use atenciones_proto::queue::v1 as queue_pb;
 use atenciones_proto::queue::v1::queue_service_client::QueueServiceClient;
 use atenciones_runtime::grpc::Channel;
-use atenciones_test_support::webhook::{signature, status_webhook, text_webhook};
+use atenciones_test_support::webhook::{
+    self, APP_SECRET, http_client, signature, status_webhook, text_webhook,
+};
 use atenciones_test_support::{CloudApi, SuiteProcess, desk, free_port, services, suite_env};
 use atenciones_tests::bench::{Summary, cores, postgres_server, rss_kib, size};
 use atenciones_tests::{Admin, Backend, Desk, Role, TestDatabase, campaign, configure};
 
-/// The app secret `suite_env` gives the suite.
-const APP_SECRET: &str = "test-app-secret";
 /// The demo's ventas number; its campaign has the demo form.
 const VENTAS_NUMBER: &str = "1122334455667";
 /// The ingest scenario's own campaign and number, so its thousands of
@@ -99,8 +99,6 @@ const ROLES: [&str; 5] = ["queue", "messaging", "form", "history", "gateway"];
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    // reqwest is built without a default TLS provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let rates: Vec<usize> = std::env::var("BENCH_INGEST_RATES")
         .unwrap_or_else(|_| "50,100,200,400".into())
         .split(',')
@@ -267,7 +265,7 @@ impl Suite {
             gateway: url("gateway", "gateway"),
             webhook: format!("{}/webhooks/whatsapp", url("messaging", "webhook")),
             processes,
-            http: reqwest::Client::new(),
+            http: http_client(),
         }
     }
 
@@ -345,11 +343,9 @@ impl Suite {
     }
 }
 
+/// The webhook's answer to a signed POST: its status, 0 if none came.
 async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>, signature: &str) -> u16 {
-    http.post(url)
-        .header("content-type", "application/json")
-        .header("x-hub-signature-256", signature)
-        .body(body)
+    webhook::post(http, url, body, signature)
         .send()
         .await
         .map_or(0, |r| r.status().as_u16())

@@ -60,7 +60,6 @@ impl TestSuite {
     /// Starts every role on `database` with the kit's settings changed by
     /// `configure` (pacing, timeouts, retries…).
     pub async fn start_with(database: TestDatabase, configure: impl FnOnce(&mut Settings)) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let cloud_api = CloudApi::start().await;
         let mut settings = Settings::load(None).expect("default settings load");
         settings.data_dir = database.data_dir().to_path_buf();
@@ -111,7 +110,7 @@ impl TestSuite {
             shutdown,
             running: Some(running),
             database,
-            http: reqwest::Client::new(),
+            http: webhook::http_client(),
         }
     }
 

@@ -27,7 +27,7 @@ use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::gateway::v1 as pb;
 use atenciones_proto::history::v1::HistoryFilter;
 use atenciones_proto::queue::v1::AttentionState;
-use atenciones_test_support::webhook::{signature, text_webhook};
+use atenciones_test_support::webhook::{self, APP_SECRET, http_client, signature, text_webhook};
 use atenciones_test_support::{
     Answer, CloudApi, Desk, PrivatePostgres, SuiteProcess, TestDatabase, agent_desk, eventually,
     free_port, on_both_databases, suite_env,
@@ -42,7 +42,6 @@ use uuid::Uuid;
 
 const ATENCIONES: &str = env!("CARGO_BIN_EXE_atenciones");
 /// The app secret `suite_env` gives the suite.
-const APP_SECRET: &str = "test-app-secret";
 /// The demo's ventas number, and the agents of its campaign.
 const VENTAS_NUMBER: &str = "1122334455667";
 const AGENTS: [&str; 2] = ["ana", "luis"];
@@ -269,15 +268,10 @@ async fn fails_unavailable<T: std::fmt::Debug>(
 }
 
 /// Posts a webhook once; whether it was taken (200).
-async fn post(webhook: &str, body: &[u8]) -> bool {
-    // reqwest is built without a default TLS provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-        .post(webhook)
-        .header("content-type", "application/json")
-        .header("x-hub-signature-256", signature(APP_SECRET, body))
+async fn post(url: &str, body: &[u8]) -> bool {
+    let signature = signature(APP_SECRET, body);
+    webhook::post(&http_client(), url, body.to_vec(), &signature)
         .timeout(CALL_TIMEOUT)
-        .body(body.to_vec())
         .send()
         .await
         .is_ok_and(|answer| answer.status() == 200)

@@ -18,10 +18,10 @@ use atenciones_proto::form::v1 as form_pb;
 use atenciones_proto::form::v1::form_service_client::FormServiceClient;
 use atenciones_proto::form::v1::form_service_server::{FormService, FormServiceServer};
 use atenciones_proto::gateway::v1 as pb;
-use atenciones_test_support::webhook::{signature, text_webhook};
+use atenciones_test_support::webhook::{self, APP_SECRET, http_client, signature, text_webhook};
 use atenciones_test_support::{
-    CloudApi, Desk, SuiteProcess, TestDatabase, agent_desk, eventually, on_both_databases,
-    suite_env,
+    CloudApi, Desk, SuiteProcess, TestDatabase, agent_desk, eventually, free_port,
+    on_both_databases, suite_env,
 };
 use sea_orm::{ConnectionTrait, Statement};
 use tokio::sync::oneshot;
@@ -30,7 +30,6 @@ use tonic::{Request, Response, Status};
 
 const ATENCIONES: &str = env!("CARGO_BIN_EXE_atenciones");
 /// The app secret `suite_env` gives the suite.
-const APP_SECRET: &str = "test-app-secret";
 const VENTAS_NUMBER: &str = "1122334455667";
 const CUSTOMER: &str = "5491177770000";
 
@@ -88,14 +87,6 @@ form_proxy! {
         }
         response
     }
-}
-
-/// A port free now, for a server that must come back on the same address.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Ana's desk on the gateway of `suite`.
@@ -191,14 +182,9 @@ async fn finish_survives_crashes_of_each_process(db: TestDatabase) {
         "wamid.crash.1",
         "Quiero el plan anual",
     );
-    let webhook = format!("{}/webhooks/whatsapp", desk_process.url("webhook"));
-    // reqwest is built without a default TLS provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let posted = reqwest::Client::new()
-        .post(&webhook)
-        .header("content-type", "application/json")
-        .header("x-hub-signature-256", signature(APP_SECRET, &body))
-        .body(body)
+    let url = format!("{}/webhooks/whatsapp", desk_process.url("webhook"));
+    let signature = signature(APP_SECRET, &body);
+    let posted = webhook::post(&http_client(), &url, body, &signature)
         .send()
         .await
         .expect("webhook reachable");

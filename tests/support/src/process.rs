@@ -36,7 +36,10 @@ pub fn suite_env(database: &TestDatabase, cloud_api: &CloudApi) -> HashMap<Strin
             "ATENCIONES_WHATSAPP__ACCESS_TOKEN",
             "test-access-token".into(),
         ),
-        ("ATENCIONES_WHATSAPP__APP_SECRET", "test-app-secret".into()),
+        (
+            "ATENCIONES_WHATSAPP__APP_SECRET",
+            crate::webhook::APP_SECRET.into(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

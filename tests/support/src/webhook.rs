@@ -4,6 +4,30 @@
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
+/// The app secret [`crate::suite_env`] gives a suite in child processes.
+pub const APP_SECRET: &str = "test-app-secret";
+
+/// An HTTP client for posting webhooks. reqwest is built without a default
+/// TLS provider: this installs ring's, once per process.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// A POST of `body` to the webhook at `url` as Meta sends it: JSON, with
+/// `signature` (see [`signature`]) in `X-Hub-Signature-256`.
+pub fn post(
+    http: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    signature: &str,
+) -> reqwest::RequestBuilder {
+    http.post(url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(body)
+}
+
 /// `X-Hub-Signature-256` of `body` under `app_secret`.
 pub fn signature(app_secret: &str, body: &[u8]) -> String {
     let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(app_secret.as_bytes())
