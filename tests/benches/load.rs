@@ -223,8 +223,6 @@ fn atenciones_binary() -> PathBuf {
 struct Suite {
     /// By role, in [`ROLES`] order.
     processes: Vec<(&'static str, SuiteProcess)>,
-    gateway: String,
-    webhook: String,
     http: reqwest::Client,
 }
 
@@ -254,36 +252,33 @@ impl Suite {
         for role in ROLES {
             processes.push((role, SuiteProcess::start_roles(binary, &env, &[role]).await));
         }
-        let url = |role: &str, server: &str| {
-            processes
-                .iter()
-                .find(|(r, _)| *r == role)
-                .map(|(_, p)| p.url(server))
-                .expect("started")
-        };
         Self {
-            gateway: url("gateway", "gateway"),
-            webhook: format!("{}/webhooks/whatsapp", url("messaging", "webhook")),
             processes,
             http: http_client(),
         }
     }
 
-    fn url(&self, role: &str) -> String {
+    /// The URL of `server` (the role's gRPC service, or `webhook`) of
+    /// `role`'s process.
+    fn url(&self, role: &str, server: &str) -> String {
         self.processes
             .iter()
             .find(|(r, _)| *r == role)
-            .map(|(_, p)| p.url(role))
+            .map(|(_, p)| p.url(server))
             .expect("started")
+    }
+
+    fn webhook(&self) -> String {
+        format!("{}/webhooks/whatsapp", self.url("messaging", "webhook"))
     }
 
     /// A client of a backend service, signed as a service.
     fn channel(&self, role: &str) -> Channel {
-        services::service_channel(&self.url(role))
+        services::service_channel(&self.url(role, role))
     }
 
     async fn gateway_channel(&self) -> tonic::transport::Channel {
-        Endpoint::from_shared(self.gateway.clone())
+        Endpoint::from_shared(self.url("gateway", "gateway"))
             .expect("url")
             .connect()
             .await
@@ -303,9 +298,10 @@ impl Suite {
     async fn post_all(&self, bodies: Vec<Vec<u8>>, concurrency: usize) {
         let permits = Arc::new(Semaphore::new(concurrency));
         let mut posts = JoinSet::new();
+        let webhook = self.webhook();
         for body in bodies {
             let permit = permits.clone().acquire_owned().await.expect("open");
-            let (http, url) = (self.http.clone(), self.webhook.clone());
+            let (http, url) = (self.http.clone(), webhook.clone());
             posts.spawn(async move {
                 let signature = signature(APP_SECRET, &body);
                 let status = post(&http, &url, body, &signature).await;
@@ -729,10 +725,11 @@ impl Steps<'_> {
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let started = tokio::time::Instant::now();
         let mut posts = JoinSet::new();
+        let webhook = self.suite.webhook();
         for (i, (key, body, signature)) in plan.into_iter().enumerate() {
             tokio::time::sleep_until(started + interval * i as u32).await;
             let permit = permits.clone().acquire_owned().await.expect("open");
-            let (http, url) = (self.suite.http.clone(), self.suite.webhook.clone());
+            let (http, url) = (self.suite.http.clone(), webhook.clone());
             posts.spawn(async move {
                 let sent = Instant::now();
                 let status = post(&http, &url, body, &signature).await;
