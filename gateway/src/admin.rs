@@ -783,6 +783,7 @@ impl AdminService for Admin {
                         .into_iter()
                         .filter_map(|a| a.settings.map(|s| s.id))
                         .collect(),
+                    agent: None,
                 })
             }
         };

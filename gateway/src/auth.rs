@@ -17,9 +17,20 @@ struct Claims {
     sub: String,
     role: Role,
     iss: String,
-    aud: String,
+    aud: Audience,
     exp: u64,
     iat: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
+}
+
+/// `aud` is one text or a list of them (RFC 7519 §4.1.3); identity providers
+/// issue lists. `jsonwebtoken` checks that the configured audience is in it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Verifies bearer tokens; used as the gateway's interceptor.
@@ -65,6 +76,9 @@ impl Authenticator {
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // `nbf` is optional, but checked when present.
+        validation.validate_nbf = true;
+        validation.leeway = settings.leeway_seconds;
         Ok(Self {
             key: Arc::new(key),
             validation: Arc::new(validation),
@@ -121,9 +135,10 @@ pub fn issue(
         sub: subject.to_owned(),
         role,
         iss: settings.issuer.clone(),
-        aud: settings.audience.clone(),
+        aud: Audience::One(settings.audience.clone()),
         iat: now,
         exp: now + ttl.as_secs(),
+        nbf: None,
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -143,6 +158,7 @@ mod tests {
             public_key_pem: String::new(),
             issuer: "atenciones".into(),
             audience: "desk".into(),
+            leeway_seconds: 30,
         }
     }
 
@@ -157,9 +173,10 @@ mod tests {
             sub: "ana".into(),
             role: Role::Supervisor,
             iss: auth.issuer.clone(),
-            aud: auth.audience.clone(),
+            aud: Audience::One(auth.audience.clone()),
             iat: 1,
             exp,
+            nbf: None,
         }
     }
 
@@ -218,7 +235,7 @@ mod tests {
             let expired =
                 jsonwebtoken::encode(&header, &claims(&auth, 2), &signing).expect("token");
             let mut elsewhere = claims(&auth, later());
-            elsewhere.aud = "another-app".into();
+            elsewhere.aud = Audience::Many(vec!["another-app".into(), "third".into()]);
             let elsewhere = jsonwebtoken::encode(&header, &elsewhere, &signing).expect("token");
             let confused = jsonwebtoken::encode(
                 &Header::new(Algorithm::HS256),
@@ -297,9 +314,10 @@ mod tests {
             sub: "ana".into(),
             role: Role::Agent,
             iss: auth.issuer.clone(),
-            aud: auth.audience.clone(),
+            aud: Audience::One(auth.audience.clone()),
             iat: 1,
             exp: 2,
+            nbf: None,
         };
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -312,5 +330,77 @@ mod tests {
             .verify(&token)
             .expect_err("must fail");
         assert_eq!(error.code(), tonic::Code::Unauthenticated);
+    }
+
+    fn hs256(claims: &Claims, secret: &str) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("token")
+    }
+
+    /// Identity providers issue `aud` as a list (RFC 7519 §4.1.3): one that
+    /// holds the configured audience is accepted, one that does not is not.
+    #[test]
+    fn an_audience_list_holding_ours_is_accepted() {
+        let auth = settings("s3cret");
+        let verifier = Authenticator::new(&auth).expect("HS256");
+        let mut listed = claims(&auth, later());
+        listed.aud = Audience::Many(vec!["account".into(), auth.audience.clone()]);
+        assert_eq!(
+            verifier
+                .verify(&hs256(&listed, "s3cret"))
+                .expect("valid")
+                .subject,
+            "ana"
+        );
+        listed.aud = Audience::Many(vec!["account".into(), "desk2".into()]);
+        let refused = verifier
+            .verify(&hs256(&listed, "s3cret"))
+            .expect_err("not our audience");
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    }
+
+    /// A token not valid yet (`nbf` ahead of the clock by more than the
+    /// leeway) is refused; within the leeway it is accepted, as is an `exp`
+    /// just past.
+    #[test]
+    fn not_before_and_expiry_are_checked_with_the_configured_leeway() {
+        let mut auth = settings("s3cret");
+        auth.leeway_seconds = 30;
+        let verifier = Authenticator::new(&auth).expect("HS256");
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut early = claims(&auth, now + 600);
+        early.nbf = Some(now + 300);
+        let refused = verifier
+            .verify(&hs256(&early, "s3cret"))
+            .expect_err("not valid yet");
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        early.nbf = Some(now + 10);
+        verifier
+            .verify(&hs256(&early, "s3cret"))
+            .expect("within the leeway");
+        let just_expired = claims(&auth, now - 10);
+        verifier
+            .verify(&hs256(&just_expired, "s3cret"))
+            .expect("expired within the leeway");
+        auth.leeway_seconds = 0;
+        let strict = Authenticator::new(&auth).expect("HS256");
+        assert_eq!(
+            strict
+                .verify(&hs256(&just_expired, "s3cret"))
+                .expect_err("no leeway")
+                .code(),
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            strict
+                .verify(&hs256(&early, "s3cret"))
+                .expect_err("no leeway")
+                .code(),
+            tonic::Code::Unauthenticated
+        );
     }
 }

@@ -932,6 +932,7 @@ impl AgentDeskService for AgentDesk {
                 Ok(live::Audience {
                     campaigns: campaigns.iter().cloned().collect(),
                     agents: HashSet::new(),
+                    agent: Some(caller.subject.clone()),
                 })
             }
         };

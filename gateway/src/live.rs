@@ -77,13 +77,40 @@ pub struct Audience {
     pub campaigns: HashSet<String>,
     /// Presence changes of these agents (supervisors only).
     pub agents: HashSet<String>,
+    /// The agent whose desk this is: of an attention another agent held
+    /// open, only its moves are seen. `None` for a supervisor's stream.
+    pub agent: Option<String>,
 }
+
+/// The moves of an attention: what the other agents of its campaign see of
+/// one another holds open (it left the queue, changed hands, finished), to
+/// keep their lists current. Everything else written while it is open (its
+/// messages, their statuses, its window) is its holder's alone, as is any
+/// kind added later.
+const MOVES: &[&str] = &[
+    "attention.queued",
+    "attention.offered",
+    "attention.offer_declined",
+    "attention.offer_expired",
+    "attention.opened",
+    "attention.transferred",
+    "attention.orphaned",
+    "attention.overflowed",
+    "attention.finished",
+];
 
 impl Audience {
     /// Whether the caller may see `event`. A transfer out of one of the
     /// caller's campaigns is seen too (the attention's campaign is already
     /// the new one).
     pub fn sees(&self, event: &queue_pb::Event) -> bool {
+        if let Some(agent) = &self.agent
+            && !event.holder_agent_id.is_empty()
+            && event.holder_agent_id != *agent
+            && !MOVES.contains(&event.kind.as_str())
+        {
+            return false;
+        }
         if event.kind == "agent.presence" {
             let payload: serde_json::Value =
                 serde_json::from_str(&event.payload_json).unwrap_or_default();
@@ -459,6 +486,7 @@ mod tests {
         let audience = Audience {
             campaigns: ["ventas".to_owned()].into(),
             agents: ["ana".to_owned()].into(),
+            agent: None,
         };
         let none = serde_json::json!({});
         assert!(audience.sees(&event("attention.queued", "ventas", none.clone())));
@@ -478,6 +506,48 @@ mod tests {
             "",
             serde_json::json!({"agent_id": "marta"})
         )));
+    }
+
+    /// An open attention's conversation is its holder's; its moves are the
+    /// campaign's (the others' lists drop it), and a supervisor sees all.
+    #[test]
+    fn of_an_attention_another_agent_holds_only_its_moves_are_seen() {
+        let held = |kind: &str, holder: &str| queue_pb::Event {
+            holder_agent_id: holder.into(),
+            ..event(kind, "ventas", serde_json::json!({}))
+        };
+        let desk = |agent: &str| Audience {
+            campaigns: ["ventas".to_owned()].into(),
+            agent: Some(agent.to_owned()),
+            ..Audience::default()
+        };
+        let (ana, luis) = (desk("ana"), desk("luis"));
+        let supervisor = Audience {
+            agent: None,
+            ..desk("")
+        };
+        for kind in [
+            "attention.message_received",
+            "attention.message_sent",
+            "attention.message_status",
+            "attention.window_closing",
+            "attention.something_new",
+        ] {
+            assert!(ana.sees(&held(kind, "ana")), "{kind} to its holder");
+            assert!(!luis.sees(&held(kind, "ana")), "{kind} not to a peer");
+            assert!(
+                supervisor.sees(&held(kind, "ana")),
+                "{kind} to a supervisor"
+            );
+            assert!(luis.sees(&held(kind, "")), "{kind} of a queued attention");
+        }
+        for kind in [
+            "attention.opened",
+            "attention.transferred",
+            "attention.finished",
+        ] {
+            assert!(luis.sees(&held(kind, "ana")), "{kind} is a move");
+        }
     }
 
     #[tokio::test]

@@ -146,12 +146,13 @@ async fn a_customers_photo_is_fetched_and_streamed_to_the_agent(db: TestDatabase
         "{sizes:?}"
     );
 
-    // Luis is in the campaign (VIEW); marta is not.
+    // Ana holds it open: the file is hers alone, not luis's (in the
+    // campaign) nor marta's (not in it).
     let mut luis = suite.desk("luis").await;
-    let (_, _, seen) = download(&mut luis, &attention_id, &media.media_id)
+    let denied = download(&mut luis, &attention_id, &media.media_id)
         .await
-        .expect("a colleague may view it");
-    assert_eq!(seen, photo);
+        .expect_err("held by ana");
+    assert_eq!(denied.code(), Code::PermissionDenied);
     let mut marta = suite.desk("marta").await;
     let denied = download(&mut marta, &attention_id, &media.media_id)
         .await

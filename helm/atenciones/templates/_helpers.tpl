@@ -204,7 +204,8 @@ data under /data, migrations by the Job, JSON logs), the typed values, then
     "auth" (dict
       "algorithm" .Values.auth.algorithm
       "issuer" .Values.auth.issuer
-      "audience" .Values.auth.audience))
+      "audience" .Values.auth.audience
+      "leeway_seconds" .Values.auth.leewaySeconds))
   "media" (dict
     "store_url" .Values.media.storeUrl
     "store_options" .Values.media.storeOptions)
@@ -225,7 +226,7 @@ data under /data, migrations by the Job, JSON logs), the typed values, then
 addresses, data dir, migration), and the second come from Secrets only.
 */}}
 {{- define "atenciones.checkConfig" -}}
-{{- $owned := list "demo" "data_dir" "database.migrate" "telemetry.log_format" "telemetry.otlp_endpoint" "telemetry.log_filter" "telemetry.metrics_listen" "gateway.listen" "gateway.cors_allowed_origins" "gateway.auth.algorithm" "gateway.auth.issuer" "gateway.auth.audience" "queue.listen" "queue.url" "messaging.listen" "messaging.url" "messaging.webhook_listen" "form.listen" "form.url" "history.listen" "history.url" "media.store_url" "media.store_options" }}
+{{- $owned := list "demo" "data_dir" "database.migrate" "telemetry.log_format" "telemetry.otlp_endpoint" "telemetry.log_filter" "telemetry.metrics_listen" "gateway.listen" "gateway.cors_allowed_origins" "gateway.auth.algorithm" "gateway.auth.issuer" "gateway.auth.audience" "gateway.auth.leeway_seconds" "queue.listen" "queue.url" "messaging.listen" "messaging.url" "messaging.webhook_listen" "form.listen" "form.url" "history.listen" "history.url" "media.store_url" "media.store_options" }}
 {{- $secret := list "whatsapp.access_token" "whatsapp.app_secret" "whatsapp.verify_token" "gateway.auth.jwt_secret" "gateway.auth.public_key_pem" "internal.secret" "queue.database_url" "messaging.database_url" "form.database_url" "history.database_url" }}
 {{- $tls := list "internal.tls_cert_pem" "internal.tls_key_pem" "internal.tls_ca_pem" }}
 {{- range $path := concat $owned $secret $tls }}

@@ -11,6 +11,7 @@ mod m20261126_000005_outbound_starts;
 mod m20261126_000006_out_of_hours_template;
 mod m20261126_000007_dialers;
 mod m20261126_000008_dialer_sending;
+mod m20261207_000009_event_holder;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_out_of_hours_template::Migration),
             Box::new(m20261126_000007_dialers::Migration),
             Box::new(m20261126_000008_dialer_sending::Migration),
+            Box::new(m20261207_000009_event_holder::Migration),
         ]
     }
 

@@ -1016,8 +1016,9 @@ impl Queue {
         Ok(())
     }
 
-    /// The campaigns the actor supervises; a caller with no supervisor record
-    /// may administer nothing.
+    /// The campaigns the actor oversees: a supervisor's, or a reporter's (both
+    /// registered with SaveSupervisor; the role in the credential says which
+    /// may change things). A caller with no active record sees nothing.
     pub(crate) async fn supervised(&self, actor: &str) -> Result<BTreeSet<String>, Error> {
         if !supervisor::Entity::find_by_id(actor)
             .one(&self.db)
@@ -1025,7 +1026,9 @@ impl Queue {
             .is_some_and(|s| s.active)
         {
             return Err(Error::PermissionDenied(
-                "only supervisors may administer campaigns".into(),
+                "you oversee no campaign: a supervisor registers supervisors and reporters, with \
+                 the campaigns they oversee, with AdminService.SaveSupervisor"
+                    .into(),
             ));
         }
         Ok(supervisor_campaign::Entity::find()

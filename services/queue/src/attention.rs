@@ -138,7 +138,11 @@ impl fmt::Display for State {
 /// What the caller wants to do; checked in one place for every operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Any attention of the agent's campaigns.
+    /// Any attention of the agent's campaigns, whatever its state (to open
+    /// it, or learn who has it).
+    Member,
+    /// Read its conversation: one waiting or finished, of the agent's
+    /// campaigns; one open, only its holder.
     View,
     /// An open attention held by the agent.
     Hold,
@@ -171,6 +175,12 @@ pub fn authorize(
         ));
     }
     let state: State = attention.state.parse()?;
+    let held_by_another = attention.agent_id.as_deref() != Some(agent);
+    if access == Access::View && state == State::Open && held_by_another {
+        return Err(Error::PermissionDenied(
+            "the attention is open and held by another agent: its conversation is theirs".into(),
+        ));
+    }
     if access == Access::Hold {
         match state {
             State::Queued | State::Offered => {
@@ -181,7 +191,7 @@ pub fn authorize(
                     "the attention is finished".into(),
                 ));
             }
-            State::Open if attention.agent_id.as_deref() != Some(agent) => {
+            State::Open if held_by_another => {
                 return Err(Error::PermissionDenied(
                     "the attention is held by another agent".into(),
                 ));

@@ -1,6 +1,6 @@
 //! The demo setup loaded into an empty queue database on first start: two
 //! campaigns bound to the business numbers of the WhatsApp fixtures, three
-//! agents and a supervisor of both. (The supervisors' admin API configures
+//! agents, a supervisor and a reporter of both. (The supervisors' admin API configures
 //! anything beyond it.)
 
 use chrono::Utc;
@@ -21,8 +21,11 @@ pub const AGENTS: [(&str, &str, &str); 3] = [
     ("marta", "Marta Quispe", "soporte"),
 ];
 
-/// (supervisor id, name): supervises every demo campaign.
-pub const SUPERVISOR: (&str, &str) = ("sofia", "Sofía Ramos");
+/// (id, name) of the demo's overseers of every demo campaign: sofia
+/// supervises (with a supervisor credential), rita reads reports (with a
+/// reporter credential). Both are records of the same kind; the credential's
+/// role says who may change things.
+pub const OVERSEERS: [(&str, &str); 2] = [("sofia", "Sofía Ramos"), ("rita", "Rita Campos")];
 
 /// Loads the demo setup unless the database already has campaigns.
 pub async fn seed(db: &DatabaseConnection) -> Result<bool, DbErr> {
@@ -54,21 +57,23 @@ pub async fn seed(db: &DatabaseConnection) -> Result<bool, DbErr> {
         .exec(&txn)
         .await?;
     }
-    supervisor::Entity::insert(supervisor::ActiveModel {
-        id: Set(SUPERVISOR.0.into()),
-        name: Set(SUPERVISOR.1.into()),
-        active: Set(true),
-        created_at: Set(now),
-    })
-    .exec(&txn)
-    .await?;
-    for (campaign_id, _) in CAMPAIGNS {
-        supervisor_campaign::Entity::insert(supervisor_campaign::ActiveModel {
-            supervisor_id: Set(SUPERVISOR.0.into()),
-            campaign_id: Set(campaign_id.into()),
+    for (id, name) in OVERSEERS {
+        supervisor::Entity::insert(supervisor::ActiveModel {
+            id: Set(id.into()),
+            name: Set(name.into()),
+            active: Set(true),
+            created_at: Set(now),
         })
         .exec(&txn)
         .await?;
+        for (campaign_id, _) in CAMPAIGNS {
+            supervisor_campaign::Entity::insert(supervisor_campaign::ActiveModel {
+                supervisor_id: Set(id.into()),
+                campaign_id: Set(campaign_id.into()),
+            })
+            .exec(&txn)
+            .await?;
+        }
     }
     for (id, display, campaign_id) in NUMBERS {
         business_number::Entity::insert(business_number::ActiveModel {

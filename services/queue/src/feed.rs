@@ -201,6 +201,7 @@ impl Queue {
                 payload_json: e.payload.to_string(),
                 create_time: Some(atenciones_proto::time::timestamp(e.created_at)),
                 position: e.position.unwrap_or_default(),
+                holder_agent_id: e.holder.unwrap_or_default(),
             })
             .collect();
         Ok((events, head.unwrap_or_default().max(horizon)))

@@ -320,6 +320,7 @@ mod tests {
             payload,
             created_at: chrono::DateTime::from_timestamp(1_000 + id, 0).unwrap_or_default(),
             position: Some(id),
+            holder: None,
         }
     }
 

@@ -475,7 +475,7 @@ impl Queue {
         let id = parse_id(attention_id)?;
         let model = self.find(id).await?;
         let campaigns = self.campaigns_of(agent_id).await?;
-        let state = attention::authorize(&model, agent_id, &campaigns, Access::View)?;
+        let state = attention::authorize(&model, agent_id, &campaigns, Access::Member)?;
         let claim = match state {
             State::Queued => Some(Move::Pick),
             State::Offered => match model.offered_to.as_deref() {
@@ -535,7 +535,7 @@ impl Queue {
         let campaigns = self.campaigns_of(agent_id).await?;
         let held_by_caller = model.agent_id.as_deref() == Some(agent_id);
         if model.state == State::Finished.as_str() {
-            attention::authorize(&model, agent_id, &campaigns, Access::View)?;
+            attention::authorize(&model, agent_id, &campaigns, Access::Member)?;
             return if held_by_caller {
                 self.with_campaign_name(model).await
             } else {
@@ -1049,20 +1049,40 @@ pub(crate) fn new_attention(start: Start<'_>) -> attentions::ActiveModel {
     }
 }
 
+/// Writes an event of the attention. The attention's holder, while it is
+/// open, is read by the insert itself (a subquery in the same statement, so
+/// no extra round trip): the live streams give the conversation's events of
+/// an open attention to its holder alone.
 pub(crate) async fn record_event(
     txn: &impl ConnectionTrait,
     attention_id: Uuid,
     kind: &str,
     payload: serde_json::Value,
 ) -> Result<(), sea_orm::DbErr> {
-    outbox::Entity::insert(outbox::ActiveModel {
-        attention_id: Set(attention_id),
-        kind: Set(kind.to_owned()),
-        payload: Set(payload),
-        created_at: Set(Utc::now()),
-        ..Default::default()
-    })
-    .exec(txn)
-    .await
-    .map(|_| ())
+    use sea_orm::sea_query::{Query, SubQueryStatement};
+    let holder = Query::select()
+        .column(attentions::Column::AgentId)
+        .from(attentions::Entity)
+        .and_where(attentions::Column::Id.eq(attention_id))
+        .and_where(attentions::Column::State.eq(State::Open.as_str()))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(outbox::Entity)
+        .columns([
+            outbox::Column::AttentionId,
+            outbox::Column::Kind,
+            outbox::Column::Payload,
+            outbox::Column::CreatedAt,
+            outbox::Column::Holder,
+        ])
+        .values([
+            attention_id.into(),
+            kind.into(),
+            payload.into(),
+            Utc::now().into(),
+            Expr::SubQuery(None, Box::new(SubQueryStatement::from(holder))),
+        ])
+        .map_err(|error| sea_orm::DbErr::Custom(error.to_string()))?
+        .to_owned();
+    txn.execute(&insert).await.map(|_| ())
 }

@@ -86,6 +86,8 @@ pub struct AuthSettings {
     pub public_key_pem: String,
     pub issuer: String,
     pub audience: String,
+    /// Clock difference allowed when checking `exp` and `nbf`.
+    pub leeway_seconds: u64,
 }
 
 /// How services know a call comes from inside the deployment.

@@ -30,7 +30,8 @@ enum Command {
     /// Bring every service's schema to the latest version, then exit.
     Migrate,
     /// Print a signed credential (demo agents: ana, luis, marta; demo
-    /// supervisor: sofia with `--role supervisor`).
+    /// supervisor: sofia with `--role supervisor`; demo reporter: rita with
+    /// `--role reporter`).
     Token {
         agent: String,
         /// What the caller is: agent, supervisor or reporter.

@@ -13,6 +13,9 @@ pub struct Model {
     /// Commit-ordered position (the live feed's cursor); set shortly after
     /// the event commits.
     pub position: Option<i64>,
+    /// The agent holding the attention when the event was written, while it
+    /// was open: its conversation's events are that agent's alone.
+    pub holder: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1545,8 +1545,11 @@ export const AdminService: GenService<{
     output: typeof SaveAgentResponseSchema;
   },
   /**
-   * Creates or updates a supervisor and the campaigns they supervise; the
-   * caller must supervise every campaign given or taken away.
+   * Creates or updates a supervisor or reporter and the campaigns they
+   * oversee; the caller must supervise every campaign given or taken away.
+   * One record serves both: the role in the person's credential says whether
+   * they may change things (supervisor) or only read (reporter). A caller
+   * with no record gets PERMISSION_DENIED from every AdminService call.
    *
    * @generated from rpc atenciones.gateway.v1.AdminService.SaveSupervisor
    */

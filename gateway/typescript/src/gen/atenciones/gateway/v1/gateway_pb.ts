@@ -1686,7 +1686,10 @@ export const AgentDeskService: GenService<{
     output: typeof OpenAttentionResponseSchema;
   },
   /**
-   * Older messages of an attention (the conversation pages backwards).
+   * Older messages of an attention (the conversation pages backwards). An
+   * open attention's conversation is its holder's: the other agents of the
+   * campaign get PERMISSION_DENIED; a queued or offered one is readable by
+   * every agent of its campaign, a finished one too (as in history).
    *
    * @generated from rpc atenciones.gateway.v1.AgentDeskService.ListMessages
    */
@@ -1816,7 +1819,8 @@ export const AgentDeskService: GenService<{
   },
   /**
    * Downloads a media file of an attention of the agent's campaigns: first its
-   * description (MIME type, file name, size), then its bytes.
+   * description (MIME type, file name, size), then its bytes. As
+   * ListMessages: an open attention's files only to its holder.
    *
    * @generated from rpc atenciones.gateway.v1.AgentDeskService.DownloadMedia
    */
@@ -1961,8 +1965,10 @@ export const AgentDeskService: GenService<{
    * attentions of the agent's campaigns (queued, offered, offer declined or
    * expired, opened, transferred, orphaned, overflowed, finished, message
    * received or sent, a message's delivery status changed, the customer's
-   * 24-hour window about to close) in commit order, each with a cursor, and a heartbeat
-   * after 15 s without events. Reconnect with the last cursor received (an
+   * 24-hour window about to close) in commit order, each with a cursor, and a
+   * heartbeat after 15 s without events. Of an attention another agent holds
+   * open, only its moves (opened, transferred, finished, …) are streamed: its
+   * messages, statuses and window warnings are its holder's. Reconnect with the last cursor received (an
    * event's or a heartbeat's) to get every event missed, in order, without
    * duplicates; an empty cursor starts from now. Membership changes apply
    * within 30 s. A client that does not keep up is disconnected with
